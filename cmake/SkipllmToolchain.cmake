@@ -24,6 +24,9 @@ if(NOT SKIPLLM_ENABLE_CUDA STREQUAL "OFF")
                           "conditional nodes need CUDA >= 12.4 (or configure with -DSKIPLLM_ENABLE_CUDA=OFF).")
     endif()
     set(SKIPLLM_HAS_CUDA ON)
+    # CMake 3.25 does not know nvcc 13's C++20 flag (CUDA_STANDARD 20 fails), so CUDA targets
+    # of this project pass it themselves.
+    set(SKIPLLM_CUDA_FLAGS -std=c++20)
     message(STATUS "skipllm: CUDA ${CMAKE_CUDA_COMPILER_VERSION}, architectures ${CMAKE_CUDA_ARCHITECTURES}")
   elseif(SKIPLLM_ENABLE_CUDA STREQUAL "ON")
     message(FATAL_ERROR "skipllm: SKIPLLM_ENABLE_CUDA=ON but no CUDA compiler was found "

@@ -1,0 +1,61 @@
+//! @file
+//! Policies<>: the four policies composed into one value, and ready-made bundles.
+//!
+//! `DecoderLayer<Host, Skip, Cold, Warmup, Metric>` is the primary, fully spelled-out form;
+//! it builds `Policies<Skip, Cold, Warmup, Metric>`. The named bundles below are
+//! conveniences: `PaperPolicies` may follow the paper more closely in later releases, so
+//! spell the policies out where you need the behaviour to stay fixed.
+#pragma once
+
+#include <type_traits>
+
+#include "../concepts.hpp"
+#include "cold_region.hpp"
+#include "similarity.hpp"
+#include "sink_warmup.hpp"
+#include "skip_policy.hpp"
+
+namespace skipllm {
+
+template <class Policy>
+constexpr bool check_trivially_copyable() {
+  static_assert(std::is_trivially_copyable_v<Policy>,
+                "skipllm: a policy must be trivially copyable (it is passed by value into kernels)");
+  return std::is_trivially_copyable_v<Policy>;
+}
+
+//! One value holding the runtime parameters of a skip policy, a cold region and a sink
+//! warm-up, plus the similarity metric type. Trivially copyable: it travels by value into
+//! kernels.
+template <class Skip, class Cold, class Warm, class Metric>
+struct Policies {
+  // Evaluating the checks (with & so that all run) reports every malformed policy by name.
+  static constexpr bool valid = check_skip_policy<Skip>() & check_cold_region<Cold>() &
+                                check_sink_warmup<Warm>() & check_similarity_metric<Metric>() &
+                                check_trivially_copyable<Skip>() & check_trivially_copyable<Cold>() &
+                                check_trivially_copyable<Warm>();
+
+  using skip_policy = Skip;
+  using cold_region = Cold;
+  using sink_warmup = Warm;
+  using metric = Metric;
+
+  Skip skip{};
+  Cold cold{};
+  Warm warmup{};
+};
+
+namespace policy {
+
+//! The authors' settings: tau = 0.95, spans of 8 FFNs, 5 cold layers at each end, 16 dense
+//! warm-up tokens then every 6th token dense, cosine similarity. All compile-time.
+using PaperPolicies = Policies<GreedyThreshold<0.95f, 8>, FixedCold<5, 5>, Warmup<16, 6>, Cosine>;
+
+//! The same rule with every parameter set at runtime (what the CLI and calibration use).
+using RuntimePolicies = Policies<Greedy, ColdLayers, RuntimeWarmup, Cosine>;
+
+//! Never skips: the dense baseline with the same code path and statistics.
+using DensePolicies = Policies<Dense, NoCold, NoWarmup, Cosine>;
+
+}  // namespace policy
+}  // namespace skipllm

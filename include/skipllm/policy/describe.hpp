@@ -1,0 +1,82 @@
+//! @file
+//! Human-readable descriptions of policies, for reports, logs and the JSON summary.
+//!
+//! Host-only (iostreams stay out of the policy headers, which device code includes). A custom
+//! policy can supply `describe(std::ostream&, MyPolicy const&)` found by ADL; without one it
+//! is described by its role only.
+#pragma once
+
+#include <ostream>
+#include <sstream>
+#include <string>
+
+#include "bundle.hpp"
+
+namespace skipllm::policy {
+
+inline void describe(std::ostream& os, Greedy const& p) {
+  os << "Greedy(tau=" << p.tau << ", span=";
+  if (p.span >= kToColdRegion) os << "to-cold-region"; else os << p.span;
+  os << ", spans_per_token=" << p.spans_per_token << ")";
+}
+template <float Tau, int Span, int Spans>
+void describe(std::ostream& os, GreedyThreshold<Tau, Span, Spans> const&) {
+  describe(os, Greedy{Tau, Span, Spans});
+}
+inline void describe(std::ostream& os, Dense const&) { os << "Dense"; }
+inline void describe(std::ostream& os, StaticMask const& p) { os << "StaticMask(" << p.layers.count() << " layers)"; }
+inline void describe(std::ostream& os, ReplayTrace const& p) {
+  os << "ReplayTrace(" << p.num_slots << " slots x " << p.num_tokens << " tokens)";
+}
+
+template <int First, int Last>
+void describe(std::ostream& os, FixedCold<First, Last> const&) { os << "ColdLayers(first=" << First << ", last=" << Last << ")"; }
+template <int Num, int Den>
+void describe(std::ostream& os, ProportionalCold<Num, Den> const&) { os << "ProportionalCold(" << Num << "/" << Den << ")"; }
+inline void describe(std::ostream& os, ColdLayers const& c) { os << "ColdLayers(first=" << c.first << ", last=" << c.last << ")"; }
+inline void describe(std::ostream& os, ColdMask const& c) {
+  os << "ColdMask(";
+  char const* sep = "";
+  for (int l = 0; l < LayerMask::kMaxLayers; ++l) {
+    if (c.layers.contains(l)) { os << sep << l; sep = ","; }
+  }
+  os << ")";
+}
+inline void describe(std::ostream& os, NoCold const&) { os << "NoCold"; }
+
+template <int N, int Every>
+void describe(std::ostream& os, Warmup<N, Every> const&) { os << "Warmup(tokens=" << N << ", every=" << Every << ")"; }
+inline void describe(std::ostream& os, RuntimeWarmup const& w) { os << "Warmup(tokens=" << w.tokens << ", every=" << w.every << ")"; }
+inline void describe(std::ostream& os, NoWarmup const&) { os << "NoWarmup"; }
+
+inline void describe(std::ostream& os, Cosine const&) { os << "Cosine"; }
+inline void describe(std::ostream& os, RelativeUpdate const&) { os << "RelativeUpdate"; }
+
+}  // namespace skipllm::policy
+
+namespace skipllm {
+
+namespace detail {
+template <class P>
+void describe_or_role(std::ostream& os, P const& p, char const* role) {
+  using skipllm::policy::describe;
+  if constexpr (requires { describe(os, p); }) describe(os, p); else os << "custom " << role;
+}
+}  // namespace detail
+
+//! "skip=Greedy(tau=0.95, span=8, spans_per_token=1) cold=... warmup=... metric=Cosine"
+template <class S, class C, class W, class M>
+std::string describe(Policies<S, C, W, M> const& p) {
+  std::ostringstream os;
+  os << "skip=";
+  detail::describe_or_role(os, p.skip, "SkipPolicy");
+  os << " cold=";
+  detail::describe_or_role(os, p.cold, "ColdRegion");
+  os << " warmup=";
+  detail::describe_or_role(os, p.warmup, "SinkWarmup");
+  os << " metric=";
+  detail::describe_or_role(os, M{}, "SimilarityMetric");
+  return os.str();
+}
+
+}  // namespace skipllm

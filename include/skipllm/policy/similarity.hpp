@@ -1,0 +1,81 @@
+//! @file
+//! SimilarityMetric policies: how alike the residual stream is before and after an FFN block.
+//!
+//! *What it decides.* One fp32 score per token (per row), higher meaning "this FFN changed the
+//! hidden state less". The skip policy compares it with its threshold. Scores are computed in
+//! one streaming pass over the hidden dimension with fp32 accumulators, whatever the storage
+//! type, so a backend can fuse the pass into the residual add that reads both vectors anyway.
+//!
+//! *When to use which.* `Cosine` is the paper's metric (cos(h, h + f)). `RelativeUpdate`
+//! scores 1 - |f| / |h|, which also notices an FFN that rescales h without turning it.
+//!
+//! *What it costs.* Three (or two) fused multiply-adds per element on data already in
+//! registers; a block reduction of a small aggregate on the GPU.
+//!
+//! A metric is a stateless type with a trivially copyable `Accumulator` and three static
+//! functions (see `SimilarityMetric` in concepts.hpp). `finalize` returns NaN when the score
+//! is undefined (a zero-norm vector, a non-finite input, an overflowing sum); NaN compares
+//! false with every threshold, so an undefined score never causes a skip.
+#pragma once
+
+#include "../config.hpp"
+#include "../detail/math.hpp"
+#include "../numeric.hpp"
+
+namespace skipllm::policy {
+
+//! cos(h, x) between the FFN block's input residual h and its output residual x = h + f.
+struct Cosine {
+  struct Accumulator {
+    float dot = 0.0f;        //!< sum h_i * x_i
+    float before_sq = 0.0f;  //!< sum h_i^2
+    float after_sq = 0.0f;   //!< sum x_i^2
+  };
+
+  SKIPLLM_HOST_DEVICE static constexpr Accumulator accumulate(Accumulator a, float before,
+                                                              float after) noexcept {
+    return {a.dot + before * after, a.before_sq + before * before, a.after_sq + after * after};
+  }
+
+  SKIPLLM_HOST_DEVICE static constexpr Accumulator combine(Accumulator a, Accumulator b) noexcept {
+    return {a.dot + b.dot, a.before_sq + b.before_sq, a.after_sq + b.after_sq};
+  }
+
+  SKIPLLM_HOST_DEVICE static float finalize(Accumulator a) noexcept {
+    // Non-finite sums mean a NaN/Inf input or an overflow; a zero norm has no direction.
+    if (!is_finite(a.dot) || !is_finite(a.before_sq) || !is_finite(a.after_sq)) {
+      return skipllm::detail::quiet_nan();
+    }
+    if (a.before_sq <= 0.0f || a.after_sq <= 0.0f) return skipllm::detail::quiet_nan();
+    // sqrt each norm separately: the product before_sq * after_sq overflows far sooner.
+    return a.dot / (skipllm::detail::sqrt(a.before_sq) * skipllm::detail::sqrt(a.after_sq));
+  }
+};
+
+//! 1 - |f| / |h| with f = x - h: 1 when the FFN adds nothing, <= 0 once its update is as
+//! large as the residual stream itself.
+struct RelativeUpdate {
+  struct Accumulator {
+    float update_sq = 0.0f;  //!< sum (x_i - h_i)^2
+    float before_sq = 0.0f;  //!< sum h_i^2
+  };
+
+  SKIPLLM_HOST_DEVICE static constexpr Accumulator accumulate(Accumulator a, float before,
+                                                              float after) noexcept {
+    float const update = after - before;
+    return {a.update_sq + update * update, a.before_sq + before * before};
+  }
+
+  SKIPLLM_HOST_DEVICE static constexpr Accumulator combine(Accumulator a, Accumulator b) noexcept {
+    return {a.update_sq + b.update_sq, a.before_sq + b.before_sq};
+  }
+
+  SKIPLLM_HOST_DEVICE static float finalize(Accumulator a) noexcept {
+    if (!is_finite(a.update_sq) || !is_finite(a.before_sq) || a.before_sq <= 0.0f) {
+      return skipllm::detail::quiet_nan();
+    }
+    return 1.0f - skipllm::detail::sqrt(a.update_sq) / skipllm::detail::sqrt(a.before_sq);
+  }
+};
+
+}  // namespace skipllm::policy
