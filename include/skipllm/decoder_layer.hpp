@@ -31,6 +31,11 @@ namespace detail {
 template <class>
 inline constexpr bool dependent_false_v = false;
 
+//! Always true; naming `checks_ran<expr>` forces `expr` (a chain of check_* calls, each with
+//! its own static_assert message) to be evaluated where a class template is instantiated.
+template <bool>
+inline constexpr bool checks_ran = true;
+
 template <class... P>
 struct resolve_policies {
   static_assert(dependent_false_v<resolve_policies>,
@@ -86,6 +91,7 @@ class DecoderLayer {
   using backend = typename detail::backend_of<Host>::type;
 
   static constexpr bool valid = check_host<Host>() && policies_type::valid;
+  static_assert(detail::checks_ran<valid>);  // report a bad host or policy as soon as the type is named
 
   //! `max_rows`: the most rows a step will carry; the row list is allocated here, once.
   DecoderLayer(Host& host, policies_type const& policies = {}, int max_rows = 1)

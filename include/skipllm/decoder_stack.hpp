@@ -56,21 +56,25 @@ class DecoderStack {
 
   //! Dense forward of every layer over all rows of `step` (the prompt, or a chunk of it).
   void prefill(step_type& step) {
-    for (int l = 0; l < num_layers_; ++l) layer_.prefill(l, step);
-    statistics_.record_prefill(static_cast<std::uint64_t>(layer_.host().residual(step).rows));
+    if constexpr (layer_type::valid) {
+      for (int l = 0; l < num_layers_; ++l) layer_.prefill(l, step);
+      statistics_.record_prefill(static_cast<std::uint64_t>(layer_.host().residual(step).rows));
+    }
   }
 
   //! One decode token for each row of `step`; row r belongs to the sequence in `slots[r]`.
   void decode(step_type& step, std::span<int const> slots) {
-    check_rows(step, slots);
-    std::size_t const rows = slots.size();
-    for (int const slot : slots) skipllm::begin_token(layer_.policies(), states_[static_cast<std::size_t>(slot)]);
-    for (int l = 0; l < num_layers_; ++l) {
-      std::size_t const first = static_cast<std::size_t>(l) * rows;  // layer-major: [layers, rows]
-      layer_.decode(l, step, slots, states_, std::span(step_decisions_).subspan(first, rows),
-                    std::span(step_scores_).subspan(first, rows));
+    if constexpr (layer_type::valid) {
+      check_rows(step, slots);
+      std::size_t const rows = slots.size();
+      for (int const slot : slots) skipllm::begin_token(layer_.policies(), states_[static_cast<std::size_t>(slot)]);
+      for (int l = 0; l < num_layers_; ++l) {
+        std::size_t const first = static_cast<std::size_t>(l) * rows;  // layer-major: [layers, rows]
+        layer_.decode(l, step, slots, states_, std::span(step_decisions_).subspan(first, rows),
+                      std::span(step_scores_).subspan(first, rows));
+      }
+      for (std::size_t r = 0; r < rows; ++r) finish_token(slots[r], r, rows);
     }
-    for (std::size_t r = 0; r < rows; ++r) finish_token(slots[r], r, rows);
   }
 
   //! Single-sequence convenience: one row, slot 0.
