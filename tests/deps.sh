@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what building and testing skipllm needs, if it is missing: a C++20 compiler, CMake,
+# Boost.Test (Debian/Ubuntu packages). CUDA is optional and never installed here: with nvcc on
+# PATH the CUDA targets are compiled too.
+set -euo pipefail
+
+missing=()
+command -v cmake >/dev/null || missing+=(cmake)
+command -v g++ >/dev/null || missing+=(g++)
+command -v make >/dev/null || missing+=(make)
+[ -f /usr/include/boost/test/unit_test.hpp ] || missing+=(libboost-test-dev)
+command -v python3 >/dev/null || missing+=(python3 python3-pip)
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+echo "skipllm: installing ${missing[*]}" >&2
+if ! command -v apt-get >/dev/null; then
+  echo "skipllm: please install ${missing[*]} with your package manager" >&2
+  exit 1
+fi
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "skipllm: run as root or install: ${missing[*]}" >&2; exit 1; }
+  sudo=sudo
+fi
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
