@@ -40,7 +40,7 @@ float residual_add_similarity(T* x, F const* f, std::int64_t n) noexcept {
       x[i + j] = from_float<T>(after);
     }
   }
-  for (int j = 0; i < n; ++i, ++j) {
+  for (int j = 0; j < detail::kLanes && i < n; ++i, ++j) {  // fewer than kLanes left
     float const before = to_float(x[i]);
     float const after = before + to_float(f[i]);
     lanes[j] = Metric::accumulate(lanes[j], before, after);
