@@ -1,0 +1,587 @@
+#include "cli_commands.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <iterator>
+#include <limits>
+#include <map>
+#include <memory>
+#include <random>
+#include <span>
+#include <sstream>
+#include <vector>
+
+#include <skipllm/config.hpp>
+#include <skipllm/json.hpp>
+#include <skipllm/policy/describe.hpp>
+#include <skipllm/report.hpp>
+
+#include "generator.hpp"
+#include "gguf.hpp"
+#include "heatmap.hpp"
+#include "llama_model.hpp"
+#include "model_cache.hpp"
+#include "thread_pool.hpp"
+#include "tokenizer.hpp"
+
+namespace skipllm::cli {
+
+namespace fs = std::filesystem;
+namespace eng = skipllm::engine;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// A problem to report with an exit status (the message is complete, without "skipllm: error: ").
+struct Failure {
+  int status;
+  std::string message;
+};
+
+std::string version_string() {
+  return std::to_string(SKIPLLM_VERSION_MAJOR) + "." + std::to_string(SKIPLLM_VERSION_MINOR) + "." +
+         std::to_string(SKIPLLM_VERSION_PATCH);
+}
+
+std::string human_bytes(std::uint64_t n) {
+  char buf[32];
+  if (n >= 1'000'000'000ULL) {
+    std::snprintf(buf, sizeof buf, "%.2f GB", static_cast<double>(n) / 1e9);
+  } else if (n >= 1'000'000ULL) {
+    std::snprintf(buf, sizeof buf, "%.1f MB", static_cast<double>(n) / 1e6);
+  } else if (n >= 1'000ULL) {
+    std::snprintf(buf, sizeof buf, "%.1f kB", static_cast<double>(n) / 1e3);
+  } else {
+    std::snprintf(buf, sizeof buf, "%llu B", static_cast<unsigned long long>(n));
+  }
+  return buf;
+}
+
+std::string fixed(double v, int digits) {
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
+  return buf;
+}
+
+// ---- Model location and loading ----------------------------------------------------------------
+
+// The model path for -m (or its absence): explicit and $SKIPLLM_MODEL paths must exist; the cached
+// default is downloaded when missing.
+fs::path find_model(std::optional<std::string> const& explicit_path, std::ostream& err) {
+  eng::ModelEnvironment const env = eng::ModelEnvironment::from_process();
+  eng::ModelLocation where;
+  try {
+    where = eng::locate_model(explicit_path, env);
+    if (where.source == eng::ModelSource::cache) return eng::resolve_model(explicit_path, env, err);
+  } catch (eng::ModelFetchError const& e) {
+    throw Failure{kExitFetch, e.what()};
+  }
+  std::string const from = where.source == eng::ModelSource::command_line ? "(-m)" : "(from $SKIPLLM_MODEL)";
+  std::error_code ec;
+  auto const status = fs::status(where.path, ec);
+  if (!fs::exists(status)) throw Failure{kExitUsage, "model file not found: " + where.path.string() + " " + from};
+  if (fs::is_directory(status)) {
+    throw Failure{kExitUsage, "model path is a directory, not a GGUF file: " + where.path.string() + " " + from};
+  }
+  return where.path;
+}
+
+struct LoadedModel {
+  explicit LoadedModel(fs::path const& p) : path(p), file(eng::GgufFile::open(p)), model(file) {}
+  fs::path path;
+  eng::GgufFile file;
+  eng::LlamaModel model;
+};
+
+std::unique_ptr<LoadedModel> load_model(fs::path const& path) {
+  try {
+    return std::make_unique<LoadedModel>(path);
+  } catch (std::exception const& e) {
+    throw Failure{kExitUsage, "cannot load model " + path.string() + ": " + e.what()};
+  }
+}
+
+std::string model_name(eng::GgufFile const& f) {
+  try {
+    if (auto const name = f.find_string("general.name")) return std::string(*name);
+  } catch (std::exception const&) {
+  }
+  return {};
+}
+
+// ---- Prompt -----------------------------------------------------------------------------------
+
+std::string read_prompt_file(std::string const& name) {
+  std::string text;
+  if (name == "-") {
+    text.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+  } else {
+    std::error_code ec;
+    if (fs::is_directory(name, ec)) throw Failure{kExitUsage, "--prompt-file " + name + " is a directory"};
+    std::ifstream in(name, std::ios::binary);
+    if (!in) throw Failure{kExitUsage, "cannot read --prompt-file " + name + ": " + std::strerror(errno)};
+    text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    if (in.bad()) throw Failure{kExitUsage, "cannot read --prompt-file " + name + ": " + std::strerror(errno)};
+  }
+  // An editor's final newline is not part of the prompt.
+  if (!text.empty() && text.back() == '\n') text.pop_back();
+  if (!text.empty() && text.back() == '\r') text.pop_back();
+  return text;
+}
+
+// ---- Outputs ----------------------------------------------------------------------------------
+
+// A --json/--trace/--heatmap destination, opened before the (possibly long) run so that a bad
+// path fails at once. "-" is stdout.
+class Output {
+ public:
+  Output(std::optional<std::string> const& name, char const* option, std::ostream& stdout_stream)
+      : option_(option) {
+    if (!name) return;
+    name_ = *name;
+    if (name_ == "-") {
+      stream_ = &stdout_stream;
+      return;
+    }
+    file_ = std::make_unique<std::ofstream>(name_, std::ios::binary | std::ios::trunc);
+    if (!*file_) {
+      throw Failure{kExitUsage, std::string("cannot open ") + option_ + " file " + name_ + " for writing: " +
+                                    std::strerror(errno)};
+    }
+    stream_ = file_.get();
+  }
+  explicit operator bool() const { return stream_ != nullptr; }
+  std::ostream& stream() { return *stream_; }
+  void finish() {
+    stream_->flush();
+    if (file_) file_->close();
+    if (!*stream_ || (file_ && file_->fail())) {
+      throw Failure{kExitRuntime, std::string("writing ") + option_ + " file " + name_ + " failed"};
+    }
+  }
+
+ private:
+  char const* option_;
+  std::string name_;
+  std::unique_ptr<std::ofstream> file_;
+  std::ostream* stream_ = nullptr;
+};
+
+void write_json_float(std::ostream& os, double v) {
+  // Seven significant digits: options given as 0.95 read back as 0.95, not 0.949999988.
+  if (!std::isfinite(v)) {
+    os << "null";
+    return;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.7g", v);
+  os << buf;
+}
+
+void write_json_optional_string(std::ostream& os, std::optional<std::string> const& s) {
+  if (s) {
+    skipllm::detail::write_json_string(os, *s);
+  } else {
+    os << "null";
+  }
+}
+
+// ---- Commands -----------------------------------------------------------------------------------
+
+int run_generate(CommandLine const& cl, std::ostream& out, std::ostream& err) {
+  GenerateOptions const& o = cl.generate;
+  std::string const prompt_text = o.prompt ? *o.prompt : read_prompt_file(*o.prompt_file);
+  Output json(o.json, "--json", out), trace_out(o.trace, "--trace", out), heatmap(o.heatmap, "--heatmap", out);
+  bool const stream_text = !o.writes_stdout();
+
+  fs::path const model_path = find_model(o.model, err);
+  Clock::time_point const load_start = Clock::now();
+  std::unique_ptr<LoadedModel> const loaded = load_model(model_path);
+  eng::LlamaModel const& model = loaded->model;
+  eng::LlamaConfig const& config = model.config();
+  eng::Tokenizer tokenizer = [&] {
+    try {
+      return eng::tokenizer_from_gguf(loaded->file);
+    } catch (std::exception const& e) {
+      throw Failure{kExitUsage, "cannot load the tokenizer of " + model_path.string() + ": " + e.what()};
+    }
+  }();
+  double const load_s = seconds_since(load_start);
+
+  skipllm::policy::RuntimePolicies policies;
+  try {
+    policies = make_policies(o, config.n_layers);
+  } catch (UsageError const& e) {
+    throw Failure{kExitUsage, e.what()};
+  }
+  std::string const policy_text = skipllm::describe(policies);
+
+  // The prompt, as tokens.
+  bool const chat = !o.raw;
+  std::string formatted = prompt_text;
+  if (chat) {
+    if (tokenizer.encode("<|im_start|>", true).size() != 1) {
+      err << "skipllm: warning: the vocabulary has no <|im_start|> token, so the ChatML template is tokenized as "
+             "plain text; consider --raw\n";
+    } else if (!tokenizer.chat_template().empty() &&
+               tokenizer.chat_template().find("<|im_start|>") == std::string::npos) {
+      err << "skipllm: warning: the model's chat template is not ChatML; skipllm applies ChatML anyway (--raw to "
+             "format the prompt yourself)\n";
+    }
+    std::vector<eng::ChatMessage> messages;
+    if (o.system) messages.push_back({"system", *o.system});
+    messages.push_back({"user", prompt_text});
+    formatted = eng::apply_chat_template(messages, true);
+  }
+  std::vector<std::int32_t> ids;
+  bool add_bos = false;
+  try {
+    add_bos = loaded->file.find_bool("tokenizer.ggml.add_bos_token").value_or(false);
+  } catch (std::exception const&) {
+  }
+  if (add_bos && tokenizer.bos_id() >= 0) ids.push_back(tokenizer.bos_id());
+  std::vector<std::int32_t> const body = tokenizer.encode(formatted, true);
+  ids.insert(ids.end(), body.begin(), body.end());
+  if (ids.empty()) throw Failure{kExitUsage, "the prompt is empty"};
+
+  int const ctx = std::min(o.ctx, config.context_length);
+  if (static_cast<std::int64_t>(ids.size()) >= ctx) {
+    throw Failure{kExitUsage, "the prompt has " + std::to_string(ids.size()) + " tokens but the context holds " +
+                                  std::to_string(ctx) + " (--ctx " + std::to_string(o.ctx) + ", model maximum " +
+                                  std::to_string(config.context_length) + ")"};
+  }
+  // The KV cache needs no more than the prompt and the tokens we may generate.
+  int const kv_tokens =
+      static_cast<int>(std::min<std::int64_t>(ctx, static_cast<std::int64_t>(ids.size()) + o.max_tokens));
+
+  eng::SamplingOptions sampling;
+  sampling.temperature = o.temperature;
+  sampling.top_p = o.top_p;
+  std::optional<std::uint64_t> seed = o.seed;
+  if (o.temperature > 0.0f && !seed) seed = (static_cast<std::uint64_t>(std::random_device{}()) << 32) ^ std::random_device{}();
+  sampling.seed = seed.value_or(0);
+  std::mt19937_64 rng(sampling.seed);
+
+  for (auto const& w : cl.warnings) err << "skipllm: warning: " << w << "\n";
+
+  eng::ThreadPool pool(o.threads);
+  bool const record_trace = static_cast<bool>(trace_out) || static_cast<bool>(heatmap);
+  eng::Generator generator(model, pool, policies, kv_tokens, record_trace);
+  if (record_trace) generator.stack().trace().reserve(static_cast<std::size_t>(o.max_tokens));
+
+  // Prefill (dense), then one decode step per generated token.
+  Clock::time_point const prefill_start = Clock::now();
+  std::span<float const> logits = generator.prefill(ids);
+  double const prefill_s = seconds_since(prefill_start);
+
+  Clock::time_point const decode_start = Clock::now();
+  eng::Utf8StreamDecoder utf8;
+  std::string text;
+  std::int64_t generated = 0, decode_steps = 0;
+  std::string stop_reason = "max_tokens";
+  auto const emit = [&](std::string const& piece) {
+    if (piece.empty()) return;
+    text += piece;
+    if (stream_text) out << piece << std::flush;
+  };
+  for (;;) {
+    std::int32_t const token = eng::sample(logits, sampling, rng);
+    if (tokenizer.is_eog(token)) {
+      stop_reason = "eos";
+      break;
+    }
+    ++generated;
+    emit(utf8.push(tokenizer.token_piece(token)));
+    if (generated >= o.max_tokens) break;
+    if (generator.position() >= kv_tokens) {
+      stop_reason = "context_full";
+      break;
+    }
+    logits = generator.decode(token);
+    ++decode_steps;
+  }
+  emit(utf8.flush());
+  double const decode_s = seconds_since(decode_start);
+  if (stream_text && !text.empty() && text.back() != '\n') out << '\n' << std::flush;
+
+  skipllm::SkipStatistics const& stats = generator.stack().statistics();
+  if (!o.quiet) {
+    err << "\n";
+    skipllm::print_summary(err, stats, policy_text);
+    double const prefill_tps = prefill_s > 0 ? static_cast<double>(ids.size()) / prefill_s : 0.0;
+    double const decode_tps = decode_s > 0 ? static_cast<double>(decode_steps) / decode_s : 0.0;
+    err << "prompt: " << ids.size() << " tokens, prefill " << fixed(prefill_s, 3) << " s (" << fixed(prefill_tps, 1)
+        << " tok/s)\n"
+        << "generated: " << generated << " tokens (stop: " << stop_reason << "), decode " << decode_steps
+        << " steps in " << fixed(decode_s, 3) << " s (" << fixed(decode_tps, 1) << " tok/s)\n"
+        << "model: " << model_path.string() << " (" << config.n_layers << " layers, load " << fixed(load_s, 3)
+        << " s), threads: " << pool.size() << ", ctx: " << ctx;
+    if (seed) err << ", seed: " << *seed;
+    err << "\n";
+  }
+
+  if (json) {
+    RunSummary s;
+    s.command = std::string(command_name(cl.command));
+    s.model_path = model_path.string();
+    s.architecture = config.architecture;
+    s.model_name = model_name(loaded->file);
+    s.layers = config.n_layers;
+    s.model_context = config.context_length;
+    s.prompt = prompt_text;
+    s.chat_template = chat;
+    s.system = o.system;
+    s.text = text;
+    s.stop_reason = stop_reason;
+    s.prompt_tokens = static_cast<std::int64_t>(ids.size());
+    s.generated_tokens = generated;
+    s.decode_steps = decode_steps;
+    s.load_s = load_s;
+    s.prefill_s = prefill_s;
+    s.decode_s = decode_s;
+    s.options = o;
+    s.seed = seed;
+    s.threads = pool.size();
+    s.ctx = ctx;
+    write_summary_json(json.stream(), s, policies, stats);
+    json.finish();
+  }
+  if (trace_out) {
+    skipllm::write_json(trace_out.stream(), stats, policy_text, &generator.stack().trace());
+    trace_out.finish();
+  }
+  if (heatmap) {
+    eng::HeatmapOptions h;
+    h.subtitle = model_path.filename().string() + " | " + policy_text;
+    eng::write_heatmap_svg(heatmap.stream(), generator.stack().trace(), h);
+    heatmap.finish();
+  }
+  return kExitOk;
+}
+
+int run_info(InfoOptions const& o, std::ostream& out, std::ostream& err) {
+  fs::path const path = find_model(o.model, err);
+  std::unique_ptr<LoadedModel> const loaded = load_model(path);
+  eng::GgufFile const& f = loaded->file;
+  eng::LlamaModel const& m = loaded->model;
+  eng::LlamaConfig const& c = m.config();
+
+  auto const row = [&](char const* key, std::string const& value) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%-22s", key);
+    out << buf << value << "\n";
+  };
+  row("file:", path.string());
+  row("file size:", std::to_string(f.file_size()) + " bytes (" + human_bytes(f.file_size()) + "), GGUF v" +
+                        std::to_string(f.version()));
+  if (auto const name = model_name(f); !name.empty()) row("name:", name);
+  row("architecture:", c.architecture);
+  row("layers:", std::to_string(c.n_layers));
+  row("embedding:", std::to_string(c.n_embd));
+  row("feed-forward:", std::to_string(c.n_ff));
+  row("attention heads:", std::to_string(c.n_heads) + " (kv heads " + std::to_string(c.n_kv_heads) + ", head dim " +
+                              std::to_string(c.head_dim) + ")");
+  row("vocabulary:", std::to_string(c.vocab));
+  row("context length:", std::to_string(c.context_length));
+  {
+    std::ostringstream v;
+    v << c.rope_base;
+    row("rope base:", v.str());
+    v.str("");
+    v << c.rms_eps;
+    row("rms norm eps:", v.str());
+  }
+  row("output head:", m.tied_embeddings() ? "tied to the token embedding" : "separate (output.weight)");
+  try {
+    eng::Tokenizer const t = eng::tokenizer_from_gguf(f);
+    std::string chat = t.chat_template().empty()                                       ? "none"
+                       : t.chat_template().find("<|im_start|>") != std::string::npos ? "ChatML"
+                                                                                     : "present (not ChatML)";
+    row("tokenizer:", "BPE, " + std::to_string(t.vocab_size()) + " tokens, chat template: " + chat);
+  } catch (std::exception const& e) {
+    row("tokenizer:", std::string("not supported (") + e.what() + ")");
+  }
+
+  // Tensor types.
+  std::map<std::string, std::pair<std::uint64_t, std::uint64_t>> by_type;  // type -> (count, bytes)
+  std::uint64_t total = 0;
+  for (eng::TensorInfo const& t : f.tensors()) {
+    auto& [count, bytes] = by_type[std::string(eng::type_name(t.type))];
+    ++count;
+    bytes += t.nbytes;
+    total += t.nbytes;
+  }
+  row("tensors:", std::to_string(f.tensors().size()) + ", " + std::to_string(total) + " bytes (" + human_bytes(total) +
+                      ")");
+  for (auto const& [type, cb] : by_type) {
+    char buf[96];
+    std::snprintf(buf, sizeof buf, "  %-8s %5llu tensors %14llu bytes (%s)", type.c_str(),
+                  static_cast<unsigned long long>(cb.first), static_cast<unsigned long long>(cb.second),
+                  human_bytes(cb.second).c_str());
+    out << buf << "\n";
+  }
+
+  // What a decode token reads, and the part FFN skipping can save.
+  std::uint64_t attention = 0, ffn = 0;
+  for (int l = 0; l < c.n_layers; ++l) {
+    attention += m.layer(l).attention_bytes();
+    ffn += m.layer(l).ffn_bytes();
+  }
+  std::uint64_t const per_token = m.bytes_per_token_dense();
+  row("weights per token:", human_bytes(per_token) + " read per dense decode token: attention " +
+                                human_bytes(attention) + ", FFN " + human_bytes(ffn) + " (" +
+                                fixed(per_token ? 100.0 * static_cast<double>(ffn) / static_cast<double>(per_token) : 0, 1) +
+                                "%), output head " + human_bytes(m.output().bytes()));
+  row("FFN per layer:", human_bytes(m.ffn_bytes_per_layer()) + " (saved by each skipped FFN block)");
+  int const cold = default_cold_layers(c.n_layers);
+  row("default cold layers:", std::to_string(cold) + " first + " + std::to_string(cold) + " last (round(" +
+                                  std::to_string(c.n_layers) + "/6)), " + std::to_string(std::max(c.n_layers - 2 * cold, 0)) +
+                                  " layers may skip");
+
+  if (o.tensors) {
+    out << "\n";
+    for (eng::TensorInfo const& t : f.tensors()) {
+      std::string shape;
+      for (int d = 0; d < t.n_dims; ++d) shape += (d ? " x " : "") + std::to_string(t.ne[static_cast<std::size_t>(d)]);
+      char buf[160];
+      std::snprintf(buf, sizeof buf, "%-28s %-6s %-16s %12llu bytes", t.name.c_str(),
+                    std::string(eng::type_name(t.type)).c_str(), shape.c_str(),
+                    static_cast<unsigned long long>(t.nbytes));
+      out << buf << "\n";
+    }
+  }
+  return kExitOk;
+}
+
+int run_fetch_model(FetchModelOptions const& o, std::ostream& out, std::ostream& err) {
+  eng::ModelEnvironment const env = eng::ModelEnvironment::from_process();
+  fs::path destination;
+  try {
+    destination = o.output ? fs::path(*o.output) : eng::default_model_cache_path(env);
+  } catch (eng::ModelFetchError const& e) {
+    throw Failure{kExitFetch, e.what()};
+  }
+  std::error_code ec;
+  if (fs::is_directory(destination, ec)) destination /= eng::kDefaultModelFile;
+  if (fs::exists(destination, ec) && !o.force) {
+    err << "skipllm: the default model is already there (--force downloads it again)\n";
+  } else {
+    eng::FetchOptions options;
+    if (env.python) options.python = *env.python;
+    try {
+      eng::fetch_default_model(destination, options, err);
+    } catch (eng::ModelFetchError const& e) {
+      throw Failure{kExitFetch, e.what()};
+    }
+  }
+  if (env.skipllm_model && !o.output && fs::path(*env.skipllm_model) != destination) {
+    err << "skipllm: note: SKIPLLM_MODEL is set (" << *env.skipllm_model
+        << "), so 'skipllm generate' without -m uses that file, not this one\n";
+  }
+  out << destination.string() << "\n";
+  return kExitOk;
+}
+
+}  // namespace
+
+void write_summary_json(std::ostream& os, RunSummary const& s, skipllm::policy::RuntimePolicies const& p,
+                        skipllm::SkipStatistics const& statistics) {
+  using skipllm::detail::write_json_number;
+  using skipllm::detail::write_json_string;
+  GenerateOptions const& o = s.options;
+  auto const rate = [](double n, double seconds) {
+    return seconds > 0 && n > 0 ? n / seconds : std::numeric_limits<double>::quiet_NaN();
+  };
+
+  os << "{\n  \"schema\": \"skipllm.cli/1\",\n  \"skipllm_version\": ";
+  write_json_string(os, version_string());
+  os << ",\n  \"command\": ";
+  write_json_string(os, s.command);
+  os << ",\n  \"model\": {\"path\": ";
+  write_json_string(os, s.model_path);
+  os << ", \"name\": ";
+  write_json_string(os, s.model_name);
+  os << ", \"architecture\": ";
+  write_json_string(os, s.architecture);
+  os << ", \"layers\": " << s.layers << ", \"context_length\": " << s.model_context << "},\n  \"prompt\": {\"text\": ";
+  write_json_string(os, s.prompt);
+  os << ", \"chat_template\": " << (s.chat_template ? "true" : "false") << ", \"system\": ";
+  write_json_optional_string(os, s.system);
+  os << "},\n  \"text\": ";
+  write_json_string(os, s.text);
+  os << ",\n  \"stop_reason\": ";
+  write_json_string(os, s.stop_reason);
+  os << ",\n  \"tokens\": {\"prompt\": " << s.prompt_tokens << ", \"generated\": " << s.generated_tokens
+     << ", \"decode_steps\": " << s.decode_steps << "},\n  \"timings_s\": {\"load\": ";
+  write_json_number(os, s.load_s);
+  os << ", \"prefill\": ";
+  write_json_number(os, s.prefill_s);
+  os << ", \"decode\": ";
+  write_json_number(os, s.decode_s);
+  os << "},\n  \"tokens_per_s\": {\"prefill\": ";
+  write_json_number(os, rate(static_cast<double>(s.prompt_tokens), s.prefill_s));
+  os << ", \"decode\": ";
+  write_json_number(os, rate(static_cast<double>(s.decode_steps), s.decode_s));
+  os << "},\n  \"sampling\": {\"greedy\": " << (o.temperature > 0 ? "false" : "true") << ", \"temperature\": ";
+  write_json_float(os, o.temperature);
+  os << ", \"top_p\": ";
+  write_json_float(os, o.top_p);
+  os << ", \"seed\": ";
+  if (s.seed) os << *s.seed; else os << "null";
+  os << "},\n  \"runtime\": {\"max_tokens\": " << o.max_tokens << ", \"ctx\": " << s.ctx
+     << ", \"threads\": " << s.threads << "},\n  \"policy\": {\"description\": ";
+  write_json_string(os, skipllm::describe(p));
+  os << ", \"dense\": " << (o.dense ? "true" : "false") << ", \"threshold\": ";
+  write_json_float(os, p.skip.tau);
+  os << ", \"span\": ";
+  if (p.skip.span >= skipllm::policy::kToColdRegion) os << "\"all\""; else os << p.skip.span;
+  os << ", \"spans_per_token\": " << p.skip.spans_per_token << ", \"warmup_tokens\": " << p.warmup.tokens
+     << ", \"refresh_every\": " << p.warmup.every << ", \"cold_first\": " << p.cold.first
+     << ", \"cold_last\": " << p.cold.last << ", \"metric\": \"Cosine\"},\n  \"statistics\": ";
+
+  // The library's own statistics object (schema skipllm.stats/1), indented one level. Its
+  // strings escape newlines, so every raw newline in it is structure.
+  std::ostringstream stats;
+  skipllm::write_json(stats, statistics, skipllm::describe(p));
+  std::string body = stats.str();
+  while (!body.empty() && (body.back() == '\n' || body.back() == ' ')) body.pop_back();
+  for (char const c : body) {
+    os << c;
+    if (c == '\n') os << "  ";
+  }
+  os << "\n}\n";
+}
+
+int run(CommandLine const& cl, std::ostream& out, std::ostream& err) {
+  try {
+    switch (cl.command) {
+      case Command::help: out << help_text(cl.help_for); return kExitOk;
+      case Command::version: out << "skipllm " << version_string() << "\n"; return kExitOk;
+      case Command::generate:
+      case Command::chat: return run_generate(cl, out, err);
+      case Command::info: return run_info(cl.info, out, err);
+      case Command::fetch_model: return run_fetch_model(cl.fetch_model, out, err);
+    }
+  } catch (Failure const& f) {
+    out.flush();
+    err << "skipllm: error: " << f.message << "\n";
+    return f.status;
+  } catch (std::exception const& e) {
+    out.flush();
+    err << "skipllm: error: " << e.what() << "\n";
+    return kExitRuntime;
+  }
+  return kExitRuntime;
+}
+
+}  // namespace skipllm::cli

@@ -1,0 +1,85 @@
+#include "generator.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <stdexcept>
+#include <string>
+
+namespace skipllm::engine {
+
+std::int32_t sample(std::span<float const> logits, SamplingOptions const& o, std::mt19937_64& rng) {
+  if (logits.empty()) throw std::invalid_argument("engine: no logits to sample from");
+  if (o.temperature <= 0.0f) {
+    return static_cast<std::int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+  }
+  // Softmax at the temperature, then the smallest set of tokens holding top_p of the mass.
+  float const max_logit = *std::max_element(logits.begin(), logits.end());
+  std::vector<std::pair<float, std::int32_t>> probs(logits.size());
+  double total = 0;
+  for (std::size_t i = 0; i < logits.size(); ++i) {
+    float const p = std::exp((logits[i] - max_logit) / o.temperature);
+    probs[i] = {p, static_cast<std::int32_t>(i)};
+    total += p;
+  }
+  std::sort(probs.begin(), probs.end(), [](auto const& a, auto const& b) { return a.first > b.first; });
+  double kept = 0;
+  std::size_t n = 0;
+  while (n < probs.size() && (n == 0 || kept < o.top_p * total)) kept += probs[n++].first;
+  double pick = std::uniform_real_distribution<double>(0.0, kept)(rng);
+  for (std::size_t i = 0; i < n; ++i) {
+    pick -= probs[i].first;
+    if (pick <= 0) return probs[i].second;
+  }
+  return probs[n - 1].second;
+}
+
+Generator::Generator(LlamaModel const& model, ThreadPool& pool, EnginePolicies const& policies, int max_context,
+                     bool record_trace)
+    : host_(model, pool, 1, max_context),
+      stack_(host_, policies, {.max_sequences = 1, .record_trace = record_trace}),
+      prefill_step_(host_.make_step(kPrefillChunk)),
+      decode_step_(host_.make_step(1)),
+      logits_(static_cast<std::size_t>(model.config().vocab)) {}
+
+std::span<float const> Generator::prefill(std::span<std::int32_t const> prompt) {
+  if (prompt.empty()) throw std::invalid_argument("engine: empty prompt");
+  if (prompt.size() >= static_cast<std::size_t>(max_context())) {
+    throw std::invalid_argument("engine: prompt of " + std::to_string(prompt.size()) + " tokens does not fit the context of " +
+                                std::to_string(max_context()));
+  }
+  stack_.begin_sequence(0);
+  position_ = 0;
+  std::vector<int> positions(kPrefillChunk), slots(kPrefillChunk, 0);
+  for (std::size_t begin = 0; begin < prompt.size(); begin += kPrefillChunk) {
+    std::size_t const n = std::min<std::size_t>(kPrefillChunk, prompt.size() - begin);
+    std::iota(positions.begin(), positions.begin() + static_cast<std::ptrdiff_t>(n), position_);
+    host_.set_tokens(prefill_step_, prompt.subspan(begin, n), std::span<int const>(positions.data(), n),
+                     std::span<int const>(slots.data(), n));
+    stack_.prefill(prefill_step_);
+    position_ += static_cast<int>(n);
+  }
+  host_.logits(prefill_step_, prefill_step_.rows - 1, logits_);
+  last_step_ = &prefill_step_;
+  return logits_;
+}
+
+std::span<float const> Generator::decode(std::int32_t token) {
+  if (position_ >= max_context()) throw std::length_error("engine: context of " + std::to_string(max_context()) + " tokens is full");
+  int const slot = 0;
+  host_.set_tokens(decode_step_, std::span<std::int32_t const>(&token, 1), std::span<int const>(&position_, 1),
+                   std::span<int const>(&slot, 1));
+  stack_.decode(decode_step_);
+  ++position_;
+  host_.logits(decode_step_, 0, logits_);
+  last_step_ = &decode_step_;
+  return logits_;
+}
+
+std::span<float const> Generator::last_residual() const {
+  if (last_step_ == nullptr) return {};
+  std::size_t const d = static_cast<std::size_t>(host_.model().config().n_embd);
+  return std::span<float const>(last_step_->x).subspan(static_cast<std::size_t>(last_step_->rows - 1) * d, d);
+}
+
+}  // namespace skipllm::engine

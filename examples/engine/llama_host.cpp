@@ -1,0 +1,228 @@
+#include "llama_host.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+#include <string>
+
+namespace skipllm::engine {
+
+namespace {
+// Below this many rows a weight row is used in its stored type; from here on it is worth
+// dequantizing it once and running fp32 dots against every row.
+constexpr int kDequantizeRows = 4;
+
+float silu(float v) { return v / (1.0f + std::exp(-v)); }
+}  // namespace
+
+void rms_norm(float const* x, float const* weight, float* y, int n, float eps) {
+  double ss = 0;
+  for (int i = 0; i < n; ++i) ss += static_cast<double>(x[i]) * x[i];
+  float const scale = 1.0f / std::sqrt(static_cast<float>(ss / n) + eps);
+  for (int i = 0; i < n; ++i) y[i] = x[i] * scale * weight[i];
+}
+
+void matmul(ThreadPool& pool, WeightMatrix const& w, float const* x, int rows, float* y) {
+  std::int64_t const in = w.cols;
+  std::int64_t const out = w.rows;
+  pool.parallel_for(out, [&](std::int64_t begin, std::int64_t end) {
+    if (rows < kDequantizeRows) {
+      for (std::int64_t o = begin; o < end; ++o) {
+        for (int r = 0; r < rows; ++r) y[r * out + o] = dot_row(w.type, w.row(o), x + r * in, in);
+      }
+      return;
+    }
+    thread_local std::vector<float> row;
+    row.resize(static_cast<std::size_t>(in));
+    for (std::int64_t o = begin; o < end; ++o) {
+      dequantize_row(w.type, w.row(o), row.data(), in);
+      auto const* bytes = reinterpret_cast<std::byte const*>(row.data());
+      for (int r = 0; r < rows; ++r) y[r * out + o] = dot_row(GgmlType::F32, bytes, x + r * in, in);
+    }
+  });
+}
+
+LlamaHost::LlamaHost(LlamaModel const& model, ThreadPool& pool, int max_slots, int max_context)
+    : model_(model), pool_(pool), max_slots_(max_slots), max_context_(max_context) {
+  LlamaConfig const& c = model.config();
+  if (max_slots < 1 || max_context < 1) throw std::invalid_argument("engine: max_slots and max_context must be >= 1");
+  int const half = c.head_dim / 2;
+  inv_freq_.resize(static_cast<std::size_t>(half));
+  for (int i = 0; i < half; ++i) {
+    inv_freq_[static_cast<std::size_t>(i)] =
+        static_cast<float>(std::pow(static_cast<double>(c.rope_base), -2.0 * i / c.head_dim));
+  }
+  kv_cache_.assign(static_cast<std::size_t>(max_slots) * c.n_layers * 2 * max_context * c.kv_dim(), 0.0f);
+}
+
+LlamaHost::Step LlamaHost::make_step(int capacity) const {
+  LlamaConfig const& c = model_.config();
+  auto const cap = static_cast<std::size_t>(capacity);
+  Step s;
+  s.capacity = capacity;
+  s.tokens.resize(cap);
+  s.positions.resize(cap);
+  s.slots.resize(cap);
+  for (auto* v : {&s.x, &s.f, &s.normed, &s.q, &s.attn, &s.down}) v->resize(cap * static_cast<std::size_t>(c.n_embd));
+  s.gate.resize(cap * static_cast<std::size_t>(c.n_ff));
+  s.up.resize(cap * static_cast<std::size_t>(c.n_ff));
+  s.rope.resize(cap * static_cast<std::size_t>(c.head_dim));
+  return s;
+}
+
+void LlamaHost::set_tokens(Step& s, std::span<std::int32_t const> tokens, std::span<int const> positions,
+                           std::span<int const> slots) const {
+  LlamaConfig const& c = model_.config();
+  if (tokens.size() != positions.size() || tokens.size() != slots.size()) {
+    throw std::invalid_argument("engine: tokens, positions and slots differ in length");
+  }
+  if (tokens.size() > static_cast<std::size_t>(s.capacity)) {
+    throw std::invalid_argument("engine: " + std::to_string(tokens.size()) + " rows exceed the step capacity " +
+                                std::to_string(s.capacity));
+  }
+  s.rows = static_cast<int>(tokens.size());
+  for (int r = 0; r < s.rows; ++r) {
+    auto const ru = static_cast<std::size_t>(r);
+    if (tokens[ru] < 0 || tokens[ru] >= c.vocab) throw std::out_of_range("engine: token id " + std::to_string(tokens[ru]) + " out of range");
+    if (positions[ru] < 0 || positions[ru] >= max_context_) {
+      throw std::out_of_range("engine: position " + std::to_string(positions[ru]) + " exceeds the context of " +
+                              std::to_string(max_context_) + " tokens");
+    }
+    if (slots[ru] < 0 || slots[ru] >= max_slots_) throw std::out_of_range("engine: slot " + std::to_string(slots[ru]) + " out of range");
+    s.tokens[ru] = tokens[ru];
+    s.positions[ru] = positions[ru];
+    s.slots[ru] = slots[ru];
+    WeightMatrix const& e = model_.token_embedding();
+    dequantize_row(e.type, e.row(tokens[ru]), &s.x[ru * static_cast<std::size_t>(c.n_embd)], c.n_embd);
+    // RoPE angles for this position: pairs (2i, 2i+1) rotate by position * inv_freq[i].
+    float* rope = &s.rope[ru * static_cast<std::size_t>(c.head_dim)];
+    for (std::size_t i = 0; i < inv_freq_.size(); ++i) {
+      double const angle = static_cast<double>(positions[ru]) * inv_freq_[i];
+      rope[2 * i] = static_cast<float>(std::cos(angle));
+      rope[2 * i + 1] = static_cast<float>(std::sin(angle));
+    }
+  }
+}
+
+float* LlamaHost::k_cache(int slot, int layer, int position) {
+  LlamaConfig const& c = model_.config();
+  std::size_t const plane = static_cast<std::size_t>(max_context_) * c.kv_dim();
+  std::size_t const base = ((static_cast<std::size_t>(slot) * c.n_layers + layer) * 2) * plane;
+  return &kv_cache_[base + static_cast<std::size_t>(position) * c.kv_dim()];
+}
+
+float* LlamaHost::v_cache(int slot, int layer, int position) {
+  return k_cache(slot, layer, position) + static_cast<std::size_t>(max_context_) * model_.config().kv_dim();
+}
+
+namespace {
+void apply_rope(float* v, float const* rope, int n_heads, int head_dim) {
+  for (int h = 0; h < n_heads; ++h) {
+    float* x = v + h * head_dim;
+    for (int i = 0; i < head_dim / 2; ++i) {
+      float const cs = rope[2 * i], sn = rope[2 * i + 1];
+      float const x0 = x[2 * i], x1 = x[2 * i + 1];
+      x[2 * i] = x0 * cs - x1 * sn;
+      x[2 * i + 1] = x0 * sn + x1 * cs;
+    }
+  }
+}
+}  // namespace
+
+void LlamaHost::attention_block(int layer, Step& s) {
+  LlamaConfig const& c = model_.config();
+  LlamaLayerWeights const& w = model_.layer(layer);
+  std::size_t const d = static_cast<std::size_t>(c.n_embd);
+  for (int r = 0; r < s.rows; ++r) {
+    rms_norm(&s.x[r * d], w.attn_norm.data(), &s.normed[r * d], c.n_embd, c.rms_eps);
+  }
+  // K and V go straight to the cache; f is free scratch until the FFN runs.
+  float* k = s.f.data();
+  float* v = s.down.data();
+  matmul(pool_, w.wq, s.normed.data(), s.rows, s.q.data());
+  matmul(pool_, w.wk, s.normed.data(), s.rows, k);
+  matmul(pool_, w.wv, s.normed.data(), s.rows, v);
+  std::size_t const kv = static_cast<std::size_t>(c.kv_dim());
+  for (int r = 0; r < s.rows; ++r) {
+    float const* rope = &s.rope[static_cast<std::size_t>(r) * c.head_dim];
+    apply_rope(&s.q[r * d], rope, c.n_heads, c.head_dim);
+    apply_rope(&k[r * kv], rope, c.n_kv_heads, c.head_dim);
+    std::copy_n(&k[r * kv], kv, k_cache(s.slots[static_cast<std::size_t>(r)], layer, s.positions[static_cast<std::size_t>(r)]));
+    std::copy_n(&v[r * kv], kv, v_cache(s.slots[static_cast<std::size_t>(r)], layer, s.positions[static_cast<std::size_t>(r)]));
+  }
+  pool_.parallel_for(static_cast<std::int64_t>(s.rows) * c.n_heads, [&](std::int64_t begin, std::int64_t end) {
+    thread_local std::vector<float> scores;
+    for (std::int64_t i = begin; i < end; ++i) attend(s, layer, static_cast<int>(i / c.n_heads), static_cast<int>(i % c.n_heads), scores);
+  });
+  matmul(pool_, w.wo, s.attn.data(), s.rows, s.normed.data());
+  for (std::size_t i = 0; i < static_cast<std::size_t>(s.rows) * d; ++i) s.x[i] += s.normed[i];
+}
+
+void LlamaHost::attend(Step& s, int layer, int row, int head, std::vector<float>& scores) {
+  LlamaConfig const& c = model_.config();
+  auto const ru = static_cast<std::size_t>(row);
+  int const slot = s.slots[ru];
+  int const length = s.positions[ru] + 1;  // causal: positions 0 .. own
+  int const kv_head = head / (c.n_heads / c.n_kv_heads);
+  std::size_t const hd = static_cast<std::size_t>(c.head_dim);
+  float const* q = &s.q[ru * static_cast<std::size_t>(c.n_embd) + static_cast<std::size_t>(head) * hd];
+  float const scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+  scores.resize(static_cast<std::size_t>(length));
+  float max_score = -std::numeric_limits<float>::infinity();
+  float const* k = k_cache(slot, layer, 0) + static_cast<std::size_t>(kv_head) * hd;
+  std::size_t const stride = static_cast<std::size_t>(c.kv_dim());
+  for (int t = 0; t < length; ++t) {
+    float const* kt = k + static_cast<std::size_t>(t) * stride;
+    float dot = 0;
+    for (std::size_t i = 0; i < hd; ++i) dot += q[i] * kt[i];
+    scores[static_cast<std::size_t>(t)] = dot * scale;
+    max_score = std::max(max_score, dot * scale);
+  }
+  float sum = 0;
+  for (float& sc : scores) sum += (sc = std::exp(sc - max_score));
+  float* out = &s.attn[ru * static_cast<std::size_t>(c.n_embd) + static_cast<std::size_t>(head) * hd];
+  std::fill_n(out, hd, 0.0f);
+  float const* v = v_cache(slot, layer, 0) + static_cast<std::size_t>(kv_head) * hd;
+  float const inv_sum = 1.0f / sum;
+  for (int t = 0; t < length; ++t) {
+    float const p = scores[static_cast<std::size_t>(t)] * inv_sum;
+    float const* vt = v + static_cast<std::size_t>(t) * stride;
+    for (std::size_t i = 0; i < hd; ++i) out[i] += p * vt[i];
+  }
+}
+
+void LlamaHost::ffn_block(int layer, Step& s, std::span<int const> rows) {
+  LlamaConfig const& c = model_.config();
+  LlamaLayerWeights const& w = model_.layer(layer);
+  std::size_t const d = static_cast<std::size_t>(c.n_embd);
+  std::size_t const ff = static_cast<std::size_t>(c.n_ff);
+  int const n = static_cast<int>(rows.size());
+  // Gather the rows that run into a compact block, so skipped rows cost nothing.
+  for (int i = 0; i < n; ++i) {
+    rms_norm(&s.x[static_cast<std::size_t>(rows[static_cast<std::size_t>(i)]) * d], w.ffn_norm.data(),
+             &s.normed[static_cast<std::size_t>(i) * d], c.n_embd, c.rms_eps);
+  }
+  matmul(pool_, w.w_gate, s.normed.data(), n, s.gate.data());
+  matmul(pool_, w.w_up, s.normed.data(), n, s.up.data());
+  for (std::size_t i = 0; i < static_cast<std::size_t>(n) * ff; ++i) s.gate[i] = silu(s.gate[i]) * s.up[i];
+  matmul(pool_, w.w_down, s.gate.data(), n, s.down.data());
+  for (int i = 0; i < n; ++i) {
+    std::copy_n(&s.down[static_cast<std::size_t>(i) * d], d, &s.f[static_cast<std::size_t>(rows[static_cast<std::size_t>(i)]) * d]);
+  }
+}
+
+void LlamaHost::final_hidden(Step const& s, int row, std::span<float> out) const {
+  LlamaConfig const& c = model_.config();
+  rms_norm(&s.x[static_cast<std::size_t>(row) * c.n_embd], model_.output_norm().data(), out.data(), c.n_embd, c.rms_eps);
+}
+
+void LlamaHost::logits(Step& s, int row, std::span<float> out) {
+  LlamaConfig const& c = model_.config();
+  if (out.size() != static_cast<std::size_t>(c.vocab)) throw std::invalid_argument("engine: logits buffer must hold vocab entries");
+  float* hidden = &s.normed[0];
+  final_hidden(s, row, std::span<float>(hidden, static_cast<std::size_t>(c.n_embd)));
+  matmul(pool_, model_.output(), hidden, 1, out.data());
+}
+
+}  // namespace skipllm::engine

@@ -1,0 +1,65 @@
+//! @file
+//! ggml tensor types: block geometry, dequantization to fp32, and the row dot product that is the
+//! inner loop of the CPU matvec.
+//!
+//! Block layouts follow ggml (`ggml-common.h`); every dequantizer is bit-exact against the `gguf`
+//! Python package's reference (`tests/engine/fixtures/make_quant_golden.py`).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+namespace skipllm::engine {
+
+//! The ggml type ids this engine can read. The values are ggml's, as stored in GGUF tensor infos.
+//! Other ids (IQ*, Q2_K, ...) are refused by the reader by name, never cast to this enum.
+enum class GgmlType : uint32_t {
+  F32 = 0,
+  F16 = 1,
+  Q4_0 = 2,
+  Q4_1 = 3,
+  Q5_0 = 6,
+  Q5_1 = 7,
+  Q8_0 = 8,
+  Q4_K = 12,
+  Q5_K = 13,
+  Q6_K = 14,
+  BF16 = 30,
+};
+
+//! ggml's name for a type ("Q4_1"). Also names ids outside the enum (used in error messages):
+//! "IQ2_XXS" for 16, "removed" ids as such, and "unknown" for ids ggml never defined.
+std::string_view type_name(GgmlType type);
+
+//! True for the ids in GgmlType, the only ones dequantize_row and dot_row accept.
+bool is_supported(uint32_t type_id);
+
+//! Elements per block (1 for F32/F16/BF16, 32 for Q*_0/Q*_1, 256 for K-quants).
+//! Throws std::invalid_argument for an unsupported type.
+size_t block_size(GgmlType type);
+//! Bytes per block (e.g. 20 for Q4_1). Throws std::invalid_argument for an unsupported type.
+size_t block_bytes(GgmlType type);
+
+//! Converts one IEEE binary16 value (bits) to float exactly: subnormals, infinities and NaN
+//! payloads are kept. Independent of the CPU's FTZ/DAZ flags.
+float half_to_float(uint16_t bits);
+
+//! Dequantizes `n` consecutive elements starting at block data `src` into `dst`.
+//! `n` must be a non-negative multiple of block_size(type) (else std::invalid_argument).
+void dequantize_row(GgmlType type, const std::byte* src, float* dst, int64_t n);
+
+//! Dot product of one weight row of `n` elements (in `type`'s block format) with the float vector
+//! `x`. Weights are expanded one block at a time, never as a whole row. Agrees with
+//! dequantize_row + a float dot product to ~1e-5 of sum |w_i x_i|. Dispatches at run time to AVX2+FMA
+//! code on x86 CPUs that have it (see dot_row_isa()), else to dot_row_portable.
+float dot_row(GgmlType type, const std::byte* row, const float* x, int64_t n);
+
+//! The portable path of dot_row (plain loops, default compiler flags). Exposed so tests can check
+//! both paths on a machine that dispatches to the SIMD one.
+float dot_row_portable(GgmlType type, const std::byte* row, const float* x, int64_t n);
+
+//! Which code dot_row runs on this machine: "avx2" or "portable".
+std::string_view dot_row_isa();
+
+}  // namespace skipllm::engine
