@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+// property_tree still includes the deprecated boost/bind.hpp; this keeps it quiet.
+#define BOOST_BIND_GLOBAL_PLACEHOLDERS
 #include <boost/property_tree/json_parser.hpp>
 #include <boost/property_tree/ptree.hpp>
 #include <boost/test/unit_test.hpp>

@@ -7,11 +7,7 @@
 #define BOOST_TEST_MODULE engine_tokenizer
 #include <boost/test/unit_test.hpp>
 
-// property_tree still includes the deprecated boost/bind.hpp; this keeps it quiet.
-#define BOOST_BIND_GLOBAL_PLACEHOLDERS
-#include <boost/property_tree/json_parser.hpp>
-#include <boost/property_tree/ptree.hpp>
-
+#include "engine_test_support.hpp"
 #include "gguf.hpp"
 #include "tokenizer.hpp"
 
@@ -44,43 +40,10 @@ namespace {
 // ---------------------------------------------------------------------------------------------
 // Helpers.
 
-std::optional<std::filesystem::path> env_path(const char* name) {
-  const char* value = std::getenv(name);
-  if (value == nullptr || *value == '\0') return std::nullopt;
-  return std::filesystem::path(value);
-}
+using engine_test::env_path;
+using engine_test::model_available;
+using engine_test::read_fixture;
 
-boost::test_tools::assertion_result model_available(utf::test_unit_id) {
-  const auto model = env_path("SKIPLLM_MODEL");
-  const auto fixtures = env_path("SKIPLLM_FIXTURES");
-  boost::test_tools::assertion_result ok(model && fixtures && std::filesystem::exists(*model));
-  if (!model) {
-    ok.message() << "SKIPLLM_MODEL is not set: SKIPPED (configure with -DSKIPLLM_TEST_MODEL=...)";
-  } else if (!std::filesystem::exists(*model)) {
-    ok.message() << "model file " << model->string() << " not found: SKIPPED";
-  } else if (!fixtures) {
-    ok.message() << "SKIPLLM_FIXTURES is not set: SKIPPED";
-  }
-  return ok;
-}
-
-pt::ptree read_fixture(const std::string& name) {
-  pt::ptree doc;
-  pt::read_json((*env_path("SKIPLLM_FIXTURES") / name).string(), doc);
-  return doc;
-}
-
-std::vector<int32_t> ids_of(const pt::ptree& array) {
-  std::vector<int32_t> ids;
-  for (const auto& item : array) ids.push_back(item.second.get_value<int32_t>());
-  return ids;
-}
-
-std::vector<std::string> strings_of(const pt::ptree& array) {
-  std::vector<std::string> out;
-  for (const auto& item : array) out.push_back(item.second.get_value<std::string>());
-  return out;
-}
 
 std::string from_hex(const std::string& hex) {
   std::string out;
@@ -508,7 +471,7 @@ BOOST_AUTO_TEST_CASE(ids_match_llama_cpp) {
     for (const auto& [tok, field] : runs) {
       for (const bool special : {false, true}) {
         if (special && std::string(field) != "ids") continue;
-        const auto expected = ids_of(c.get_child(special ? "ids_special" : field));
+        const auto expected = engine_test::values_of<int32_t>(c.get_child(special ? "ids_special" : field));
         const auto got = tok->encode(text, special);
         ++checked;
         if (got == expected) continue;
@@ -533,7 +496,7 @@ BOOST_AUTO_TEST_CASE(pre_token_splits_match_the_regexes) {
                                                              {&model().llama3, "splits_llama3"},
                                                              {&model().gpt2, "splits_gpt2"}};
     for (const auto& [tok, field] : runs) {
-      if (tok->pre_tokenize(text) == strings_of(c.get_child(field))) continue;
+      if (tok->pre_tokenize(text) == engine_test::values_of<std::string>(c.get_child(field))) continue;
       ++mismatches;
       BOOST_ERROR(c.get<std::string>("name") << ": " << field << " differs");
     }
@@ -574,7 +537,7 @@ BOOST_AUTO_TEST_CASE(chat_template_matches_the_model_jinja) {
     }
     const std::string text = apply_chat_template(messages, chat.get<bool>("add_generation_prompt"));
     BOOST_TEST(text == chat.get<std::string>("text"), chat.get<std::string>("name"));
-    BOOST_TEST(t.encode(text, true) == ids_of(chat.get_child("ids_special")),
+    BOOST_TEST(t.encode(text, true) == engine_test::values_of<int32_t>(chat.get_child("ids_special")),
                chat.get<std::string>("name"));
   }
 }
@@ -607,7 +570,7 @@ BOOST_AUTO_TEST_CASE(golden_prompts_tokenize_as_llama_cpp) {
   const pt::ptree golden = read_fixture("golden_smollm2.json");
   for (const auto& [key, p] : golden.get_child("prompts")) {
     BOOST_TEST(model().smollm.encode(p.get<std::string>("text"), p.get<bool>("parse_special")) ==
-                   ids_of(p.get_child("prompt_ids")),
+                   engine_test::values_of<int32_t>(p.get_child("prompt_ids")),
                p.get<std::string>("name"));
   }
 }
