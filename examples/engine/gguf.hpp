@@ -70,7 +70,8 @@ struct TensorInfo {
 };
 
 //! An open GGUF file: validated metadata and tensor directory over a read-only mapping.
-//! Move-only; all accessors are const and safe to call from several threads.
+//! Move-only (a moved-from GgufFile may only be destroyed or assigned to); all accessors are
+//! const and safe to call from several threads.
 class GgufFile {
  public:
   //! Maps `path` read-only and validates it. Throws GgufError.

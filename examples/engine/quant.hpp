@@ -28,8 +28,8 @@ enum class GgmlType : uint32_t {
   BF16 = 30,
 };
 
-//! ggml's name for a type ("Q4_1"). Also names ids outside the enum (used in error messages):
-//! "IQ2_XXS" for 16, "removed" ids as such, and "unknown" for ids ggml never defined.
+//! ggml's name for a type ("Q4_1"). Also names ids outside the enum, for error messages:
+//! "IQ2_XXS" for 16, "Q4_2" for the removed id 4, and "unknown" for ids ggml never assigned.
 std::string_view type_name(GgmlType type);
 
 //! True for the ids in GgmlType, the only ones dequantize_row and dot_row accept.
@@ -50,9 +50,11 @@ float half_to_float(uint16_t bits);
 void dequantize_row(GgmlType type, const std::byte* src, float* dst, int64_t n);
 
 //! Dot product of one weight row of `n` elements (in `type`'s block format) with the float vector
-//! `x`. Weights are expanded one block at a time, never as a whole row. Agrees with
-//! dequantize_row + a float dot product to ~1e-5 of sum |w_i x_i|. Dispatches at run time to AVX2+FMA
-//! code on x86 CPUs that have it (see dot_row_isa()), else to dot_row_portable.
+//! `x`: the inner loop of the CPU matvec. Weights are expanded in registers (AVX2 path for F32,
+//! F16, BF16, Q4_0, Q4_1, Q8_0) or 256 elements at a time in an L1 buffer, never as a whole row.
+//! Agrees with dequantize_row + an exact dot product to 1e-5 of sum |w_i x_i|. No alignment is
+//! required of `row` or `x`. Dispatches at run time to AVX2+FMA+F16C code on x86 CPUs that have
+//! it (see dot_row_isa()), else to dot_row_portable.
 float dot_row(GgmlType type, const std::byte* row, const float* x, int64_t n);
 
 //! The portable path of dot_row (plain loops, default compiler flags). Exposed so tests can check

@@ -3,11 +3,13 @@
 #define BOOST_TEST_MODULE engine_gguf
 #include <boost/test/unit_test.hpp>
 
+#include "engine_test_support.hpp"
 #include "gguf.hpp"
 #include "quant.hpp"
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -651,23 +653,6 @@ BOOST_AUTO_TEST_SUITE_END()
 
 namespace {
 
-std::optional<std::filesystem::path> model_path() {
-  const char* p = std::getenv("SKIPLLM_MODEL");
-  if (p == nullptr || *p == '\0' || !std::filesystem::is_regular_file(p)) return std::nullopt;
-  return std::filesystem::path(p);
-}
-
-// Skips (visibly, with the reason) rather than passing when the model is not available.
-boost::test_tools::assertion_result model_available(boost::unit_test::test_unit_id) {
-  if (model_path()) return true;
-  boost::test_tools::assertion_result skip(false);
-  const char* p = std::getenv("SKIPLLM_MODEL");
-  skip.message() << (p == nullptr || *p == '\0' ? std::string("SKIPLLM_MODEL is not set")
-                                                : "SKIPLLM_MODEL=" + std::string(p) + " is not a file")
-                 << ": the real-model test is skipped (point SKIPLLM_MODEL at SmolLM2-135M-Instruct.Q4_1.gguf)";
-  return skip;
-}
-
 // |dot_row - exact| relative to sum |w_i x_i|, the scale of the rounding error a float dot makes.
 double dot_row_error(const eng::TensorInfo& t, int64_t row, const std::vector<float>& x) {
   const int64_t n = t.row_length();
@@ -686,8 +671,8 @@ double dot_row_error(const eng::TensorInfo& t, int64_t row, const std::vector<fl
 
 BOOST_AUTO_TEST_SUITE(real_model)
 
-BOOST_AUTO_TEST_CASE(smollm2_metadata_and_tensors, *boost::unit_test::precondition(model_available)) {
-  const GgufFile f = GgufFile::open(*model_path());
+BOOST_AUTO_TEST_CASE(smollm2_metadata_and_tensors, *boost::unit_test::precondition(engine_test::model_available)) {
+  const GgufFile f = GgufFile::open(engine_test::model_path());
   // Expected values read with the gguf Python package (gguf-py 0.19.0) from the same file.
   BOOST_TEST(f.version() == 3u);
   BOOST_TEST(f.alignment() == 32u);
@@ -750,8 +735,8 @@ BOOST_AUTO_TEST_CASE(smollm2_metadata_and_tensors, *boost::unit_test::preconditi
   }
 }
 
-BOOST_AUTO_TEST_CASE(smollm2_rows_dequantize_finite_and_dot_row_agrees, *boost::unit_test::precondition(model_available)) {
-  const GgufFile f = GgufFile::open(*model_path());
+BOOST_AUTO_TEST_CASE(smollm2_rows_dequantize_finite_and_dot_row_agrees, *boost::unit_test::precondition(engine_test::model_available)) {
+  const GgufFile f = GgufFile::open(engine_test::model_path());
   std::vector<float> x(1536);
   for (size_t i = 0; i < x.size(); ++i) x[i] = std::sin(0.37f * static_cast<float>(i)) + 0.1f;
   for (const eng::TensorInfo& t : f.tensors()) {

@@ -7,6 +7,7 @@
 #include "gguf.hpp"
 #include "quant.hpp"
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstdlib>
@@ -29,10 +30,11 @@ constexpr GgmlType all_types[] = {GgmlType::F32,  GgmlType::F16,  GgmlType::BF16
 
 uint32_t bits(float f) { return std::bit_cast<uint32_t>(f); }
 
-std::filesystem::path fixtures_dir() {
+// The golden vectors, a GGUF file written by gguf-py (named .bin: the repository ignores *.gguf).
+std::filesystem::path golden_path() {
   const char* dir = std::getenv("SKIPLLM_FIXTURES");
   BOOST_TEST_REQUIRE(dir != nullptr, "SKIPLLM_FIXTURES is not set (ctest sets it to tests/engine/fixtures)");
-  return dir;
+  return std::filesystem::path(dir) / "quant_golden.gguf.bin";
 }
 
 // A block under construction: raw bytes with little-endian field writers.
@@ -69,7 +71,7 @@ void check_elements(const std::vector<float>& got, const std::vector<double>& wa
 // ---- Golden vectors from gguf-py -------------------------------------------------------------
 
 BOOST_AUTO_TEST_CASE(dequantize_matches_gguf_py_bit_for_bit) {
-  const eng::GgufFile golden = eng::GgufFile::open(fixtures_dir() / "quant_golden.gguf");
+  const eng::GgufFile golden = eng::GgufFile::open(golden_path());
   BOOST_TEST_MESSAGE("golden vectors: " << golden.get_string("golden.generator"));
   for (const GgmlType type : all_types) {
     const std::string name(eng::type_name(type));
@@ -436,7 +438,7 @@ BOOST_AUTO_TEST_CASE(dot_row_accepts_unaligned_rows_and_vectors) {
 BOOST_AUTO_TEST_CASE(dot_row_on_the_golden_blocks) {
   // The golden K-quant and Q5 blocks have random scale bytes covering every lane; dot_row must
   // agree with the (golden-exact) dequantization on them too.
-  const eng::GgufFile golden = eng::GgufFile::open(fixtures_dir() / "quant_golden.gguf");
+  const eng::GgufFile golden = eng::GgufFile::open(golden_path());
   std::vector<float> x(512);
   for (size_t i = 0; i < x.size(); ++i) x[i] = std::cos(0.11f * static_cast<float>(i));
   for (const GgmlType type : all_types) {
