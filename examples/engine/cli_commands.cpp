@@ -277,7 +277,7 @@ int run_generate(CommandLine const& cl, std::ostream& out, std::ostream& err) {
   eng::ThreadPool pool(o.threads);
   bool const record_trace = static_cast<bool>(trace_out) || static_cast<bool>(heatmap);
   eng::Generator generator(model, pool, policies, kv_tokens, record_trace);
-  if (record_trace) generator.stack().trace().reserve(static_cast<std::size_t>(o.max_tokens));
+  if (record_trace) generator.stack().trace().reserve(static_cast<std::size_t>(std::min(o.max_tokens, kv_tokens)));
 
   // Prefill (dense), then one decode step per generated token.
   Clock::time_point const prefill_start = Clock::now();
@@ -362,7 +362,7 @@ int run_generate(CommandLine const& cl, std::ostream& out, std::ostream& err) {
   }
   if (heatmap) {
     eng::HeatmapOptions h;
-    h.subtitle = model_path.filename().string() + " | " + policy_text;
+    h.subtitle = "model: " + model_path.filename().string() + "\npolicy: " + policy_text;
     eng::write_heatmap_svg(heatmap.stream(), generator.stack().trace(), h);
     heatmap.finish();
   }
@@ -449,7 +449,9 @@ int run_info(InfoOptions const& o, std::ostream& out, std::ostream& err) {
                                   " layers may skip");
 
   if (o.tensors) {
-    out << "\n";
+    char head[160];
+    std::snprintf(head, sizeof head, "\n%-28s %-6s %-16s %18s\n", "tensor", "type", "shape (ne0 x ne1)", "bytes");
+    out << head;
     for (eng::TensorInfo const& t : f.tensors()) {
       std::string shape;
       for (int d = 0; d < t.n_dims; ++d) shape += (d ? " x " : "") + std::to_string(t.ne[static_cast<std::size_t>(d)]);
@@ -465,13 +467,29 @@ int run_info(InfoOptions const& o, std::ostream& out, std::ostream& err) {
 
 int run_fetch_model(FetchModelOptions const& o, std::ostream& out, std::ostream& err) {
   eng::ModelEnvironment const env = eng::ModelEnvironment::from_process();
+  std::error_code ec;
+  // Without -o, fetch-model prepares the model 'generate' uses without -m: $SKIPLLM_MODEL when
+  // set (never downloaded or overwritten), else the cached default model.
+  if (env.skipllm_model && !o.output) {
+    fs::path const path(*env.skipllm_model);
+    if (o.force) {
+      throw Failure{kExitUsage, "SKIPLLM_MODEL is set (" + path.string() +
+                                    "); fetch-model does not overwrite it: unset it, or pass -o PATH"};
+    }
+    if (!fs::is_regular_file(path, ec)) {
+      throw Failure{kExitUsage, "SKIPLLM_MODEL=" + path.string() +
+                                    " is not a file; unset SKIPLLM_MODEL to download the default model into the cache"};
+    }
+    err << "skipllm: SKIPLLM_MODEL is set: using " << path.string() << " (nothing downloaded)\n";
+    out << path.string() << "\n";
+    return kExitOk;
+  }
   fs::path destination;
   try {
     destination = o.output ? fs::path(*o.output) : eng::default_model_cache_path(env);
   } catch (eng::ModelFetchError const& e) {
     throw Failure{kExitFetch, e.what()};
   }
-  std::error_code ec;
   if (fs::is_directory(destination, ec)) destination /= eng::kDefaultModelFile;
   if (fs::exists(destination, ec) && !o.force) {
     err << "skipllm: the default model is already there (--force downloads it again)\n";
@@ -483,10 +501,6 @@ int run_fetch_model(FetchModelOptions const& o, std::ostream& out, std::ostream&
     } catch (eng::ModelFetchError const& e) {
       throw Failure{kExitFetch, e.what()};
     }
-  }
-  if (env.skipllm_model && !o.output && fs::path(*env.skipllm_model) != destination) {
-    err << "skipllm: note: SKIPLLM_MODEL is set (" << *env.skipllm_model
-        << "), so 'skipllm generate' without -m uses that file, not this one\n";
   }
   out << destination.string() << "\n";
   return kExitOk;

