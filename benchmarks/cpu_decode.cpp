@@ -1,7 +1,8 @@
 // CPU decode benchmark: dense vs FFN-skipping decode on the reference engine, side by side in
 // one run, against the machine's measured memory bandwidth.
 //
-//   cpu_decode [-m MODEL] [-t THREADS] [-n TOKENS] [--rounds R] [--threshold TAU] [--out DIR]
+//   cpu_decode [-m MODEL] [-t THREADS] [-n TOKENS] [--rounds R] [--threshold TAU]
+//              [--precision int8|fp32] [--out DIR]
 //
 // Reported as ratios, because shared machines are noisy:
 //   dense efficiency  = dense tok/s / (read bandwidth / weight bytes per dense token)
@@ -40,6 +41,7 @@ struct Options {
   int tokens = 128;
   int rounds = 3;
   float threshold = 0.95f;
+  engine::ActivationPrecision precision = engine::ActivationPrecision::kInt8;
   std::string out_dir;
 };
 
@@ -94,8 +96,8 @@ struct DecodeRun {
 };
 
 DecodeRun decode(engine::LlamaModel const& model, engine::ThreadPool& pool, engine::EnginePolicies const& policies,
-                 std::vector<std::int32_t> const& prompt, int tokens) {
-  engine::Generator gen(model, pool, policies, 2048);
+                 std::vector<std::int32_t> const& prompt, int tokens, engine::ActivationPrecision precision) {
+  engine::Generator gen(model, pool, policies, 2048, false, precision);
   auto logits = gen.prefill(prompt);
   std::mt19937_64 rng(0);
   auto const start = Clock::now();
@@ -119,6 +121,11 @@ Options parse(int argc, char** argv) {
     else if (a == "--rounds") o.rounds = std::stoi(value());
     else if (a == "--threshold") o.threshold = std::stof(value());
     else if (a == "--out") o.out_dir = value();
+    else if (a == "--precision") {
+      std::string const p = value();
+      if (p != "int8" && p != "fp32") throw std::invalid_argument("--precision is int8 or fp32");
+      o.precision = p == "int8" ? engine::ActivationPrecision::kInt8 : engine::ActivationPrecision::kFloat32;
+    }
     else throw std::invalid_argument("unknown option " + a);
   }
   if (o.tokens < 16 || o.tokens > 1500) throw std::invalid_argument("--tokens must be in [16, 1500]");
@@ -169,6 +176,19 @@ int main(int argc, char** argv) try {
   engine::EnginePolicies const dense{{opt.threshold, 8, 0}, {cold, cold}, {16, 6}};
   engine::EnginePolicies const skip{{opt.threshold, 8, 1}, {cold, cold}, {16, 6}};
 
+  // Peak memory with a full 2,048-token context: a long prompt, then decoding to the end.
+  // Measured first, before the bandwidth test allocates its 1 GiB buffer.
+  std::vector<std::int32_t> long_prompt;
+  while (long_prompt.size() < 1900) long_prompt.insert(long_prompt.end(), prompt.begin(), prompt.end());
+  long_prompt.resize(1900);
+  {
+    engine::Generator gen(model, pool, skip, 2048, false, opt.precision);
+    auto logits = gen.prefill(long_prompt);
+    std::mt19937_64 rng(0);
+    while (gen.position() < 2048) logits = gen.decode(engine::sample(logits, {}, rng));
+  }
+  long const rss_kib = peak_rss_kib();
+
   std::cerr << "measuring read bandwidth (" << threads << " threads)...\n";
   double const bandwidth = measure_read_bandwidth(threads);
 
@@ -176,23 +196,12 @@ int main(int argc, char** argv) try {
   DecodeRun skip_run;
   for (int r = 0; r < opt.rounds; ++r) {  // interleaved, so drift hits both alike
     std::cerr << "round " << r + 1 << "/" << opt.rounds << ": dense, skip\n";
-    dense_tps.push_back(decode(model, pool, dense, prompt, opt.tokens).tokens_per_second);
-    skip_run = decode(model, pool, skip, prompt, opt.tokens);
+    dense_tps.push_back(decode(model, pool, dense, prompt, opt.tokens, opt.precision).tokens_per_second);
+    skip_run = decode(model, pool, skip, prompt, opt.tokens, opt.precision);
     skip_tps.push_back(skip_run.tokens_per_second);
     ratio.push_back(skip_tps.back() / dense_tps.back());
   }
 
-  // Peak memory with a full 2,048-token context: a long prompt, then decoding to the end.
-  std::vector<std::int32_t> long_prompt;
-  while (long_prompt.size() < 1900) long_prompt.insert(long_prompt.end(), prompt.begin(), prompt.end());
-  long_prompt.resize(1900);
-  {
-    engine::Generator gen(model, pool, skip, 2048);
-    auto logits = gen.prefill(long_prompt);
-    std::mt19937_64 rng(0);
-    while (gen.position() < 2048) logits = gen.decode(engine::sample(logits, {}, rng));
-  }
-  long const rss_kib = peak_rss_kib();
 
   double const dense_bytes = static_cast<double>(model.bytes_per_token_dense());
   double const skip_bytes = dense_bytes - skip_run.skipped_per_token * static_cast<double>(model.ffn_bytes_per_layer());
@@ -214,8 +223,9 @@ int main(int argc, char** argv) try {
      << "- policy (skip): " << skipllm::describe(skip) << "\n"
      << "- " << opt.tokens << " decoded tokens per run after a " << prompt.size() << "-token chat prompt, "
      << opt.rounds << " interleaved rounds, medians\n"
+     << "- activations: " << (opt.precision == engine::ActivationPrecision::kInt8 ? "int8 per block of 32" : "fp32") << "\n"
      << "- command: `cpu_decode -t " << threads << " -n " << opt.tokens << " --rounds " << opt.rounds << " --threshold "
-     << opt.threshold << "`\n\n"
+     << opt.threshold << " --precision " << (opt.precision == engine::ActivationPrecision::kInt8 ? "int8" : "fp32") << "`\n\n"
      << "| quantity | value |\n|---|---|\n";
   char row[256];
   auto add = [&](char const* name, char const* fmt, double v) {

@@ -10,12 +10,13 @@
 
 #include <skipllm/decoder_stack.hpp>
 
+#include "engine_policies.hpp"
 #include "llama_host.hpp"
 
 namespace skipllm::engine {
 
-//! The engine's policies: the paper's greedy rule with every knob at runtime.
-using EnginePolicies = skipllm::policy::RuntimePolicies;
+//! The engine's policies (engine_policies.hpp): the paper's greedy rule with every knob at
+//! runtime, per-layer thresholds, explicit cold sets, the random-window and layer-skip baselines.
 using EngineStack = skipllm::DecoderStack<LlamaHost, EnginePolicies>;
 
 struct SamplingOptions {
@@ -31,7 +32,7 @@ std::int32_t sample(std::span<float const> logits, SamplingOptions const& option
 class Generator {
  public:
   Generator(LlamaModel const& model, ThreadPool& pool, EnginePolicies const& policies, int max_context,
-            bool record_trace = false);
+            bool record_trace = false, ActivationPrecision precision = ActivationPrecision::kFloat32);
 
   //! Starts a new sequence with `prompt` (dense prefill, in chunks); returns the logits after
   //! its last token.

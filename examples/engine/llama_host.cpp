@@ -1,6 +1,7 @@
 #include "llama_host.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <limits>
 #include <stdexcept>
@@ -23,28 +24,51 @@ void rms_norm(float const* x, float const* weight, float* y, int n, float eps) {
   for (int i = 0; i < n; ++i) y[i] = x[i] * scale * weight[i];
 }
 
-void matmul(ThreadPool& pool, WeightMatrix const& w, float const* x, int rows, float* y) {
-  std::int64_t const in = w.cols;
-  std::int64_t const out = w.rows;
-  pool.parallel_for(out, [&](std::int64_t begin, std::int64_t end) {
-    if (rows < kDequantizeRows) {
-      for (std::int64_t o = begin; o < end; ++o) {
-        for (int r = 0; r < rows; ++r) y[r * out + o] = dot_row(w.type, w.row(o), x + r * in, in);
+
+void matmul(ThreadPool& pool, std::span<MatmulOutput const> outputs, float const* x, int rows,
+            ActivationPrecision precision) {
+  std::int64_t const in = outputs.front().w->cols;
+  std::array<std::int64_t, kMaxMatmulOutputs + 1> first{};  // outputs[k] owns rows first[k] .. first[k+1]-1
+  for (std::size_t k = 0; k < outputs.size(); ++k) first[k + 1] = first[k] + outputs[k].w->rows;
+  bool const int8 = precision == ActivationPrecision::kInt8 && rows < kDequantizeRows && in % 32 == 0;
+  // The calling thread's scratch, reused; named through references because a lambda does not
+  // capture a thread_local: the workers would see their own, empty, instances.
+  thread_local std::vector<Int8Activations> quantized_scratch;
+  std::vector<Int8Activations>& quantized = quantized_scratch;
+  if (int8) {
+    if (quantized.size() < static_cast<std::size_t>(rows)) quantized.resize(static_cast<std::size_t>(rows));
+    for (int r = 0; r < rows; ++r) quantize_activations(x + r * in, in, quantized[static_cast<std::size_t>(r)]);
+  }
+  pool.parallel_for(first[outputs.size()], [&](std::int64_t begin, std::int64_t end) {
+    thread_local std::vector<float> dequantized;
+    std::size_t k = 0;
+    for (std::int64_t i = begin; i < end; ++i) {
+      while (i >= first[k + 1]) ++k;
+      WeightMatrix const& w = *outputs[k].w;
+      std::int64_t const o = i - first[k];
+      float* y = outputs[k].y;
+      if (rows >= kDequantizeRows) {  // prefill: dequantize the weight row once for all rows
+        dequantized.resize(static_cast<std::size_t>(in));
+        dequantize_row(w.type, w.row(o), dequantized.data(), in);
+        auto const* bytes = reinterpret_cast<std::byte const*>(dequantized.data());
+        for (int r = 0; r < rows; ++r) y[r * w.rows + o] = dot_row(GgmlType::F32, bytes, x + r * in, in);
+      } else if (int8 && supports_int8_dot(w.type)) {
+        for (int r = 0; r < rows; ++r) y[r * w.rows + o] = dot_row_int8(w.type, w.row(o), quantized[static_cast<std::size_t>(r)]);
+      } else {
+        for (int r = 0; r < rows; ++r) y[r * w.rows + o] = dot_row(w.type, w.row(o), x + r * in, in);
       }
-      return;
-    }
-    thread_local std::vector<float> row;
-    row.resize(static_cast<std::size_t>(in));
-    for (std::int64_t o = begin; o < end; ++o) {
-      dequantize_row(w.type, w.row(o), row.data(), in);
-      auto const* bytes = reinterpret_cast<std::byte const*>(row.data());
-      for (int r = 0; r < rows; ++r) y[r * out + o] = dot_row(GgmlType::F32, bytes, x + r * in, in);
     }
   });
 }
 
-LlamaHost::LlamaHost(LlamaModel const& model, ThreadPool& pool, int max_slots, int max_context)
-    : model_(model), pool_(pool), max_slots_(max_slots), max_context_(max_context) {
+void matmul(ThreadPool& pool, WeightMatrix const& w, float const* x, int rows, float* y, ActivationPrecision precision) {
+  MatmulOutput const output{&w, y};
+  matmul(pool, std::span<MatmulOutput const>(&output, 1), x, rows, precision);
+}
+
+LlamaHost::LlamaHost(LlamaModel const& model, ThreadPool& pool, int max_slots, int max_context,
+                     ActivationPrecision precision)
+    : model_(model), pool_(pool), max_slots_(max_slots), max_context_(max_context), precision_(precision) {
   LlamaConfig const& c = model.config();
   if (max_slots < 1 || max_context < 1) throw std::invalid_argument("engine: max_slots and max_context must be >= 1");
   int const half = c.head_dim / 2;
@@ -64,7 +88,7 @@ LlamaHost::Step LlamaHost::make_step(int capacity) const {
   s.tokens.resize(cap);
   s.positions.resize(cap);
   s.slots.resize(cap);
-  for (auto* v : {&s.x, &s.f, &s.normed, &s.q, &s.attn, &s.down}) v->resize(cap * static_cast<std::size_t>(c.n_embd));
+  for (auto* v : {&s.x, &s.f, &s.normed, &s.q, &s.attn, &s.down, &s.attn_out}) v->resize(cap * static_cast<std::size_t>(c.n_embd));
   s.gate.resize(cap * static_cast<std::size_t>(c.n_ff));
   s.up.resize(cap * static_cast<std::size_t>(c.n_ff));
   s.rope.resize(cap * static_cast<std::size_t>(c.head_dim));
@@ -140,9 +164,8 @@ void LlamaHost::attention_block(int layer, Step& s) {
   // K and V go straight to the cache; f is free scratch until the FFN runs.
   float* k = s.f.data();
   float* v = s.down.data();
-  matmul(pool_, w.wq, s.normed.data(), s.rows, s.q.data());
-  matmul(pool_, w.wk, s.normed.data(), s.rows, k);
-  matmul(pool_, w.wv, s.normed.data(), s.rows, v);
+  MatmulOutput const qkv[] = {{&w.wq, s.q.data()}, {&w.wk, k}, {&w.wv, v}};  // one parallel pass
+  matmul(pool_, qkv, s.normed.data(), s.rows, precision_);
   std::size_t const kv = static_cast<std::size_t>(c.kv_dim());
   for (int r = 0; r < s.rows; ++r) {
     float const* rope = &s.rope[static_cast<std::size_t>(r) * c.head_dim];
@@ -155,7 +178,12 @@ void LlamaHost::attention_block(int layer, Step& s) {
     thread_local std::vector<float> scores;
     for (std::int64_t i = begin; i < end; ++i) attend(s, layer, static_cast<int>(i / c.n_heads), static_cast<int>(i % c.n_heads), scores);
   });
-  matmul(pool_, w.wo, s.attn.data(), s.rows, s.normed.data());
+  if (layer_skip_) {
+    // Added by ffn_block for the rows that run; dropped for the rows whose layer is skipped.
+    matmul(pool_, w.wo, s.attn.data(), s.rows, s.attn_out.data(), precision_);
+    return;
+  }
+  matmul(pool_, w.wo, s.attn.data(), s.rows, s.normed.data(), precision_);
   for (std::size_t i = 0; i < static_cast<std::size_t>(s.rows) * d; ++i) s.x[i] += s.normed[i];
 }
 
@@ -198,15 +226,22 @@ void LlamaHost::ffn_block(int layer, Step& s, std::span<int const> rows) {
   std::size_t const d = static_cast<std::size_t>(c.n_embd);
   std::size_t const ff = static_cast<std::size_t>(c.n_ff);
   int const n = static_cast<int>(rows.size());
+  if (layer_skip_) {
+    for (int const r : rows) {
+      float* x = &s.x[static_cast<std::size_t>(r) * d];
+      float const* a = &s.attn_out[static_cast<std::size_t>(r) * d];
+      for (std::size_t i = 0; i < d; ++i) x[i] += a[i];
+    }
+  }
   // Gather the rows that run into a compact block, so skipped rows cost nothing.
   for (int i = 0; i < n; ++i) {
     rms_norm(&s.x[static_cast<std::size_t>(rows[static_cast<std::size_t>(i)]) * d], w.ffn_norm.data(),
              &s.normed[static_cast<std::size_t>(i) * d], c.n_embd, c.rms_eps);
   }
-  matmul(pool_, w.w_gate, s.normed.data(), n, s.gate.data());
-  matmul(pool_, w.w_up, s.normed.data(), n, s.up.data());
+  MatmulOutput const gate_up[] = {{&w.w_gate, s.gate.data()}, {&w.w_up, s.up.data()}};
+  matmul(pool_, gate_up, s.normed.data(), n, precision_);
   for (std::size_t i = 0; i < static_cast<std::size_t>(n) * ff; ++i) s.gate[i] = silu(s.gate[i]) * s.up[i];
-  matmul(pool_, w.w_down, s.gate.data(), n, s.down.data());
+  matmul(pool_, w.w_down, s.gate.data(), n, s.down.data(), precision_);
   for (int i = 0; i < n; ++i) {
     std::copy_n(&s.down[static_cast<std::size_t>(i) * d], d, &s.f[static_cast<std::size_t>(rows[static_cast<std::size_t>(i)]) * d]);
   }
@@ -222,7 +257,7 @@ void LlamaHost::logits(Step& s, int row, std::span<float> out) {
   if (out.size() != static_cast<std::size_t>(c.vocab)) throw std::invalid_argument("engine: logits buffer must hold vocab entries");
   float* hidden = &s.normed[0];
   final_hidden(s, row, std::span<float>(hidden, static_cast<std::size_t>(c.n_embd)));
-  matmul(pool_, model_.output(), hidden, 1, out.data());
+  matmul(pool_, model_.output(), hidden, 1, out.data(), precision_);
 }
 
 }  // namespace skipllm::engine

@@ -16,6 +16,12 @@
 
 namespace skipllm::engine {
 
+//! How decode-time matrix products treat the activations: exact fp32 against dequantized weights
+//! (matches an fp32 reference to 1e-4), or rounded to int8 per block of 32 for integer dot
+//! products on Q4_0/Q4_1/Q8_0 weights (faster; llama.cpp's CPU arithmetic). Prefill always uses
+//! fp32.
+enum class ActivationPrecision { kFloat32, kInt8 };
+
 class LlamaHost {
  public:
   //! One forward step: `rows` tokens, each of some sequence slot at some position. Buffers are
@@ -35,15 +41,28 @@ class LlamaHost {
     std::vector<float> up;             // [capacity, n_ff]
     std::vector<float> down;           // [capacity, n_embd]
     std::vector<float> rope;           // [capacity, head_dim]: cos, sin interleaved per pair
+    std::vector<float> attn_out;       // [capacity, n_embd] layer-skip mode: attention not yet added
   };
 
-  LlamaHost(LlamaModel const& model, ThreadPool& pool, int max_slots, int max_context);
+  LlamaHost(LlamaModel const& model, ThreadPool& pool, int max_slots, int max_context,
+            ActivationPrecision precision = ActivationPrecision::kFloat32);
 
   LlamaModel const& model() const noexcept { return model_; }
   int max_context() const noexcept { return max_context_; }
   int max_slots() const noexcept { return max_slots_; }
+  ActivationPrecision precision() const noexcept { return precision_; }
 
   Step make_step(int capacity) const;
+
+  //! Layer-skip mode (the baseline FFN-SkipLLM argues against): attention_block writes the
+  //! layer's K/V from the current hidden state x (as usual: K/V come from norm(x)) but keeps
+  //! the attention output aside; ffn_block adds it to x first for the rows that run. A row whose
+  //! FFN the policy skips therefore skips the whole layer (x_{l+1} = x_l), and its K/V entry for
+  //! this layer is the one computed from the copied hidden state, as early-exit methods fill
+  //! it. The attention of skipped rows is still computed (and discarded): this mode is for
+  //! quality at matched skipped parameters, not for timing.
+  void set_layer_skip(bool on) noexcept { layer_skip_ = on; }
+  bool layer_skip() const noexcept { return layer_skip_; }
 
   //! Loads `tokens` into `step` (embedding lookup) with their positions and slots. Throws when
   //! a token, position or slot is out of range or the step is too small.
@@ -74,14 +93,30 @@ class LlamaHost {
   ThreadPool& pool_;
   int max_slots_;
   int max_context_;
+  ActivationPrecision precision_;
   std::vector<float> inv_freq_;  // [head_dim / 2]
   std::vector<float> kv_cache_;  // [slot][layer][k|v][position][kv_dim]
+  bool layer_skip_ = false;
 };
 
 //! y[r, o] = W[o, :] . x[r, :] for r < rows, split over the pool by output feature. With many
 //! rows each weight row is dequantized once and reused (prefill); with few, it is read in its
-//! stored type (decode).
-void matmul(ThreadPool& pool, WeightMatrix const& w, float const* x, int rows, float* y);
+//! stored type (decode), against int8-rounded activations when `precision` says so and the
+//! weight type allows it.
+void matmul(ThreadPool& pool, WeightMatrix const& w, float const* x, int rows, float* y,
+            ActivationPrecision precision = ActivationPrecision::kFloat32);
+
+//! One product of a grouped matmul: y = W x, for an input x shared by the group.
+struct MatmulOutput {
+  WeightMatrix const* w;
+  float* y;
+};
+inline constexpr std::size_t kMaxMatmulOutputs = 4;
+
+//! Several products of the same input (Q, K and V; gate and up) in one parallel pass, which
+//! halves the thread dispatches per layer at batch 1. All matrices share the input width.
+void matmul(ThreadPool& pool, std::span<MatmulOutput const> outputs, float const* x, int rows,
+            ActivationPrecision precision = ActivationPrecision::kFloat32);
 
 //! y = x / rms(x) * weight.
 void rms_norm(float const* x, float const* weight, float* y, int n, float eps);

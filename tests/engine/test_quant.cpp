@@ -453,3 +453,62 @@ BOOST_AUTO_TEST_CASE(dot_row_on_the_golden_blocks) {
     }
   }
 }
+
+// ---- int8 activations ----
+
+BOOST_AUTO_TEST_CASE(quantize_activations_rounds_each_block_to_its_own_scale) {
+  std::vector<float> x(64);
+  for (int i = 0; i < 64; ++i) x[static_cast<size_t>(i)] = (i < 32 ? 0.01f : 3.0f) * std::sin(0.7f * static_cast<float>(i));
+  x[40] = -3.0f;  // block 1's largest magnitude
+  eng::Int8Activations q;
+  eng::quantize_activations(x.data(), 64, q);
+  BOOST_TEST(q.d[1] == 3.0f / 127.0f);
+  BOOST_TEST(q.q[40] == -127);
+  for (int i = 0; i < 64; ++i) {
+    float const d = q.d[static_cast<size_t>(i / 32)];
+    BOOST_TEST(std::abs(x[static_cast<size_t>(i)] - q.q[static_cast<size_t>(i)] * d) <= 0.5f * d * 1.0001f, "element " << i);
+  }
+  for (int b = 0; b < 2; ++b) {
+    int sum = 0;
+    for (int j = 0; j < 32; ++j) sum += q.q[static_cast<size_t>(b * 32 + j)];
+    BOOST_TEST(q.sum[static_cast<size_t>(b)] == q.d[static_cast<size_t>(b)] * static_cast<float>(sum));
+  }
+  std::vector<float> zeros(32, 0.0f);
+  eng::quantize_activations(zeros.data(), 32, q);  // all-zero block: scale 0, no division by zero
+  BOOST_TEST(q.d[0] == 0.0f);
+  BOOST_TEST(q.q[0] == 0);
+  BOOST_CHECK_THROW(eng::quantize_activations(x.data(), 33, q), std::invalid_argument);
+}
+
+BOOST_AUTO_TEST_CASE(dot_row_int8_equals_the_exact_dot_of_the_rounded_operands) {
+  std::mt19937 rng(2024);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  for (GgmlType type : {GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0}) {
+    for (int64_t n : {32, 96, 576, 1536}) {
+      auto const row = random_row(type, n, rng);
+      std::vector<float> x(static_cast<size_t>(n));
+      for (auto& v : x) v = dist(rng);
+      eng::Int8Activations q;
+      eng::quantize_activations(x.data(), n, q);
+      std::vector<float> w(static_cast<size_t>(n));
+      eng::dequantize_row(type, row.data(), w.data(), n);
+      double want = 0;  // what the integer path computes, in exact arithmetic
+      for (int64_t i = 0; i < n; ++i) {
+        want += static_cast<double>(w[static_cast<size_t>(i)]) * q.q[static_cast<size_t>(i)] * q.d[static_cast<size_t>(i / 32)];
+      }
+      double scale = 0;
+      for (int64_t i = 0; i < n; ++i) scale += std::abs(w[static_cast<size_t>(i)] * x[static_cast<size_t>(i)]);
+      BOOST_TEST_CONTEXT(type_name(type) << " n=" << n) {
+        BOOST_TEST(std::abs(eng::dot_row_int8(type, row.data(), q) - want) <= 1e-5 * scale + 1e-6);
+        BOOST_TEST(std::abs(eng::dot_row_int8_portable(type, row.data(), q) - want) <= 1e-5 * scale + 1e-6);
+        // and close to the fp32 product it approximates
+        BOOST_TEST(std::abs(eng::dot_row_int8(type, row.data(), q) - eng::dot_row(type, row.data(), x.data(), n)) <= 0.02 * scale);
+      }
+    }
+  }
+  eng::Int8Activations q;
+  std::vector<float> x(256, 1.0f);
+  eng::quantize_activations(x.data(), 256, q);
+  std::vector<std::byte> f32(256 * 4);
+  BOOST_CHECK_THROW(eng::dot_row_int8(GgmlType::F32, f32.data(), q), std::invalid_argument);
+}
