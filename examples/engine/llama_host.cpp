@@ -14,7 +14,21 @@ namespace {
 // dequantizing it once and running fp32 dots against every row.
 constexpr int kDequantizeRows = 4;
 
+// Multiply-adds below which attention runs on the calling thread.
+constexpr std::int64_t kSerialAttentionWork = 1 << 12;
+
 float silu(float v) { return v / (1.0f + std::exp(-v)); }
+
+// Eight independent partial sums: a loop the compiler vectorizes without -ffast-math.
+float dot_f32(float const* a, float const* b, std::size_t n) {
+  float lanes[8] = {};
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    for (std::size_t j = 0; j < 8; ++j) lanes[j] += a[i + j] * b[i + j];
+  }
+  for (; i < n; ++i) lanes[0] += a[i] * b[i];
+  return ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
+}
 }  // namespace
 
 void rms_norm(float const* x, float const* weight, float* y, int n, float eps) {
@@ -174,10 +188,19 @@ void LlamaHost::attention_block(int layer, Step& s) {
     std::copy_n(&k[r * kv], kv, k_cache(s.slots[static_cast<std::size_t>(r)], layer, s.positions[static_cast<std::size_t>(r)]));
     std::copy_n(&v[r * kv], kv, v_cache(s.slots[static_cast<std::size_t>(r)], layer, s.positions[static_cast<std::size_t>(r)]));
   }
-  pool_.parallel_for(static_cast<std::int64_t>(s.rows) * c.n_heads, [&](std::int64_t begin, std::int64_t end) {
+  auto attend_range = [&](std::int64_t begin, std::int64_t end) {
     thread_local std::vector<float> scores;
     for (std::int64_t i = begin; i < end; ++i) attend(s, layer, static_cast<int>(i / c.n_heads), static_cast<int>(i % c.n_heads), scores);
-  });
+  };
+  std::int64_t const items = static_cast<std::int64_t>(s.rows) * c.n_heads;
+  // A short context is cheaper to attend to on this thread than to hand out (a dispatch costs
+  // microseconds; one head over a few hundred positions costs less).
+  std::int64_t const work = items * (s.positions[static_cast<std::size_t>(s.rows - 1)] + 1) * c.head_dim;
+  if (work < kSerialAttentionWork) {
+    attend_range(0, items);
+  } else {
+    pool_.parallel_for(items, attend_range);
+  }
   if (layer_skip_) {
     // Added by ffn_block for the rows that run; dropped for the rows whose layer is skipped.
     matmul(pool_, w.wo, s.attn.data(), s.rows, s.attn_out.data(), precision_);
@@ -202,8 +225,7 @@ void LlamaHost::attend(Step& s, int layer, int row, int head, std::vector<float>
   std::size_t const stride = static_cast<std::size_t>(c.kv_dim());
   for (int t = 0; t < length; ++t) {
     float const* kt = k + static_cast<std::size_t>(t) * stride;
-    float dot = 0;
-    for (std::size_t i = 0; i < hd; ++i) dot += q[i] * kt[i];
+    float const dot = dot_f32(q, kt, hd);
     scores[static_cast<std::size_t>(t)] = dot * scale;
     max_score = std::max(max_score, dot * scale);
   }
