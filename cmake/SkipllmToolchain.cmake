@@ -24,6 +24,7 @@ if(NOT SKIPLLM_ENABLE_CUDA STREQUAL "OFF")
                           "conditional nodes need CUDA >= 12.4 (or configure with -DSKIPLLM_ENABLE_CUDA=OFF).")
     endif()
     set(SKIPLLM_HAS_CUDA ON)
+    find_package(CUDAToolkit REQUIRED)  # CUDA::cublas for the GPU benchmark
     # CMake 3.25 does not know nvcc 13's C++20 flag (CUDA_STANDARD 20 fails), so CUDA targets
     # of this project pass it themselves.
     set(SKIPLLM_CUDA_FLAGS -std=c++20)

@@ -1,6 +1,7 @@
 #include "cli_commands.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
@@ -23,11 +24,14 @@
 #include <skipllm/policy/describe.hpp>
 #include <skipllm/report.hpp>
 
+#include "cli_calibrate.hpp"
+#include "cli_eval.hpp"
 #include "generator.hpp"
 #include "gguf.hpp"
 #include "heatmap.hpp"
 #include "llama_model.hpp"
 #include "model_cache.hpp"
+#include "policy_config.hpp"
 #include "thread_pool.hpp"
 #include "tokenizer.hpp"
 
@@ -198,6 +202,22 @@ void write_json_optional_string(std::ostream& os, std::optional<std::string> con
 
 // ---- Commands -----------------------------------------------------------------------------------
 
+// The options that describe the skip policy: giving any of them selects the paper's rule (with
+// those values) instead of the default model's shipped config.
+constexpr std::array<char const*, 8> kPolicyOptionNames = {"--threshold",   "--span",       "--spans-per-token",
+                                                           "--warmup",      "--refresh-every", "--cold-first",
+                                                           "--cold-last",   "--dense"};
+
+// The shipped calibrated config of the default model, embedded at build time.
+constexpr char const kDefaultPolicyConfig[] =
+#include "default_policy_config.inc"
+    ;
+
+// The default model: SmolLM2-135M-Instruct Q4_1 by its file name and depth.
+bool is_default_model(fs::path const& path, int layers) {
+  return path.filename().string() == eng::kDefaultModelFile && layers == 30;
+}
+
 int run_generate(CommandLine const& cl, std::ostream& out, std::ostream& err) {
   GenerateOptions const& o = cl.generate;
   std::string const prompt_text = o.prompt ? *o.prompt : read_prompt_file(*o.prompt_file);
@@ -224,7 +244,40 @@ int run_generate(CommandLine const& cl, std::ostream& out, std::ostream& err) {
   } catch (UsageError const& e) {
     throw Failure{kExitUsage, e.what()};
   }
-  std::string const policy_text = skipllm::describe(policies);
+  // The policies that run: --config, else the default model's shipped calibrated config when
+  // nothing about the policy was asked for, else the options (the paper's rule).
+  eng::EnginePolicies engine_policies = eng::to_engine_policies(policies);
+  std::optional<std::string> config_source;
+  std::optional<eng::PolicyConfig> policy_config;
+  bool const policy_options_given = std::any_of(kPolicyOptionNames.begin(), kPolicyOptionNames.end(),
+                                                [&](char const* n) { return o.given_options.count(n) > 0; });
+  try {
+    if (o.config) {
+      policy_config = eng::load_policy_config(*o.config);
+      config_source = *o.config;
+    } else if (!o.paper && !policy_options_given && is_default_model(model_path, config.n_layers)) {
+      policy_config = eng::parse_policy_config(kDefaultPolicyConfig, "shipped config smollm2-135m-instruct.json");
+      config_source = "shipped default (examples/engine/configs/smollm2-135m-instruct.json)";
+    }
+    if (policy_config) {
+      eng::PolicyConfig& c = *policy_config;
+      auto const given = [&](char const* name) { return o.given_options.count(name) > 0; };
+      if (given("--threshold")) c.threshold = o.threshold;
+      if (given("--span")) c.span = o.span;
+      if (given("--spans-per-token")) c.spans_per_token = o.spans_per_token;
+      if (given("--warmup")) c.warmup_tokens = o.warmup;
+      if (given("--refresh-every")) c.warmup_every = o.refresh_every;
+      if (o.cold_first) c.cold_first = *o.cold_first;
+      if (o.cold_last) c.cold_last = *o.cold_last;
+      if (o.dense) c.kind = eng::PolicyConfig::Kind::dense;
+      engine_policies = eng::make_engine_policies(c, config.n_layers);
+      policies = {{c.threshold, c.span, engine_policies.skip.spans_per_token}, {c.cold_first, c.cold_last},
+                  {c.warmup_tokens, c.warmup_every}};
+    }
+  } catch (eng::PolicyConfigError const& e) {
+    throw Failure{kExitUsage, std::string(o.config ? "--config " + *o.config + ": " : "") + e.what()};
+  }
+  std::string const policy_text = policy_config ? skipllm::describe(engine_policies) : skipllm::describe(policies);
 
   // The prompt, as tokens.
   bool const chat = !o.raw;
@@ -276,7 +329,7 @@ int run_generate(CommandLine const& cl, std::ostream& out, std::ostream& err) {
 
   eng::ThreadPool pool(o.threads);
   bool const record_trace = static_cast<bool>(trace_out) || static_cast<bool>(heatmap);
-  eng::Generator generator(model, pool, policies, kv_tokens, record_trace);
+  eng::Generator generator(model, pool, engine_policies, kv_tokens, record_trace);
   if (record_trace) generator.stack().trace().reserve(static_cast<std::size_t>(std::min(o.max_tokens, kv_tokens)));
 
   // Prefill (dense), then one decode step per generated token.
@@ -318,6 +371,7 @@ int run_generate(CommandLine const& cl, std::ostream& out, std::ostream& err) {
   if (!o.quiet) {
     err << "\n";
     skipllm::print_summary(err, stats, policy_text);
+    if (config_source) err << "policy config: " << *config_source << (o.config ? "" : " (--paper for the authors' settings)") << "\n";
     double const prefill_tps = prefill_s > 0 ? static_cast<double>(ids.size()) / prefill_s : 0.0;
     double const decode_tps = decode_s > 0 ? static_cast<double>(decode_steps) / decode_s : 0.0;
     err << "prompt: " << ids.size() << " tokens, prefill " << fixed(prefill_s, 3) << " s (" << fixed(prefill_tps, 1)
@@ -353,6 +407,8 @@ int run_generate(CommandLine const& cl, std::ostream& out, std::ostream& err) {
     s.seed = seed;
     s.threads = pool.size();
     s.ctx = ctx;
+    s.policy_description = policy_text;
+    s.policy_config = config_source;
     write_summary_json(json.stream(), s, policies, stats);
     json.finish();
   }
@@ -554,7 +610,9 @@ void write_summary_json(std::ostream& os, RunSummary const& s, skipllm::policy::
   if (s.seed) os << *s.seed; else os << "null";
   os << "},\n  \"runtime\": {\"max_tokens\": " << o.max_tokens << ", \"ctx\": " << s.ctx
      << ", \"threads\": " << s.threads << "},\n  \"policy\": {\"description\": ";
-  write_json_string(os, skipllm::describe(p));
+  write_json_string(os, s.policy_description.empty() ? skipllm::describe(p) : s.policy_description);
+  os << ", \"config\": ";
+  write_json_optional_string(os, s.policy_config);
   os << ", \"dense\": " << (o.dense ? "true" : "false") << ", \"threshold\": ";
   write_json_float(os, p.skip.tau);
   os << ", \"span\": ";
@@ -566,7 +624,7 @@ void write_summary_json(std::ostream& os, RunSummary const& s, skipllm::policy::
   // The library's own statistics object (schema skipllm.stats/1), indented one level. Its
   // strings escape newlines, so every raw newline in it is structure.
   std::ostringstream stats;
-  skipllm::write_json(stats, statistics, skipllm::describe(p));
+  skipllm::write_json(stats, statistics, s.policy_description.empty() ? skipllm::describe(p) : s.policy_description);
   std::string body = stats.str();
   while (!body.empty() && (body.back() == '\n' || body.back() == ' ')) body.pop_back();
   for (char const c : body) {
@@ -585,6 +643,8 @@ int run(CommandLine const& cl, std::ostream& out, std::ostream& err) {
       case Command::chat: return run_generate(cl, out, err);
       case Command::info: return run_info(cl.info, out, err);
       case Command::fetch_model: return run_fetch_model(cl.fetch_model, out, err);
+      case Command::calibrate: return run_calibrate(*cl.calibrate, out, err);
+      case Command::eval: return run_eval(*cl.eval, out, err);
     }
   } catch (Failure const& f) {
     out.flush();

@@ -49,6 +49,8 @@ struct RunSummary {
   std::optional<std::uint64_t> seed;   //!< the seed used when sampling
   int threads = 0;
   int ctx = 0;                          //!< effective context limit
+  std::string policy_description;      //!< the policies that ran (empty: describe the RuntimePolicies)
+  std::optional<std::string> policy_config;  //!< where they came from, when from a config file
 };
 
 //! Writes `{"schema": "skipllm.cli/1", ..., "statistics": {skipllm.stats/1}}`.

@@ -1,5 +1,8 @@
 #include "cli_options.hpp"
 
+#include "cli_calibrate.hpp"
+#include "cli_eval.hpp"
+
 #include <algorithm>
 #include <charconv>
 #include <cmath>
@@ -17,11 +20,7 @@ namespace {
 // ---- Values ----------------------------------------------------------------------------------
 
 // The option as the user spelled it, for messages: "-n/--max-tokens" is reported as typed.
-struct Given {
-  std::string name;   // e.g. "--max-tokens" or "-n"
-  std::string value;
-  Command command;
-};
+using Given = OptionArg;
 
 [[noreturn]] void fail(Given const& g, std::string const& what) { throw UsageError(what, g.command); }
 
@@ -32,6 +31,7 @@ std::string number_text(float v) {
 }
 
 std::string number_text(std::uint64_t v) { return std::to_string(v); }
+std::string number_text(std::int64_t v) { return std::to_string(v); }
 std::string number_text(int v) { return std::to_string(v); }
 
 template <class T>
@@ -97,10 +97,14 @@ std::size_t edit_distance(std::string_view a, std::string_view b) {
   return row[b.size()];
 }
 
+}  // namespace
+
 std::string help_hint(Command command) {
   return command_name(command).empty() ? std::string(" (see 'skipllm --help')")
                                        : " (see 'skipllm " + std::string(command_name(command)) + " --help')";
 }
+
+namespace {
 
 // Parses args[first..] against `specs`. Returns false when --help was seen (parsing stops
 // there). `given` collects the long names of the options that appeared.
@@ -196,23 +200,10 @@ bool parse_options(std::vector<std::string> const& args, std::size_t first, Comm
   return true;
 }
 
-std::vector<OptionSpec<GenerateOptions>> const& generate_specs() {
-  using O = GenerateOptions;
-  static std::vector<OptionSpec<O>> const specs = {
-      {"--model", 'm', true, [](O& o, Given const& g) { o.model = g.value; }},
-      {"--prompt", 'p', true, [](O& o, Given const& g) { o.prompt = g.value; }},
-      {"--prompt-file", 0, true,
-       [](O& o, Given const& g) {
-         if (g.value.empty()) fail(g, "--prompt-file needs a file name (or - for stdin)");
-         o.prompt_file = g.value;
-       }},
-      {"--raw", 0, false, [](O& o, Given const&) { o.raw = true; }},
-      {"--system", 0, true, [](O& o, Given const& g) { o.system = g.value; }},
-      {"--max-tokens", 'n', true, [](O& o, Given const& g) { o.max_tokens = parse_int<int>(g, 1, 1'000'000); }},
-      {"--temperature", 0, true, [](O& o, Given const& g) { o.temperature = parse_float(g, 0.0f, 100.0f); }},
-      {"--top-p", 0, true, [](O& o, Given const& g) { o.top_p = parse_float(g, 0.0f, 1.0f, true); }},
-      {"--seed", 0, true,
-       [](O& o, Given const& g) { o.seed = parse_int<std::uint64_t>(g, 0, std::numeric_limits<std::uint64_t>::max()); }},
+// The skip-policy options, for any options type derived from PolicyOptions.
+template <class O>
+void append_policy_specs(std::vector<OptionSpec<O>>& specs) {
+  std::vector<OptionSpec<O>> const policy = {
       {"--threshold", 0, true, [](O& o, Given const& g) { o.threshold = parse_float(g, -1.0f, 1.0f); }},
       {"--span", 0, true,
        [](O& o, Given const& g) {
@@ -224,25 +215,59 @@ std::vector<OptionSpec<GenerateOptions>> const& generate_specs() {
       {"--cold-first", 0, true, [](O& o, Given const& g) { o.cold_first = parse_int<int>(g, 0, 256); }},
       {"--cold-last", 0, true, [](O& o, Given const& g) { o.cold_last = parse_int<int>(g, 0, 256); }},
       {"--dense", 0, false, [](O& o, Given const&) { o.dense = true; }},
-      {"--threads", 't', true, [](O& o, Given const& g) { o.threads = parse_int<int>(g, 0, 1'024); }},
-      {"--ctx", 0, true, [](O& o, Given const& g) { o.ctx = parse_int<int>(g, 2, 1 << 20); }},
-      {"--json", 0, true,
-       [](O& o, Given const& g) {
-         if (g.value.empty()) fail(g, "--json needs a file name (or - for stdout)");
-         o.json = g.value;
-       }},
-      {"--trace", 0, true,
-       [](O& o, Given const& g) {
-         if (g.value.empty()) fail(g, "--trace needs a file name (or - for stdout)");
-         o.trace = g.value;
-       }},
-      {"--heatmap", 0, true,
-       [](O& o, Given const& g) {
-         if (g.value.empty()) fail(g, "--heatmap needs a file name (or - for stdout)");
-         o.heatmap = g.value;
-       }},
-      {"--quiet", 'q', false, [](O& o, Given const&) { o.quiet = true; }},
   };
+  specs.insert(specs.end(), policy.begin(), policy.end());
+}
+
+std::vector<OptionSpec<GenerateOptions>> const& generate_specs() {
+  using O = GenerateOptions;
+  static std::vector<OptionSpec<O>> const specs = [] {
+    std::vector<OptionSpec<O>> specs = {
+        {"--model", 'm', true, [](O& o, Given const& g) { o.model = g.value; }},
+        {"--prompt", 'p', true, [](O& o, Given const& g) { o.prompt = g.value; }},
+        {"--prompt-file", 0, true,
+         [](O& o, Given const& g) {
+           if (g.value.empty()) fail(g, "--prompt-file needs a file name (or - for stdin)");
+           o.prompt_file = g.value;
+         }},
+        {"--raw", 0, false, [](O& o, Given const&) { o.raw = true; }},
+        {"--system", 0, true, [](O& o, Given const& g) { o.system = g.value; }},
+        {"--max-tokens", 'n', true, [](O& o, Given const& g) { o.max_tokens = parse_int<int>(g, 1, 1'000'000); }},
+        {"--temperature", 0, true, [](O& o, Given const& g) { o.temperature = parse_float(g, 0.0f, 100.0f); }},
+        {"--top-p", 0, true, [](O& o, Given const& g) { o.top_p = parse_float(g, 0.0f, 1.0f, true); }},
+        {"--seed", 0, true,
+         [](O& o, Given const& g) { o.seed = parse_int<std::uint64_t>(g, 0, std::numeric_limits<std::uint64_t>::max()); }},
+    };
+    append_policy_specs(specs);
+    std::vector<OptionSpec<O>> const rest = {
+        {"--threads", 't', true, [](O& o, Given const& g) { o.threads = parse_int<int>(g, 0, 1'024); }},
+        {"--ctx", 0, true, [](O& o, Given const& g) { o.ctx = parse_int<int>(g, 2, 1 << 20); }},
+        {"--json", 0, true,
+         [](O& o, Given const& g) {
+           if (g.value.empty()) fail(g, "--json needs a file name (or - for stdout)");
+           o.json = g.value;
+         }},
+        {"--trace", 0, true,
+         [](O& o, Given const& g) {
+           if (g.value.empty()) fail(g, "--trace needs a file name (or - for stdout)");
+           o.trace = g.value;
+         }},
+        {"--heatmap", 0, true,
+         [](O& o, Given const& g) {
+           if (g.value.empty()) fail(g, "--heatmap needs a file name (or - for stdout)");
+           o.heatmap = g.value;
+         }},
+        {"--quiet", 'q', false, [](O& o, Given const&) { o.quiet = true; }},
+        {"--config", 0, true,
+         [](O& o, Given const& g) {
+           if (g.value.empty()) fail(g, "--config needs a file name");
+           o.config = g.value;
+         }},
+        {"--paper", 0, false, [](O& o, Given const&) { o.paper = true; }},
+    };
+    specs.insert(specs.end(), rest.begin(), rest.end());
+    return specs;
+  }();
   return specs;
 }
 
@@ -280,14 +305,7 @@ void validate_generate(CommandLine& cl, std::set<std::string> const& given) {
                      c);
   }
   if (o.raw && o.system) throw UsageError("--system needs the chat template and cannot be combined with --raw" + hint, c);
-  if (o.dense && given.count("--spans-per-token")) {
-    throw UsageError("--dense and --spans-per-token conflict (--dense means --spans-per-token 0)" + hint, c);
-  }
-  if (o.dense) {
-    for (char const* name : {"--threshold", "--span"}) {
-      if (given.count(name)) cl.warnings.push_back(std::string(name) + " has no effect with --dense");
-    }
-  }
+  check_policy_options(o, given, c, cl.warnings);
   if (o.temperature <= 0.0f) {
     for (char const* name : {"--top-p", "--seed"}) {
       if (given.count(name)) cl.warnings.push_back(std::string(name) + " has no effect with greedy decoding (set --temperature)");
@@ -306,6 +324,8 @@ std::string_view command_name(Command command) {
     case Command::chat: return "chat";
     case Command::info: return "info";
     case Command::fetch_model: return "fetch-model";
+    case Command::eval: return "eval";
+    case Command::calibrate: return "calibrate";
     case Command::help:
     case Command::version: return "";
   }
@@ -339,6 +359,11 @@ CommandLine parse_command_line(std::vector<std::string> const& args) {
       return cl;
     }
     validate_generate(cl, given);
+    cl.generate.given_options = given;
+    if (cl.generate.config && cl.generate.paper) {
+      throw UsageError("--config and --paper conflict (--paper selects the authors' settings)" + help_hint(cl.command),
+                       cl.command);
+    }
   } else if (first == "info") {
     cl.command = Command::info;
     if (!parse_options(args, 1, cl.command, info_specs(), cl.info, given)) {
@@ -351,16 +376,30 @@ CommandLine parse_command_line(std::vector<std::string> const& args) {
       cl.help_for = cl.command;
       cl.command = Command::help;
     }
+  } else if (first == "eval") {
+    cl.command = Command::eval;
+    cl.eval = std::make_shared<EvalOptions>();
+    if (!parse_eval_options(args, 1, *cl.eval, cl.warnings)) {
+      cl.help_for = cl.command;
+      cl.command = Command::help;
+    }
+  } else if (first == "calibrate") {
+    cl.command = Command::calibrate;
+    cl.calibrate = std::make_shared<CalibrateOptions>();
+    if (!parse_calibrate_options(args, 1, *cl.calibrate, cl.warnings)) {
+      cl.help_for = cl.command;
+      cl.command = Command::help;
+    }
   } else {
     std::string message = first.rfind('-', 0) == 0 ? "expected a command before option '" + first + "'"
                                                     : "unknown command '" + first + "'";
-    for (char const* name : {"generate", "chat", "info", "fetch-model"}) {
+    for (char const* name : {"generate", "chat", "info", "fetch-model", "eval", "calibrate"}) {
       if (first.rfind('-', 0) != 0 && edit_distance(first, name) <= 2) {
         message += " (did you mean '" + std::string(name) + "'?)";
         break;
       }
     }
-    throw UsageError(message + "; commands: generate, chat, info, fetch-model" + help_hint(Command::help),
+    throw UsageError(message + "; commands: generate, chat, info, fetch-model, eval, calibrate" + help_hint(Command::help),
                      Command::help);
   }
   return cl;
@@ -374,7 +413,7 @@ CommandLine parse_command_line(int argc, char const* const* argv) {
 
 int default_cold_layers(int num_layers) { return skipllm::policy::detail::proportional_count(num_layers, 1, 6); }
 
-skipllm::policy::RuntimePolicies make_policies(GenerateOptions const& o, int num_layers) {
+skipllm::policy::RuntimePolicies make_policies(PolicyOptions const& o, int num_layers, Command command) {
   int const dflt = default_cold_layers(num_layers);
   int const first = o.cold_first.value_or(dflt);
   int const last = o.cold_last.value_or(dflt);
@@ -382,7 +421,7 @@ skipllm::policy::RuntimePolicies make_policies(GenerateOptions const& o, int num
     if (n > num_layers) {
       throw UsageError(std::string(name) + " " + std::to_string(n) + " exceeds the model's " +
                            std::to_string(num_layers) + " layers",
-                       Command::generate);
+                       command);
     }
   }
   skipllm::policy::RuntimePolicies p;
@@ -390,6 +429,63 @@ skipllm::policy::RuntimePolicies make_policies(GenerateOptions const& o, int num
   p.cold = {first, last};
   p.warmup = {o.warmup, o.refresh_every};
   return p;
+}
+
+// ---- Building blocks for other subcommands -----------------------------------------------------
+
+bool parse_option_list(std::vector<std::string> const& args, std::size_t first, Command command,
+                       std::vector<Option> const& options, std::set<std::string>& given) {
+  struct None {};
+  std::vector<OptionSpec<None>> specs;
+  specs.reserve(options.size());
+  for (Option const& o : options) {
+    specs.push_back({o.long_name, o.short_name, o.takes_value, [&o](None&, Given const& g) { o.apply(g); }});
+  }
+  None none;
+  return parse_options(args, first, command, specs, none, given);
+}
+
+std::int64_t parse_int_option(OptionArg const& arg, std::int64_t lo, std::int64_t hi) {
+  return parse_int<std::int64_t>(arg, lo, hi);
+}
+
+float parse_float_option(OptionArg const& arg, float lo, float hi, bool open_low) {
+  return parse_float(arg, lo, hi, open_low);
+}
+
+void add_policy_options(std::vector<Option>& options, PolicyOptions& target) {
+  std::vector<OptionSpec<PolicyOptions>> specs;
+  append_policy_specs(specs);
+  for (auto& s : specs) {
+    options.push_back({s.long_name, s.short_name, s.takes_value,
+                       [&target, apply = std::move(s.apply)](OptionArg const& g) { apply(target, g); }});
+  }
+}
+
+void check_policy_options(PolicyOptions const& o, std::set<std::string> const& given, Command command,
+                          std::vector<std::string>& warnings) {
+  if (o.dense && given.count("--spans-per-token")) {
+    throw UsageError("--dense and --spans-per-token conflict (--dense means --spans-per-token 0)" + help_hint(command),
+                     command);
+  }
+  if (o.dense) {
+    for (char const* name : {"--threshold", "--span"}) {
+      if (given.count(name)) warnings.push_back(std::string(name) + " has no effect with --dense");
+    }
+  }
+}
+
+std::string policy_options_help() {
+  return "Skip policy (the paper's greedy rule, every knob at runtime):\n"
+         "      --threshold TAU     skip after a layer whose cosine(h, h + FFN) > TAU, -1..1 (default 0.95)\n"
+         "      --span K            FFN blocks skipped per trigger, 1..100000, or 'all' = up to the\n"
+         "                          tail cold region (default 8)\n"
+         "      --spans-per-token N spans one token may start, 0..1000 (default 1)\n"
+         "      --warmup N          dense decode tokens at the start (default 16)\n"
+         "      --refresh-every M   then every M-th token dense; 0 = never (default 6)\n"
+         "      --cold-first N      first N layers never skipped (default round(layers/6): 5 of 30)\n"
+         "      --cold-last N       last N layers never skipped (default round(layers/6))\n"
+         "      --dense             skip nothing (same code path, spans per token 0): the baseline\n";
 }
 
 // ---- Help ------------------------------------------------------------------------------------
@@ -423,17 +519,13 @@ std::string help_text(Command command) {
              "      --temperature T     0..100; 0 = greedy (default 0)\n"
              "      --top-p P           nucleus sampling, 0 < P <= 1 (default 1)\n"
              "      --seed S            random seed for sampling (default: random, reported)\n"
-             "\n"
-             "Skip policy (the paper's greedy rule, every knob at runtime):\n"
-             "      --threshold TAU     skip after a layer whose cosine(h, h + FFN) > TAU, -1..1 (default 0.95)\n"
-             "      --span K            FFN blocks skipped per trigger, 1..100000, or 'all' = up to the\n"
-             "                          tail cold region (default 8)\n"
-             "      --spans-per-token N spans one token may start, 0..1000 (default 1)\n"
-             "      --warmup N          dense decode tokens at the start (default 16)\n"
-             "      --refresh-every M   then every M-th token dense; 0 = never (default 6)\n"
-             "      --cold-first N      first N layers never skipped (default round(layers/6): 5 of 30)\n"
-             "      --cold-last N       last N layers never skipped (default round(layers/6))\n"
-             "      --dense             skip nothing (same code path, spans per token 0): the baseline\n"
+             "\n" +
+             policy_options_help() +
+             "      --config FILE       a policy config file (skipllm calibrate, docs/policy_config.md);\n"
+             "                          policy options given as well override its values\n"
+             "      --paper             the paper's settings above even for the default model\n"
+             "  Without --config, --paper or any policy option, the default model (SmolLM2-135M-Instruct)\n"
+             "  uses its shipped calibrated config (examples/engine/configs/smollm2-135m-instruct.json).\n"
              "\n"
              "Runtime:\n"
              "  -t, --threads N         worker threads, 0 = one per hardware thread (default 0)\n"
@@ -474,6 +566,8 @@ std::string help_text(Command command) {
              "  -h, --help         this help\n\n"
              "Environment: SKIPLLM_PYTHON names the Python interpreter (default python3); pip's own\n"
              "variables (PIP_INDEX_URL, ...) apply.\n";
+    case Command::eval: return eval_help_text();
+    case Command::calibrate: return calibrate_help_text();
     case Command::help:
     case Command::version:
       break;
@@ -486,6 +580,8 @@ std::string help_text(Command command) {
          "  chat         the same, always with the chat template\n"
          "  info         print a model's configuration and tensor sizes\n"
          "  fetch-model  download the default model (SmolLM2-135M-Instruct Q4_1) and print its path\n"
+         "  eval         measure quality at a skip policy: factoid QA, perplexity, agreement, ...\n"
+         "  calibrate    choose cold layers and thresholds for a target skip ratio; writes a config\n"
          "  help [CMD]   help on a command (also: skipllm CMD --help)\n"
          "  --version    print the version\n\n"
          "Example:\n"

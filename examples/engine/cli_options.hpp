@@ -8,7 +8,10 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <optional>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -18,12 +21,26 @@
 
 namespace skipllm::cli {
 
-enum class Command { help, version, generate, chat, info, fetch_model };
+enum class Command { help, version, generate, chat, info, fetch_model, eval, calibrate };
 
-//! "generate", "chat", "info", "fetch-model"; "" for help and version.
+//! "generate", "chat", "info", "fetch-model", "eval"; "" for help and version.
 std::string_view command_name(Command command);
 
-struct GenerateOptions {
+//! The skip-policy options (skipllm::policy::RuntimePolicies), shared by every command that
+//! decodes: generate, chat, eval. Parsed by add_policy_options(), turned into policies by
+//! make_policies().
+struct PolicyOptions {
+  float threshold = 0.95f;
+  int span = 8;  //!< skipllm::policy::kToColdRegion for "--span all"
+  int spans_per_token = 1;
+  int warmup = 16;
+  int refresh_every = 6;
+  std::optional<int> cold_first;  //!< default: round(layers / 6)
+  std::optional<int> cold_last;   //!< default: round(layers / 6)
+  bool dense = false;             //!< spans_per_token = 0: nothing is skipped, same code path
+};
+
+struct GenerateOptions : PolicyOptions {
   // Model and prompt.
   std::optional<std::string> model;        //!< -m; default: $SKIPLLM_MODEL, then the cached SmolLM2
   std::optional<std::string> prompt;       //!< -p
@@ -37,15 +54,13 @@ struct GenerateOptions {
   float top_p = 1.0f;
   std::optional<std::uint64_t> seed;  //!< default: random (reported in the summary)
 
-  // The skip policy (skipllm::policy::RuntimePolicies).
-  float threshold = 0.95f;
-  int span = 8;  //!< skipllm::policy::kToColdRegion for "--span all"
-  int spans_per_token = 1;
-  int warmup = 16;
-  int refresh_every = 6;
-  std::optional<int> cold_first;  //!< default: round(layers / 6)
-  std::optional<int> cold_last;   //!< default: round(layers / 6)
-  bool dense = false;             //!< spans_per_token = 0: nothing is skipped, same code path
+  // The skip policy: the PolicyOptions base, or a policy config file (policy options given as
+  // well override its values). With neither, the default model uses its shipped calibrated
+  // config (examples/engine/configs/smollm2-135m-instruct.json) and other models the paper's
+  // rule; --paper forces the paper's rule.
+  std::optional<std::string> config;   //!< --config FILE
+  bool paper = false;                  //!< --paper
+  std::set<std::string> given_options; //!< long names of the options given (for the overrides)
 
   // Runtime.
   int threads = 0;  //!< 0: one per hardware thread
@@ -70,12 +85,17 @@ struct FetchModelOptions {
   bool force = false;                 //!< download even when the file exists
 };
 
+struct EvalOptions;  // cli_eval.hpp
+struct CalibrateOptions;  // cli_calibrate.hpp
+
 struct CommandLine {
   Command command = Command::help;
   Command help_for = Command::help;  //!< with command == help: whose help to print
   GenerateOptions generate;          //!< generate and chat
   InfoOptions info;
   FetchModelOptions fetch_model;
+  std::shared_ptr<EvalOptions> eval;  //!< eval (cli_eval.hpp)
+  std::shared_ptr<CalibrateOptions> calibrate;  //!< calibrate (cli_calibrate.hpp)
   std::vector<std::string> warnings;  //!< options that have no effect in this combination
 };
 
@@ -101,7 +121,50 @@ std::string help_text(Command command);
 int default_cold_layers(int num_layers);
 
 //! The policies the options describe, for a model with `num_layers` layers. Throws UsageError
-//! when a cold region is deeper than the model.
-skipllm::policy::RuntimePolicies make_policies(GenerateOptions const& options, int num_layers);
+//! (for `command`'s help) when a cold region is deeper than the model.
+skipllm::policy::RuntimePolicies make_policies(PolicyOptions const& options, int num_layers,
+                                               Command command = Command::generate);
+
+// ---- Building blocks for subcommands parsed in their own files (cli_eval.cpp, ...) -----------
+
+//! One option as given: `name` as the user spelled it ("-n/--max-tokens"), its value.
+struct OptionArg {
+  std::string name;
+  std::string value;
+  Command command;
+};
+
+//! An option of a subcommand; `apply` stores the value (usually into a captured options object).
+struct Option {
+  std::string long_name;  //!< "--max-tokens"
+  char short_name = 0;    //!< 'n', or 0
+  bool takes_value = false;
+  std::function<void(OptionArg const&)> apply;
+};
+
+//! Parses args[first..] with the same rules as generate (values after '=' or as the next
+//! argument, glued short values, a repeated option is an error, suggestions for misspellings).
+//! Returns false when -h/--help was seen. `given` collects the long names that appeared.
+bool parse_option_list(std::vector<std::string> const& args, std::size_t first, Command command,
+                       std::vector<Option> const& options, std::set<std::string>& given);
+
+//! Value checks with generate's messages; they throw UsageError naming the option and value.
+std::int64_t parse_int_option(OptionArg const& arg, std::int64_t lo, std::int64_t hi);
+float parse_float_option(OptionArg const& arg, float lo, float hi, bool open_low = false);
+
+//! " (see 'skipllm COMMAND --help')".
+std::string help_hint(Command command);
+
+//! Appends the skip-policy options (--threshold, --span, --spans-per-token, --warmup,
+//! --refresh-every, --cold-first, --cold-last, --dense) writing into `target`.
+void add_policy_options(std::vector<Option>& options, PolicyOptions& target);
+
+//! The cross-option checks of the policy options (--dense with --spans-per-token is an error;
+//! --threshold/--span with --dense only earn a warning, appended to `warnings`).
+void check_policy_options(PolicyOptions const& options, std::set<std::string> const& given, Command command,
+                          std::vector<std::string>& warnings);
+
+//! The "Skip policy" block of the help texts.
+std::string policy_options_help();
 
 }  // namespace skipllm::cli

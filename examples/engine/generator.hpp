@@ -31,8 +31,14 @@ std::int32_t sample(std::span<float const> logits, SamplingOptions const& option
 //! One sequence at a time (slot 0): feed a prompt, then decode token by token.
 class Generator {
  public:
+  //! With `policies.skip.skip_attention`, a skipped layer also skips its attention (the
+  //! layer-skip baseline; LlamaHost::set_layer_skip).
   Generator(LlamaModel const& model, ThreadPool& pool, EnginePolicies const& policies, int max_context,
             bool record_trace = false, ActivationPrecision precision = ActivationPrecision::kFloat32);
+  //! The same with the CLI's RuntimePolicies (to_engine_policies).
+  Generator(LlamaModel const& model, ThreadPool& pool, skipllm::policy::RuntimePolicies const& policies,
+            int max_context, bool record_trace = false, ActivationPrecision precision = ActivationPrecision::kFloat32)
+      : Generator(model, pool, to_engine_policies(policies), max_context, record_trace, precision) {}
 
   //! Starts a new sequence with `prompt` (dense prefill, in chunks); returns the logits after
   //! its last token.

@@ -27,6 +27,11 @@ SKIPLLM_HOST_DEVICE constexpr float quiet_nan() noexcept {
   return bit_cast<float>(std::uint32_t{0x7fc00000u});
 }
 
+//! +Inf, usable in constexpr host and device code alike.
+SKIPLLM_HOST_DEVICE constexpr float infinity() noexcept {
+  return bit_cast<float>(std::uint32_t{0x7f800000u});
+}
+
 }  // namespace detail
 
 //! True for every value except NaN and +-Inf. `x - x` is 0 exactly for finite x and NaN

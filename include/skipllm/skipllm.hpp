@@ -14,6 +14,8 @@
 #include "policy/bundle.hpp"
 #include "policy/cold_region.hpp"
 #include "policy/describe.hpp"
+#include "policy/layer_thresholds.hpp"
+#include "policy/random_window.hpp"
 #include "policy/similarity.hpp"
 #include "policy/sink_warmup.hpp"
 #include "policy/skip_policy.hpp"

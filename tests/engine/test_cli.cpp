@@ -655,7 +655,7 @@ BOOST_AUTO_TEST_CASE(generate_streams_the_answer_and_writes_the_summary,
   fs::path const json = scratch() / "summary.json";
   RunResult const r = run("", *cli_path(),
                           {"generate", "-m", engine_test::model_path().string(), "-p", "What is the capital of France?",
-                           "-n", "24", "-t", "2", "--json", json.string()});
+                           "-n", "24", "-t", "2", "--paper", "--json", json.string()});
   BOOST_TEST_REQUIRE(r.status == 0, r.err);
   BOOST_TEST(r.out.find("Paris") != std::string::npos, r.out);
   for (char const* part : {"policy: skip=Greedy(tau=0.95, span=8", "FFN blocks skipped:", "layer      ran", "prompt: ",
@@ -688,6 +688,30 @@ BOOST_AUTO_TEST_CASE(generate_streams_the_answer_and_writes_the_summary,
   BOOST_TEST(s.get<int>("statistics.ffn_blocks") == 30 * s.get<int>("statistics.decode_tokens"));
   BOOST_TEST(s.get_child("statistics.layers").size() == 30u);
   BOOST_TEST(s.get_child_optional("statistics.skip_ratio.after_warmup").has_value());
+}
+
+BOOST_AUTO_TEST_CASE(default_model_runs_its_shipped_config, *utf::precondition(cli_and_model_available)) {
+  // No policy option: the default model (by file name and depth) runs the calibrated config.
+  RunResult const r = run("", *cli_path(),
+                          {"generate", "-m", engine_test::model_path().string(), "-p", "What is the capital of France?",
+                           "-n", "16", "-t", "2", "--json", "-"});
+  BOOST_TEST_REQUIRE(r.status == 0, r.err);
+  pt::ptree const s = parse_json(r.out);
+  BOOST_TEST(s.get<std::string>("policy.config").find("smollm2-135m-instruct.json") != std::string::npos);
+  BOOST_TEST(s.get<std::string>("text").find("Paris") != std::string::npos);
+  // Any policy option (here the threshold) selects the paper's rule with that value instead.
+  RunResult const o = run("", *cli_path(),
+                          {"generate", "-m", engine_test::model_path().string(), "-p", "Hi", "-n", "4", "-t", "2",
+                           "--threshold", "0.99", "--json", "-"});
+  BOOST_TEST_REQUIRE(o.status == 0, o.err);
+  pt::ptree const so = parse_json(o.out);
+  BOOST_TEST(so.get<double>("policy.threshold") == 0.99, so.get<double>("policy.threshold"));
+  BOOST_TEST(so.get<int>("policy.span") == 8);
+  BOOST_TEST(so.get<std::string>("policy.config", "null") == "null");
+  // --config and --paper conflict.
+  RunResult const bad = run("", *cli_path(), {"generate", "-p", "x", "--paper", "--config", "c.json"});
+  BOOST_TEST(bad.status == 2);
+  BOOST_TEST(bad.err.find("--config and --paper conflict") != std::string::npos, bad.err);
 }
 
 BOOST_AUTO_TEST_CASE(dense_skips_nothing, *utf::precondition(cli_and_model_available)) {

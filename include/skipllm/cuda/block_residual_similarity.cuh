@@ -24,6 +24,38 @@
 
 namespace skipllm::cuda {
 
+namespace detail {
+
+//! One thread's share of the fused pass: x <- x + f, folding (x, x + f) into `acc`.
+template <class Metric, class T>
+struct AddAccumulate {
+  static constexpr int kWidth = vector_width_v<T>;
+  T* x;
+  T const* f;
+  typename Metric::Accumulator acc;
+
+  __device__ __forceinline__ void element(std::int64_t i) {
+    float const before = load_float(x[i]);
+    float const after = before + load_float(f[i]);
+    acc = Metric::accumulate(acc, before, after);
+    x[i] = store_float<T>(after);
+  }
+  __device__ __forceinline__ void vector(std::int64_t i) {
+    Vector<T> xv = *reinterpret_cast<Vector<T> const*>(x + i);
+    Vector<T> const fv = *reinterpret_cast<Vector<T> const*>(f + i);
+#pragma unroll
+    for (int j = 0; j < kWidth; ++j) {
+      float const before = load_float(xv.v[j]);
+      float const after = before + load_float(fv.v[j]);
+      acc = Metric::accumulate(acc, before, after);
+      xv.v[j] = store_float<T>(after);
+    }
+    *reinterpret_cast<Vector<T>*>(x + i) = xv;
+  }
+};
+
+}  // namespace detail
+
 //! `Metric::combine` as a binary functor, the reduction operator of `cub::BlockReduce`.
 template <class Metric>
 struct CombineAccumulators {
@@ -60,30 +92,7 @@ class BlockResidualSimilarity {
   //! x[i] <- x[i] + f[i] for i < n; returns the aggregate over the row, valid in thread 0.
   template <class T>
   __device__ __forceinline__ Accumulator add(T* __restrict__ x, T const* __restrict__ f, std::int64_t n) {
-    struct AddAccumulate {
-      static constexpr int kWidth = vector_width_v<T>;
-      T* x;
-      T const* f;
-      Accumulator acc;
-      __device__ __forceinline__ void element(std::int64_t i) {
-        float const before = load_float(x[i]);
-        float const after = before + load_float(f[i]);
-        acc = Metric::accumulate(acc, before, after);
-        x[i] = store_float<T>(after);
-      }
-      __device__ __forceinline__ void vector(std::int64_t i) {
-        Vector<T> xv = *reinterpret_cast<Vector<T> const*>(x + i);
-        Vector<T> const fv = *reinterpret_cast<Vector<T> const*>(f + i);
-#pragma unroll
-        for (int j = 0; j < kWidth; ++j) {
-          float const before = load_float(xv.v[j]);
-          float const after = before + load_float(fv.v[j]);
-          acc = Metric::accumulate(acc, before, after);
-          xv.v[j] = store_float<T>(after);
-        }
-        *reinterpret_cast<Vector<T>*>(x + i) = xv;
-      }
-    } op{x, f, Accumulator{}};
+    detail::AddAccumulate<Metric, T> op{x, f, Accumulator{}};
     for_each_in_row<Threads>(split_row(x, f, n), n, static_cast<int>(threadIdx.x), op);
     return Reduce(storage_).Reduce(op.acc, CombineAccumulators<Metric>{});
   }

@@ -176,35 +176,45 @@ __device__ __forceinline__ void for_each_in_row(RowSplit const& split, std::int6
   for (int i = tid; i < split.tail; i += Threads) op.element(tail_start + i);
 }
 
+namespace detail {
+
+template <class T>
+struct CopyRow {
+  static constexpr int kWidth = vector_width_v<T>;
+  T* dst;
+  T const* src;
+  __device__ __forceinline__ void element(std::int64_t i) { dst[i] = src[i]; }
+  __device__ __forceinline__ void vector(std::int64_t i) {
+    *reinterpret_cast<Vector<T>*>(dst + i) = *reinterpret_cast<Vector<T> const*>(src + i);
+  }
+};
+
+template <class T>
+struct ZeroRow {
+  static constexpr int kWidth = vector_width_v<T>;
+  T* dst;
+  __device__ __forceinline__ void element(std::int64_t i) { dst[i] = store_float<T>(0.0f); }
+  __device__ __forceinline__ void vector(std::int64_t i) {
+    Vector<T> z;
+#pragma unroll
+    for (int j = 0; j < kWidth; ++j) z.v[j] = store_float<T>(0.0f);
+    *reinterpret_cast<Vector<T>*>(dst + i) = z;
+  }
+};
+
+}  // namespace detail
+
 //! Copies a row (`dst` <- `src`, `n` elements) with the block's threads.
 template <int Threads, class T>
 __device__ __forceinline__ void copy_row(T* __restrict__ dst, T const* __restrict__ src, std::int64_t n) {
-  struct Copy {
-    static constexpr int kWidth = vector_width_v<T>;
-    T* dst;
-    T const* src;
-    __device__ void element(std::int64_t i) { dst[i] = src[i]; }
-    __device__ void vector(std::int64_t i) {
-      *reinterpret_cast<Vector<T>*>(dst + i) = *reinterpret_cast<Vector<T> const*>(src + i);
-    }
-  } op{dst, src};
+  detail::CopyRow<T> op{dst, src};
   for_each_in_row<Threads>(split_row(dst, src, n), n, static_cast<int>(threadIdx.x), op);
 }
 
 //! Sets a row to zero with the block's threads.
 template <int Threads, class T>
 __device__ __forceinline__ void zero_row(T* dst, std::int64_t n) {
-  struct Zero {
-    static constexpr int kWidth = vector_width_v<T>;
-    T* dst;
-    __device__ void element(std::int64_t i) { dst[i] = store_float<T>(0.0f); }
-    __device__ void vector(std::int64_t i) {
-      Vector<T> z;
-#pragma unroll
-      for (int j = 0; j < kWidth; ++j) z.v[j] = store_float<T>(0.0f);
-      *reinterpret_cast<Vector<T>*>(dst + i) = z;
-    }
-  } op{dst};
+  detail::ZeroRow<T> op{dst};
   for_each_in_row<Threads>(split_row(dst, dst, n), n, static_cast<int>(threadIdx.x), op);
 }
 

@@ -8,7 +8,7 @@
 //! *When to use which.* `FixedCold<5, 5>` is the authors' setting for 32/40-layer LLaMA-2.
 //! `ProportionalCold<1, 6>` scales it to any depth (5 of 30 layers at each end).
 //! `ColdLayers` sets the counts at runtime, `ColdMask` takes any set of layers (what
-//! calibration writes), and `NoCold` protects nothing (an ablation).
+//! calibration writes), `ColdRegions` both at once, and `NoCold` protects nothing (an ablation).
 //!
 //! *What it costs.* A comparison or a bit test per layer.
 #pragma once
@@ -45,6 +45,20 @@ struct FixedCold {
   }
 };
 
+//! The first `First` and last `Last` layers plus the listed `Layers`, fixed at compile time
+//! (what a compile-time configured build bakes from a calibrated cold set).
+template <int First, int Last, int... Layers>
+struct FixedColdSet {
+  static_assert(First >= 0 && Last >= 0, "skipllm: FixedColdSet counts must be non-negative");
+  static_assert(((Layers >= 0) && ...), "skipllm: FixedColdSet layers must be non-negative");
+  static constexpr int first = First;
+  static constexpr int last = Last;
+
+  SKIPLLM_HOST_DEVICE constexpr bool is_cold(int layer, int num_layers) const noexcept {
+    return detail::in_end_regions(layer, num_layers, First, Last) || ((layer == Layers) || ...);
+  }
+};
+
 //! `Num/Den` of the depth at each end, rounded to the nearest layer.
 template <int Num, int Den>
 struct ProportionalCold {
@@ -72,6 +86,19 @@ struct ColdMask {
 
   SKIPLLM_HOST_DEVICE constexpr bool is_cold(int layer, int /*num_layers*/) const noexcept {
     return layers.contains(layer);
+  }
+};
+
+//! First/last counts plus any set of layers, all at runtime: represents every region above
+//! (`{5, 5}` is `ColdLayers{5, 5}`, `{0, 0, mask}` is `ColdMask{mask}`), so an engine can
+//! hold any calibrated configuration in one type.
+struct ColdRegions {
+  int first = 5;
+  int last = 5;
+  LayerMask layers{};
+
+  SKIPLLM_HOST_DEVICE constexpr bool is_cold(int layer, int num_layers) const noexcept {
+    return detail::in_end_regions(layer, num_layers, first, last) || layers.contains(layer);
   }
 };
 

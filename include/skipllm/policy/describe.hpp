@@ -11,6 +11,8 @@
 #include <string>
 
 #include "bundle.hpp"
+#include "layer_thresholds.hpp"
+#include "random_window.hpp"
 
 namespace skipllm::policy {
 
@@ -24,6 +26,30 @@ void describe(std::ostream& os, GreedyThreshold<Tau, Span, Spans> const&) {
   describe(os, Greedy{Tau, Span, Spans});
 }
 inline void describe(std::ostream& os, Dense const&) { os << "Dense"; }
+inline void describe(std::ostream& os, LayerThresholds const& p) {
+  // Uniform arrays read like Greedy; otherwise the finite thresholds, as layer:tau.
+  float const t0 = p.tau[0];
+  bool uniform = true;
+  for (float const t : p.tau) uniform = uniform && t == t0;
+  if (uniform) {
+    os << "LayerThresholds(tau=" << t0;
+  } else {
+    os << "LayerThresholds(tau={";
+    char const* sep = "";
+    for (int l = 0; l < LayerThresholds::kMaxLayers; ++l) {
+      if (p.tau[l] < skipllm::detail::infinity()) { os << sep << l << ":" << p.tau[l]; sep = ","; }
+    }
+    os << "}";
+  }
+  os << ", span=";
+  if (p.span >= kToColdRegion) os << "to-cold-region"; else os << p.span;
+  os << ", spans_per_token=" << p.spans_per_token << ")";
+}
+inline void describe(std::ostream& os, RandomWindow const& p) {
+  os << "RandomWindow(length=" << p.length << ", layers=[" << p.first << ",";
+  if (p.last >= (1 << 30)) os << "end"; else os << p.last;
+  os << "), seed=" << p.seed << ")";
+}
 inline void describe(std::ostream& os, StaticMask const& p) { os << "StaticMask(" << p.layers.count() << " layers)"; }
 inline void describe(std::ostream& os, ReplayTrace const& p) {
   os << "ReplayTrace(" << p.num_slots << " slots x " << p.num_tokens << " tokens)";
@@ -41,6 +67,23 @@ inline void describe(std::ostream& os, ColdMask const& c) {
     if (c.layers.contains(l)) { os << sep << l; sep = ","; }
   }
   os << ")";
+}
+inline void describe(std::ostream& os, ColdRegions const& c) {
+  os << "ColdRegions(first=" << c.first << ", last=" << c.last;
+  if (c.layers.count() > 0) {
+    os << ", layers=";
+    char const* sep = "";
+    for (int l = 0; l < LayerMask::kMaxLayers; ++l) {
+      if (c.layers.contains(l)) { os << sep << l; sep = ","; }
+    }
+  }
+  os << ")";
+}
+template <int First, int Last, int... Layers>
+void describe(std::ostream& os, FixedColdSet<First, Last, Layers...> const&) {
+  ColdRegions c{First, Last, {}};
+  (c.layers.insert(Layers), ...);
+  describe(os, c);
 }
 inline void describe(std::ostream& os, NoCold const&) { os << "NoCold"; }
 

@@ -1,0 +1,1019 @@
+#include "cli_eval.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <sstream>
+
+#include <skipllm/config.hpp>
+#include <skipllm/json.hpp>
+#include <skipllm/policy/describe.hpp>
+
+#include "cli_commands.hpp"
+#include "engine_policies.hpp"
+#include "eval_tasks.hpp"
+#include "gguf.hpp"
+#include "llama_model.hpp"
+#include "model_cache.hpp"
+#include "policy_config.hpp"
+#include "thread_pool.hpp"
+#include "tokenizer.hpp"
+
+namespace skipllm::cli {
+
+namespace fs = std::filesystem;
+namespace eng = skipllm::engine;
+namespace ev = skipllm::engine::eval;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+constexpr EvalTask kTasks[] = {EvalTask::factoid,  EvalTask::perplexity, EvalTask::agreement, EvalTask::collapse,
+                               EvalTask::chat,     EvalTask::summarize,  EvalTask::profile};
+
+bool text_task(EvalTask t) { return t == EvalTask::perplexity || t == EvalTask::profile; }
+
+// The dev set's report file of each task, under <data>/report.
+char const* default_data_file(EvalTask t) {
+  switch (t) {
+    case EvalTask::factoid: return "factoid.jsonl";
+    case EvalTask::perplexity:
+    case EvalTask::profile: return "perplexity.txt";
+    case EvalTask::agreement:
+    case EvalTask::collapse: return "agreement.jsonl";
+    case EvalTask::chat: return "chat.jsonl";
+    case EvalTask::summarize: return "summarize.jsonl";
+  }
+  return "";
+}
+
+// $SKIPLLM_DATA, else the source tree's examples/engine/data when the build knows it.
+std::optional<fs::path> data_dir() {
+  if (char const* env = std::getenv("SKIPLLM_DATA"); env != nullptr && *env) return fs::path(env);
+#ifdef SKIPLLM_ENGINE_DATA_DIR
+  return fs::path(SKIPLLM_ENGINE_DATA_DIR);
+#else
+  return std::nullopt;
+#endif
+}
+
+// A problem reported with an exit status.
+struct EvalFailure {
+  int status;
+  std::string message;
+};
+
+std::string fixed(double v, int digits) {
+  if (!std::isfinite(v)) return "n/a";
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
+  return buf;
+}
+
+std::string percent(double v, int digits = 1) { return std::isfinite(v) ? fixed(100 * v, digits) + "%" : "n/a"; }
+
+std::string version_string() {
+  return std::to_string(SKIPLLM_VERSION_MAJOR) + "." + std::to_string(SKIPLLM_VERSION_MINOR) + "." +
+         std::to_string(SKIPLLM_VERSION_PATCH);
+}
+
+// ---- Model --------------------------------------------------------------------------------------
+
+fs::path find_model(std::optional<std::string> const& explicit_path, std::ostream& err) {
+  eng::ModelEnvironment const env = eng::ModelEnvironment::from_process();
+  eng::ModelLocation where;
+  try {
+    where = eng::locate_model(explicit_path, env);
+    if (where.source == eng::ModelSource::cache) return eng::resolve_model(explicit_path, env, err);
+  } catch (eng::ModelFetchError const& e) {
+    throw EvalFailure{kExitFetch, e.what()};
+  }
+  std::string const from = where.source == eng::ModelSource::command_line ? "(-m)" : "(from $SKIPLLM_MODEL)";
+  std::error_code ec;
+  auto const status = fs::status(where.path, ec);
+  if (!fs::exists(status)) throw EvalFailure{kExitUsage, "model file not found: " + where.path.string() + " " + from};
+  if (fs::is_directory(status)) {
+    throw EvalFailure{kExitUsage, "model path is a directory, not a GGUF file: " + where.path.string() + " " + from};
+  }
+  return where.path;
+}
+
+struct Loaded {
+  explicit Loaded(fs::path const& p) : path(p), file(eng::GgufFile::open(p)), model(file), tokenizer(eng::tokenizer_from_gguf(file)) {}
+  fs::path path;
+  eng::GgufFile file;
+  eng::LlamaModel model;
+  eng::Tokenizer tokenizer;
+};
+
+std::string model_name(eng::GgufFile const& f) {
+  try {
+    if (auto const name = f.find_string("general.name")) return std::string(*name);
+  } catch (std::exception const&) {
+  }
+  return {};
+}
+
+// ---- Outputs ------------------------------------------------------------------------------------
+
+// An output file opened before the run ("-" = stdout).
+class OutputFile {
+ public:
+  OutputFile(std::optional<std::string> const& name, char const* option, std::ostream& stdout_stream) : option_(option) {
+    if (!name) return;
+    name_ = *name;
+    if (name_ == "-") {
+      stream_ = &stdout_stream;
+      return;
+    }
+    file_ = std::make_unique<std::ofstream>(name_, std::ios::binary | std::ios::trunc);
+    if (!*file_) {
+      throw EvalFailure{kExitUsage, std::string("cannot open ") + option_ + " file " + name_ + " for writing: " +
+                                        std::strerror(errno)};
+    }
+    stream_ = file_.get();
+  }
+  explicit operator bool() const { return stream_ != nullptr; }
+  std::ostream& stream() { return *stream_; }
+  void finish() {
+    stream_->flush();
+    if (file_) file_->close();
+    if (!*stream_ || (file_ && file_->fail())) {
+      throw EvalFailure{kExitRuntime, std::string("writing ") + option_ + " file " + name_ + " failed"};
+    }
+  }
+
+ private:
+  char const* option_;
+  std::string name_;
+  std::unique_ptr<std::ofstream> file_;
+  std::ostream* stream_ = nullptr;
+};
+
+// Progress on stderr: a one-line bar with an ETA when stderr is a terminal (or --progress),
+// otherwise a line at every further 10%.
+class ProgressReporter {
+ public:
+  ProgressReporter(std::ostream& err, std::string label, std::string unit, bool bar, bool enabled)
+      : err_(err), label_(std::move(label)), unit_(std::move(unit)), bar_(bar), enabled_(enabled), start_(Clock::now()) {}
+
+  void operator()(std::size_t done, std::size_t total) {
+    if (!enabled_ || total == 0) return;
+    double const elapsed = seconds_since(start_);
+    double const frac = static_cast<double>(done) / static_cast<double>(total);
+    std::string const eta = done > 0 && done < total ? ", ETA " + duration(elapsed / frac - elapsed) : "";
+    if (bar_) {
+      if (done < total && elapsed - last_draw_ < 0.1 && done != 0) return;
+      last_draw_ = elapsed;
+      int constexpr kWidth = 28;
+      int const filled = static_cast<int>(frac * kWidth);
+      std::string line = "\r" + label_ + " [" + std::string(static_cast<std::size_t>(filled), '#') +
+                         std::string(static_cast<std::size_t>(kWidth - filled), '.') + "] " + std::to_string(done) +
+                         "/" + std::to_string(total) + " " + unit_ + ", " + duration(elapsed) + eta;
+      if (line.size() < last_width_) line += std::string(last_width_ - line.size(), ' ');
+      last_width_ = line.size();
+      err_ << line << std::flush;
+      drawn_ = true;
+      if (done == total) finish();
+    } else {
+      int const tenth = static_cast<int>(frac * 10 + 1e-9);
+      if (tenth <= last_tenth_ || (done < total && elapsed < 1.0)) return;
+      last_tenth_ = tenth;
+      err_ << "skipllm: " << label_ << ": " << done << "/" << total << " " << unit_ << " (" << fixed(100 * frac, 0)
+           << "%), " << duration(elapsed) << eta << "\n"
+           << std::flush;
+    }
+  }
+
+  void finish() {
+    if (drawn_) err_ << "\n" << std::flush;
+    drawn_ = false;
+  }
+
+ private:
+  static std::string duration(double s) {
+    if (s < 60) return fixed(s, 1) + " s";
+    int const total = static_cast<int>(s + 0.5);
+    return std::to_string(total / 60) + " min " + std::to_string(total % 60) + " s";
+  }
+
+  std::ostream& err_;
+  std::string label_, unit_;
+  bool bar_, enabled_;
+  Clock::time_point start_;
+  double last_draw_ = -1;
+  std::size_t last_width_ = 0;
+  int last_tenth_ = 0;
+  bool drawn_ = false;
+};
+
+// ---- Policy -------------------------------------------------------------------------------------
+
+struct ResolvedPolicy {
+  eng::EnginePolicies policies;
+  std::string description;
+  bool dense = false;
+  std::optional<std::string> config;
+};
+
+ResolvedPolicy resolve_policy(EvalOptions const& o, int num_layers) {
+  ResolvedPolicy r;
+  auto const given = [&](char const* name) { return o.given.count(name) > 0; };
+  if (o.config) {
+    r.config = *o.config;
+    eng::PolicyConfig c;
+    try {
+      c = eng::load_policy_config(*o.config);
+    } catch (std::exception const& e) {
+      throw EvalFailure{kExitUsage, "--config " + *o.config + ": " + e.what()};
+    }
+    // Policy options given on the command line override the file's values.
+    if (given("--threshold")) c.threshold = o.threshold;
+    if (given("--span")) c.span = o.span;
+    if (given("--spans-per-token")) c.spans_per_token = o.spans_per_token;
+    if (given("--warmup")) c.warmup_tokens = o.warmup;
+    if (given("--refresh-every")) c.warmup_every = o.refresh_every;
+    if (o.cold_first) c.cold_first = *o.cold_first;
+    if (o.cold_last) c.cold_last = *o.cold_last;
+    if (o.dense) c.kind = eng::PolicyConfig::Kind::dense;
+    try {
+      r.policies = eng::make_engine_policies(c, num_layers);
+    } catch (std::exception const& e) {
+      throw EvalFailure{kExitUsage, "--config " + *o.config + ": " + e.what()};
+    }
+  } else {
+    try {
+      r.policies = eng::to_engine_policies(make_policies(o, num_layers, Command::eval));
+    } catch (UsageError const& e) {
+      throw EvalFailure{kExitUsage, e.what()};
+    }
+  }
+  r.dense = !ev::can_skip(r.policies);
+  r.description = skipllm::describe(r.policies);
+  return r;
+}
+
+char const* skip_kind_name(eng::EngineSkip::Kind k) {
+  switch (k) {
+    case eng::EngineSkip::Kind::greedy: return "greedy";
+    case eng::EngineSkip::Kind::layer_greedy: return "layer_greedy";
+    case eng::EngineSkip::Kind::random_window: return "random_window";
+    case eng::EngineSkip::Kind::static_mask: return "static";
+  }
+  return "?";
+}
+
+// ---- JSON ---------------------------------------------------------------------------------------
+
+using skipllm::detail::write_json_string;
+
+void jnum(std::ostream& os, double v) { skipllm::detail::write_json_number(os, v); }
+void jstr(std::ostream& os, std::string_view s) { write_json_string(os, s); }
+// Policy parameters are floats: seven significant digits, so 0.95 reads back as 0.95.
+void jfloat(std::ostream& os, float v) {
+  if (!std::isfinite(v)) {
+    os << "null";
+    return;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.7g", static_cast<double>(v));
+  os << buf;
+}
+
+void write_policy_json(std::ostream& os, ResolvedPolicy const& p, int num_layers) {
+  eng::EnginePolicies const& e = p.policies;
+  os << "{\"description\": ";
+  jstr(os, p.description);
+  os << ", \"dense\": " << (p.dense ? "true" : "false") << ", \"config\": ";
+  if (p.config) jstr(os, *p.config); else os << "null";
+  os << ", \"kind\": \"" << skip_kind_name(e.skip.kind) << "\", \"threshold\": ";
+  jfloat(os, e.skip.tau);
+  os << ", \"span\": ";
+  if (e.skip.span >= skipllm::policy::kToColdRegion) os << "\"all\""; else os << e.skip.span;
+  os << ", \"spans_per_token\": " << e.skip.spans_per_token << ", \"skip_attention\": "
+     << (e.skip.skip_attention ? "true" : "false") << ", \"warmup_tokens\": " << e.warmup.tokens
+     << ", \"refresh_every\": " << e.warmup.every << ", \"cold_first\": " << e.cold.first
+     << ", \"cold_last\": " << e.cold.last << ", \"cold_layers\": [";
+  char const* sep = "";
+  for (int l = 0; l < num_layers; ++l) {
+    if (e.cold.is_cold(l, num_layers)) os << sep << l, sep = ", ";
+  }
+  os << "]";
+  if (e.skip.kind == eng::EngineSkip::Kind::layer_greedy) {
+    os << ", \"layer_thresholds\": [";
+    for (int l = 0; l < num_layers && l < skipllm::LayerMask::kMaxLayers; ++l) {
+      os << (l ? ", " : "");
+      jfloat(os, e.skip.layer_tau[l]);
+    }
+    os << "]";
+  }
+  os << ", \"metric\": \"Cosine\"}";
+}
+
+// The library's statistics object (skipllm.stats/1), indented one level.
+void write_statistics_json(std::ostream& os, skipllm::SkipStatistics const& s, std::string const& description) {
+  std::ostringstream stats;
+  skipllm::write_json(stats, s, description);
+  std::string body = stats.str();
+  while (!body.empty() && (body.back() == '\n' || body.back() == ' ')) body.pop_back();
+  for (char const c : body) {
+    os << c;
+    if (c == '\n') os << "  ";
+  }
+}
+
+void write_rouge(std::ostream& os, ev::RougeL const& r) {
+  os << "{\"f1\": ";
+  jnum(os, r.f1);
+  os << ", \"precision\": ";
+  jnum(os, r.precision);
+  os << ", \"recall\": ";
+  jnum(os, r.recall);
+  os << "}";
+}
+
+void write_collapse(std::ostream& os, ev::CollapseMetrics const& c) {
+  os << "{\"tokens\": " << c.tokens << ", \"distinct_1\": ";
+  jnum(os, c.distinct_1);
+  os << ", \"distinct_2\": ";
+  jnum(os, c.distinct_2);
+  os << ", \"distinct_3\": ";
+  jnum(os, c.distinct_3);
+  os << ", \"longest_repeat\": " << c.longest_repeat << ", \"collapsed\": " << (c.collapsed ? "true" : "false") << "}";
+}
+
+void write_compare_summary(std::ostream& os, ev::CompareSummary const& s) {
+  os << "{";
+  if (!s.bucket.empty()) {
+    os << "\"bucket\": ";
+    jstr(os, s.bucket);
+    os << ", ";
+  }
+  os << "\"n\": " << s.n << ", \"identical\": " << s.identical << ", \"token_agreement_prefix\": ";
+  jnum(os, s.prefix_rate);
+  os << ", \"token_agreement\": ";
+  jnum(os, s.overall_rate);
+  os << ", \"first_divergence\": ";
+  jnum(os, s.first_divergence);
+  os << ", \"rouge_l_vs_dense\": ";
+  jnum(os, s.rouge_vs_dense);
+  os << ", \"with_reference\": " << s.with_reference << ", \"rouge_l_vs_reference\": ";
+  jnum(os, s.rouge_vs_reference);
+  os << ", \"dense_rouge_l_vs_reference\": ";
+  jnum(os, s.dense_rouge_vs_reference);
+  os << ", \"distinct_1\": ";
+  jnum(os, s.distinct_1);
+  os << ", \"distinct_2\": ";
+  jnum(os, s.distinct_2);
+  os << ", \"distinct_3\": ";
+  jnum(os, s.distinct_3);
+  os << ", \"longest_repeat\": ";
+  jnum(os, s.longest_repeat);
+  os << ", \"collapsed\": " << s.collapsed << ", \"dense_distinct_2\": ";
+  jnum(os, s.dense_distinct_2);
+  os << ", \"dense_longest_repeat\": ";
+  jnum(os, s.dense_longest_repeat);
+  os << ", \"dense_collapsed\": " << s.dense_collapsed << ", \"tokens\": ";
+  jnum(os, s.skip_tokens);
+  os << ", \"dense_tokens\": ";
+  jnum(os, s.dense_tokens);
+  os << "}";
+}
+
+// Everything a report needs besides the task's own result.
+struct RunInfo {
+  EvalTask task;
+  std::string data_path;
+  std::size_t data_lines = 0, data_items = 0, used_items = 0;  // text tasks: items = text tokens
+  std::string model_path, model_name;
+  int layers = 0;
+  ResolvedPolicy policy;
+  double load_s = 0;
+  int threads = 0, ctx = 0, max_tokens = 0;
+};
+
+void write_header_json(std::ostream& os, RunInfo const& info) {
+  os << "{\n  \"schema\": \"skipllm.eval/1\",\n  \"skipllm_version\": ";
+  jstr(os, version_string());
+  os << ",\n  \"task\": ";
+  jstr(os, eval_task_name(info.task));
+  os << ",\n  \"model\": {\"path\": ";
+  jstr(os, info.model_path);
+  os << ", \"name\": ";
+  jstr(os, info.model_name);
+  os << ", \"layers\": " << info.layers << "},\n  \"data\": {\"path\": ";
+  jstr(os, info.data_path);
+  os << ", \"lines\": " << info.data_lines << ", \"" << (text_task(info.task) ? "tokens" : "items")
+     << "\": " << info.data_items << ", \"used\": " << info.used_items << "},\n  \"policy\": ";
+  write_policy_json(os, info.policy, info.layers);
+  os << ",\n";
+}
+
+void write_stats_fields_json(std::ostream& os, ev::RunStats const& r) {
+  os << "  \"skip_ratio\": ";
+  jnum(os, r.skip_ratio);
+  os << ",\n  \"skip_ratio_eligible\": ";
+  jnum(os, r.skip_ratio_eligible);
+  os << ",\n  \"skip_ratio_after_warmup\": ";
+  jnum(os, r.skip_ratio_after_warmup);
+  os << ",\n  \"decode_steps\": " << r.statistics.tokens() << ",\n";
+}
+
+void write_footer_json(std::ostream& os, RunInfo const& info, double run_s, skipllm::SkipStatistics const* stats) {
+  os << "  \"timings_s\": {\"load\": ";
+  jnum(os, info.load_s);
+  os << ", \"run\": ";
+  jnum(os, run_s);
+  os << "},\n  \"runtime\": {\"threads\": " << info.threads << ", \"ctx\": " << info.ctx;
+  if (!text_task(info.task)) os << ", \"max_tokens\": " << info.max_tokens;
+  os << "}";
+  if (stats) {
+    os << ",\n  \"statistics\": ";
+    write_statistics_json(os, *stats, info.policy.description);
+  }
+}
+
+// ---- Text reports -------------------------------------------------------------------------------
+
+void report_header(std::ostream& os, RunInfo const& info) {
+  os << "task:        " << eval_task_name(info.task) << "\n"
+     << "data:        " << info.data_path << " (" << info.data_lines << " lines, " << info.data_items
+     << (text_task(info.task) ? " tokens" : " items");
+  if (!text_task(info.task) && info.used_items != info.data_items) os << ", first " << info.used_items << " used";
+  os << ")\n"
+     << "model:       " << info.model_path << " (" << info.layers << " layers)\n"
+     << "policy:      " << info.policy.description << (info.policy.config ? " (from " + *info.policy.config + ")" : "")
+     << "\n";
+}
+
+void report_skip(std::ostream& os, ev::RunStats const& r) {
+  skipllm::SkipStatistics const& s = r.statistics;
+  os << "skip ratio:  " << percent(r.skip_ratio) << " of all FFN blocks, " << percent(r.skip_ratio_eligible)
+     << " of eligible, " << percent(r.skip_ratio_after_warmup) << " after warm-up (" << s.skipped_blocks() << " of "
+     << s.ffn_blocks() << " blocks, " << s.tokens() << " decode steps, " << s.dense_tokens() << " dense)\n";
+}
+
+void report_footer(std::ostream& os, RunInfo const& info, double run_s) {
+  os << "time:        " << fixed(run_s, 1) << " s (model load " << fixed(info.load_s, 2) << " s), threads " << info.threads
+     << "\n";
+}
+
+void report_compare(std::ostream& os, EvalTask task, ev::CompareSummary const& s, bool dense_run) {
+  if (task != EvalTask::collapse || dense_run) {
+    os << "agreement:   tokens " << percent(s.overall_rate) << " position-wise, " << percent(s.prefix_rate)
+       << " up to the first divergence (mean first divergence at token " << fixed(s.first_divergence, 1) << "), "
+       << s.identical << " of " << s.n << " identical\n"
+       << "ROUGE-L:     " << fixed(s.rouge_vs_dense, 3) << " vs dense";
+    if (s.with_reference) {
+      os << "; vs reference " << fixed(s.rouge_vs_reference, 3) << " (dense " << fixed(s.dense_rouge_vs_reference, 3)
+         << ", " << s.with_reference << " references)";
+    }
+    os << "\n";
+  }
+  os << "collapse:    " << s.collapsed << " of " << s.n << " collapsed (dense " << s.dense_collapsed
+     << "); distinct-1/2/3 " << fixed(s.distinct_1, 3) << " / " << fixed(s.distinct_2, 3) << " / "
+     << fixed(s.distinct_3, 3) << " (dense distinct-2 " << fixed(s.dense_distinct_2, 3)
+     << "); longest repeat " << fixed(s.longest_repeat, 1) << " tokens (dense " << fixed(s.dense_longest_repeat, 1)
+     << ")\n"
+     << "generated:   " << fixed(s.skip_tokens, 1) << " tokens per item (dense " << fixed(s.dense_tokens, 1) << ")\n";
+}
+
+// ---- Options ------------------------------------------------------------------------------------
+
+std::optional<EvalTask> task_from_name(std::string_view name) {
+  for (EvalTask const t : kTasks) {
+    if (eval_task_name(t) == name) return t;
+  }
+  return std::nullopt;
+}
+
+std::string task_list() {
+  std::string s;
+  for (EvalTask const t : kTasks) s += (s.empty() ? "" : ", ") + std::string(eval_task_name(t));
+  return s;
+}
+
+}  // namespace
+
+std::string_view eval_task_name(EvalTask task) {
+  switch (task) {
+    case EvalTask::factoid: return "factoid";
+    case EvalTask::perplexity: return "perplexity";
+    case EvalTask::agreement: return "agreement";
+    case EvalTask::collapse: return "collapse";
+    case EvalTask::chat: return "chat";
+    case EvalTask::summarize: return "summarize";
+    case EvalTask::profile: return "profile";
+  }
+  return "";
+}
+
+int default_max_tokens(EvalTask task) {
+  switch (task) {
+    case EvalTask::factoid: return 32;
+    case EvalTask::agreement: return 64;
+    default: return 128;
+  }
+}
+
+bool parse_eval_options(std::vector<std::string> const& raw_args, std::size_t first, EvalOptions& o,
+                        std::vector<std::string>& warnings) {
+  Command const c = Command::eval;
+  // --json takes an optional value: alone, or before another option, it means stdout.
+  std::vector<std::string> args(raw_args.begin(), raw_args.end());
+  for (std::size_t i = first; i < args.size(); ++i) {
+    if (args[i] == "--json" &&
+        (i + 1 == args.size() || (args[i + 1].size() > 1 && args[i + 1][0] == '-' && args[i + 1] != "-"))) {
+      args.insert(args.begin() + static_cast<std::ptrdiff_t>(i) + 1, "-");
+    }
+  }
+  auto const file_value = [](OptionArg const& a) {
+    if (a.value.empty()) throw UsageError(a.name + " needs a file name" + help_hint(a.command), a.command);
+    return a.value;
+  };
+  std::vector<Option> options = {
+      {"--task", 0, true,
+       [&](OptionArg const& a) {
+         o.task = task_from_name(a.value);
+         if (!o.task) {
+           throw UsageError("unknown task '" + a.value + "' for --task; tasks: " + task_list() + help_hint(c), c);
+         }
+       }},
+      {"--data", 0, true, [&](OptionArg const& a) { o.data = file_value(a); }},
+      {"--config", 0, true, [&](OptionArg const& a) { o.config = file_value(a); }},
+      {"--paper", 0, false, [&](OptionArg const&) { o.paper = true; }},
+      {"--model", 'm', true, [&](OptionArg const& a) { o.model = a.value; }},
+      {"--max-tokens", 'n', true,
+       [&](OptionArg const& a) { o.max_tokens = static_cast<int>(parse_int_option(a, 1, 100'000)); }},
+      {"--limit", 0, true,
+       [&](OptionArg const& a) { o.limit = static_cast<std::size_t>(parse_int_option(a, 1, 100'000'000)); }},
+      {"--window", 0, true, [&](OptionArg const& a) { o.window = static_cast<int>(parse_int_option(a, 2, 1 << 20)); }},
+      {"--stride", 0, true, [&](OptionArg const& a) { o.stride = static_cast<int>(parse_int_option(a, 1, 1 << 20)); }},
+      {"--system", 0, true, [&](OptionArg const& a) { o.system = a.value; }},
+      {"--plot", 0, true, [&](OptionArg const& a) { o.plot = file_value(a); }},
+      {"--json", 0, true, [&](OptionArg const& a) { o.json = file_value(a); }},
+      {"--threads", 't', true, [&](OptionArg const& a) { o.threads = static_cast<int>(parse_int_option(a, 0, 1'024)); }},
+      {"--ctx", 0, true, [&](OptionArg const& a) { o.ctx = static_cast<int>(parse_int_option(a, 2, 1 << 20)); }},
+      {"--progress", 0, false, [&](OptionArg const&) { o.progress = true; }},
+      {"--quiet", 'q', false, [&](OptionArg const&) { o.quiet = true; }},
+  };
+  add_policy_options(options, o);
+  if (!parse_option_list(args, first, c, options, o.given)) return false;
+
+  std::string const hint = help_hint(c);
+  if (!o.task) throw UsageError("no task: pass --task TASK (" + task_list() + ")" + hint, c);
+  EvalTask const t = *o.task;
+  check_policy_options(o, o.given, c, warnings);
+  if (o.config && o.paper) throw UsageError("--config and --paper conflict (--paper selects the authors' settings)" + hint, c);
+  if (o.stride && *o.stride > o.window) {
+    throw UsageError("--stride " + std::to_string(*o.stride) + " is larger than --window " + std::to_string(o.window) + hint,
+                     c);
+  }
+  if (o.plot && t != EvalTask::profile) throw UsageError("--plot is only for --task profile" + hint, c);
+  auto const no_effect = [&](char const* name, std::string const& why) {
+    if (o.given.count(name)) warnings.push_back(std::string(name) + " has no effect " + why);
+  };
+
+  std::string const for_task = "with --task " + std::string(eval_task_name(t));
+  if (text_task(t)) {
+    no_effect("--max-tokens", for_task);
+    no_effect("--limit", for_task);
+    no_effect("--system", for_task);
+  } else {
+    no_effect("--window", for_task);
+    no_effect("--stride", for_task);
+  }
+  if (t != EvalTask::factoid) no_effect("--system", for_task + " (the data carries the conversations)");
+  if (t == EvalTask::profile) {
+    for (char const* name : {"--span", "--spans-per-token", "--warmup", "--refresh-every", "--cold-first", "--cold-last",
+                             "--dense", "--config", "--paper"}) {
+      no_effect(name, "with --task profile, which always runs dense (--threshold sets the reported share)");
+    }
+  }
+  o.warnings = warnings;  // run_eval prints them
+  return true;
+}
+
+std::string eval_help_text() {
+  return "usage: skipllm eval --task TASK [--data FILE] [policy options | --dense | --config FILE] [options]\n\n"
+         "Measures what a skip policy costs in quality, on the dev set (examples/engine/data) or your\n"
+         "own data, and reports the skip ratio it achieved. Details: docs/eval.md.\n\n"
+         "Tasks:\n"
+         "  factoid     JSONL {\"question\", \"answers\": [...]}: accuracy (an answer appears in the reply)\n"
+         "  perplexity  plain text: sliding-window perplexity, every position a decode step\n"
+         "  agreement   JSONL prompts: greedy token agreement and ROUGE-L of the policy vs dense\n"
+         "  collapse    JSONL prompts: distinct-1/2/3, longest repeated n-gram, collapse flag\n"
+         "  chat        JSONL {\"messages\": [...]}: the last assistant turn vs dense (and a reference)\n"
+         "  summarize   JSONL {\"document\", \"reference\"?}: ROUGE-L vs dense and reference, by length\n"
+         "  profile     plain text: dense per-layer FFN cosine profile (table; --plot for an SVG)\n"
+         "\n"
+         "Data and model:\n"
+         "      --task TASK         one of the tasks above (required)\n"
+         "      --data FILE         the data (default: the dev set's report split, from $SKIPLLM_DATA\n"
+         "                          or the source tree)\n"
+         "  -m, --model PATH        GGUF model (default: $SKIPLLM_MODEL, else the cached SmolLM2)\n"
+         "      --limit N           only the first N items\n"
+         "  -n, --max-tokens N      tokens to generate per item (default: factoid 32, agreement 64,\n"
+         "                          collapse/chat/summarize 128)\n"
+         "      --system TEXT       system message for factoid (default: the model's)\n"
+         "      --window W          perplexity/profile window in tokens (default 512)\n"
+         "      --stride S          window stride (default W/2)\n"
+         "\n" +
+         policy_options_help() +
+         "      --config FILE       a policy config file (skipllm calibrate); policy options given\n"
+         "                          as well override its values\n"
+         "      --paper             the paper's rule with the options above: eval's default (unlike\n"
+         "                          generate, eval never picks a shipped config by itself)\n"
+         "\n"
+         "Runtime and output:\n"
+         "  -t, --threads N         worker threads, 0 = one per hardware thread (default 0)\n"
+         "      --ctx N             context limit in tokens (default 2048)\n"
+         "      --json [FILE]       JSON summary (schema skipllm.eval/1); no FILE or - = stdout, the\n"
+         "                          report then goes to stderr\n"
+         "      --plot FILE         profile: SVG plot of the per-layer mean and std\n"
+         "      --progress          progress bar on stderr even when it is not a terminal\n"
+         "  -q, --quiet             no progress and no report on stderr\n"
+         "  -h, --help              this help\n"
+         "\n"
+         "Examples:\n"
+         "  skipllm eval --task factoid --data examples/engine/data/report/factoid.jsonl --dense\n"
+         "  skipllm eval --task perplexity --data examples/engine/data/report/perplexity.txt --threshold 0.99\n"
+         "  skipllm eval --task profile --data examples/engine/data/report/perplexity.txt --plot profile.svg\n";
+}
+
+int run_eval(EvalOptions const& o, std::ostream& out, std::ostream& err) {
+  try {
+    EvalTask const task = *o.task;
+    for (auto const& w : o.warnings) err << "skipllm: warning: " << w << "\n";
+    // Data location.
+    fs::path data_path;
+    if (o.data) {
+      data_path = *o.data;
+    } else if (auto const dir = data_dir()) {
+      data_path = *dir / "report" / default_data_file(task);
+    } else {
+      throw EvalFailure{kExitUsage, "no data: pass --data FILE"};
+    }
+
+    // Outputs first, so that a bad path fails before the run.
+    OutputFile json(o.json, "--json", out);
+    OutputFile plot(o.plot, "--plot", out);
+    bool const json_to_stdout = o.json == "-" || o.plot == "-";
+    std::ostream& report = json_to_stdout ? err : out;
+    bool const show_report = !(o.quiet && &report == &err);
+
+    // Data (before the model: a bad file fails fast).
+    RunInfo info;
+    info.task = task;
+    info.data_path = data_path.string();
+    ev::Dataset<ev::FactoidItem> factoid;
+    ev::Dataset<ev::PromptItem> prompts;
+    ev::Dataset<ev::SummarizeItem> summaries;
+    std::string text;
+    try {
+      switch (task) {
+        case EvalTask::factoid:
+          factoid = ev::read_factoid(data_path);
+          info.data_lines = factoid.file.lines;
+          info.data_items = factoid.items.size();
+          break;
+        case EvalTask::agreement:
+        case EvalTask::collapse:
+        case EvalTask::chat:
+          prompts = ev::read_prompts(data_path);
+          info.data_lines = prompts.file.lines;
+          info.data_items = prompts.items.size();
+          break;
+        case EvalTask::summarize:
+          summaries = ev::read_summarize(data_path);
+          info.data_lines = summaries.file.lines;
+          info.data_items = summaries.items.size();
+          break;
+        case EvalTask::perplexity:
+        case EvalTask::profile: {
+          ev::DataFile f;
+          text = ev::read_text(data_path, f);
+          info.data_lines = f.lines;
+          break;
+        }
+      }
+    } catch (ev::DataError const& e) {
+      throw EvalFailure{kExitUsage, e.what()};
+    }
+    if (!text_task(task) && info.data_items == 0) throw EvalFailure{kExitUsage, data_path.string() + ": no items"};
+    info.used_items = o.limit > 0 ? std::min(o.limit, info.data_items) : info.data_items;
+
+    // Model.
+    fs::path const model_path = find_model(o.model, err);
+    Clock::time_point const load_start = Clock::now();
+    std::unique_ptr<Loaded> loaded;
+    try {
+      loaded = std::make_unique<Loaded>(model_path);
+    } catch (std::exception const& e) {
+      throw EvalFailure{kExitUsage, "cannot load model " + model_path.string() + ": " + e.what()};
+    }
+    info.load_s = seconds_since(load_start);
+    eng::LlamaConfig const& config = loaded->model.config();
+    info.model_path = model_path.string();
+    info.model_name = model_name(loaded->file);
+    info.layers = config.n_layers;
+    bool add_bos = false;
+    try {
+      add_bos = loaded->file.find_bool("tokenizer.ggml.add_bos_token").value_or(false);
+    } catch (std::exception const&) {
+    }
+
+    if (task == EvalTask::profile) {
+      info.policy.policies = ev::profile_policies(o.threshold);
+      info.policy.description = skipllm::describe(info.policy.policies);
+      info.policy.dense = true;
+    } else {
+      info.policy = resolve_policy(o, config.n_layers);
+    }
+    info.ctx = std::min(o.ctx, config.context_length);
+    info.max_tokens = o.max_tokens.value_or(default_max_tokens(task));
+    if (text_task(task) && o.window + 1 > config.context_length) {
+      throw EvalFailure{kExitUsage, "--window " + std::to_string(o.window) + " exceeds the model's context of " +
+                                        std::to_string(config.context_length) + " tokens"};
+    }
+
+    eng::ThreadPool pool(o.threads);
+    info.threads = pool.size();
+    ev::EvalModel const m{loaded->model, loaded->tokenizer, pool, add_bos, info.ctx};
+    if (text_task(task)) info.data_items = loaded->tokenizer.encode(text, false).size(), info.used_items = info.data_items;
+
+    bool const tty = &err == &std::cerr && ::isatty(STDERR_FILENO) == 1;
+    ProgressReporter progress(err, std::string(eval_task_name(task)), text_task(task) ? "tokens" : "items",
+                              tty || o.progress, !o.quiet);
+    ev::ProgressFn const on_progress = [&](std::size_t done, std::size_t total) { progress(done, total); };
+
+    std::ostringstream text_report;
+    if (show_report) report_header(text_report, info);
+
+    switch (task) {
+      case EvalTask::factoid: {
+        std::span<ev::FactoidItem const> const items(factoid.items.data(), info.used_items);
+        ev::FactoidOptions fo;
+        fo.max_tokens = info.max_tokens;
+        fo.system = o.system;
+        ev::FactoidResult const r = ev::run_factoid(m, info.policy.policies, items, fo, on_progress);
+        progress.finish();
+        text_report << "accuracy:    " << percent(r.accuracy) << " (" << r.correct << " of " << r.n << " correct, -n "
+                    << info.max_tokens << ")\n";
+        report_skip(text_report, r);
+        report_footer(text_report, info, r.seconds);
+        if (json) {
+          std::ostream& j = json.stream();
+          write_header_json(j, info);
+          j << "  \"accuracy\": ";
+          jnum(j, r.accuracy);
+          j << ",\n  \"n\": " << r.n << ",\n  \"correct\": " << r.correct << ",\n";
+          write_stats_fields_json(j, r);
+          write_footer_json(j, info, r.seconds, &r.statistics);
+          j << ",\n  \"items\": [";
+          for (std::size_t i = 0; i < r.items.size(); ++i) {
+            ev::FactoidItemResult const& x = r.items[i];
+            j << (i ? ",\n" : "\n") << "    {\"id\": ";
+            jstr(j, x.id);
+            j << ", \"line\": " << x.line << ", \"question\": ";
+            jstr(j, x.question);
+            j << ", \"answers\": [";
+            for (std::size_t a = 0; a < x.answers.size(); ++a) {
+              j << (a ? ", " : "");
+              jstr(j, x.answers[a]);
+            }
+            j << "], \"output\": ";
+            jstr(j, x.output);
+            j << ", \"correct\": " << (x.correct ? "true" : "false") << ", \"matched\": ";
+            if (x.matched_answer >= 0) jstr(j, x.answers[static_cast<std::size_t>(x.matched_answer)]); else j << "null";
+            j << ", \"prompt_tokens\": " << x.prompt_tokens << ", \"generated_tokens\": " << x.generated_tokens
+              << ", \"stop_reason\": ";
+            jstr(j, x.stop_reason);
+            j << ", \"skipped_blocks\": " << x.skipped_blocks << ", \"ffn_blocks\": " << x.ffn_blocks << "}";
+          }
+          j << "\n  ]\n}\n";
+        }
+        break;
+      }
+      case EvalTask::perplexity: {
+        ev::PerplexityOptions po;
+        po.window = o.window;
+        po.stride = o.stride.value_or(0);
+        ev::PerplexityResult const r = ev::run_perplexity(m, info.policy.policies, text, po, on_progress);
+        progress.finish();
+        text_report << "perplexity:  " << fixed(r.perplexity, 3) << " (" << r.tokens << " tokens scored, mean NLL "
+                    << fixed(-r.sum_log_prob / static_cast<double>(std::max<std::int64_t>(r.tokens, 1)), 4) << " nats; "
+                    << r.windows << " windows of " << r.window << ", stride " << r.stride << ")\n";
+        report_skip(text_report, r);
+        report_footer(text_report, info, r.seconds);
+        if (json) {
+          std::ostream& j = json.stream();
+          write_header_json(j, info);
+          j << "  \"perplexity\": ";
+          jnum(j, r.perplexity);
+          j << ",\n  \"tokens\": " << r.tokens << ",\n  \"nll\": ";
+          jnum(j, r.tokens ? -r.sum_log_prob / static_cast<double>(r.tokens) : std::nan(""));
+          j << ",\n  \"text_tokens\": " << r.text_tokens << ",\n  \"windows\": " << r.windows
+            << ",\n  \"window\": " << r.window << ",\n  \"stride\": " << r.stride << ",\n";
+          write_stats_fields_json(j, r);
+          write_footer_json(j, info, r.seconds, &r.statistics);
+          j << "\n}\n";
+        }
+        break;
+      }
+      case EvalTask::profile: {
+        ev::ProfileOptions po;
+        po.window = o.window;
+        po.stride = o.stride.value_or(0);
+        po.threshold = o.threshold;
+        ev::ProfileResult const r = ev::run_profile(m, text, po, on_progress);
+        progress.finish();
+        text_report << "profile:     " << r.tokens << " decode steps in " << r.windows << " windows (dense perplexity "
+                    << fixed(r.perplexity, 3) << ")\n"
+                    << "cosine(h, h + FFN(h)) per layer; > tau: share of tokens above --threshold "
+                    << fixed(r.threshold, 3) << "\n"
+                    << "layer    mean     std     min     p10  median     p90     max   > tau\n";
+        for (ev::LayerProfile const& l : r.layers) {
+          char line[160];
+          std::snprintf(line, sizeof line, "%5d  %6.4f  %6.4f  %6.4f  %6.4f  %6.4f  %6.4f  %6.4f  %6s\n", l.layer,
+                        l.cosine.mean, l.cosine.stddev, l.cosine.min, l.cosine.p10, l.cosine.median, l.cosine.p90,
+                        l.cosine.max, percent(l.above_threshold).c_str());
+          text_report << line;
+        }
+        report_footer(text_report, info, r.seconds);
+        if (plot) {
+          ev::write_profile_svg(plot.stream(), r,
+                                "model: " + fs::path(info.model_path).filename().string() + ", data: " +
+                                    fs::path(info.data_path).filename().string() + " (" + std::to_string(r.tokens) +
+                                    " tokens, window " + std::to_string(o.window) + ")");
+          plot.finish();
+        }
+        if (json) {
+          std::ostream& j = json.stream();
+          write_header_json(j, info);
+          j << "  \"tokens\": " << r.tokens << ",\n  \"windows\": " << r.windows << ",\n  \"perplexity\": ";
+          jnum(j, r.perplexity);
+          j << ",\n  \"threshold\": ";
+          jfloat(j, r.threshold);
+          j << ",\n  \"skip_ratio\": 0,\n  \"skip_ratio_eligible\": 0,\n  \"skip_ratio_after_warmup\": 0,\n"
+            << "  \"layers\": [";
+          for (std::size_t i = 0; i < r.layers.size(); ++i) {
+            ev::LayerProfile const& l = r.layers[i];
+            j << (i ? ",\n" : "\n") << "    {\"layer\": " << l.layer << ", \"count\": " << l.cosine.count
+              << ", \"mean\": ";
+            jnum(j, l.cosine.mean);
+            j << ", \"std\": ";
+            jnum(j, l.cosine.stddev);
+            j << ", \"min\": ";
+            jnum(j, l.cosine.min);
+            j << ", \"p10\": ";
+            jnum(j, l.cosine.p10);
+            j << ", \"median\": ";
+            jnum(j, l.cosine.median);
+            j << ", \"p90\": ";
+            jnum(j, l.cosine.p90);
+            j << ", \"max\": ";
+            jnum(j, l.cosine.max);
+            j << ", \"above_threshold\": ";
+            jnum(j, l.above_threshold);
+            j << "}";
+          }
+          j << "\n  ],\n";
+          write_footer_json(j, info, r.seconds, nullptr);
+          j << "\n}\n";
+        }
+        break;
+      }
+      case EvalTask::agreement:
+      case EvalTask::collapse:
+      case EvalTask::chat:
+      case EvalTask::summarize: {
+        ev::CompareOptions co;
+        co.max_tokens = info.max_tokens;
+        ev::CompareResult r;
+        if (task == EvalTask::summarize) {
+          std::span<ev::SummarizeItem const> const items(summaries.items.data(), info.used_items);
+          r = ev::run_summarize(m, info.policy.policies, items, co, on_progress);
+        } else {
+          std::span<ev::PromptItem const> const items(prompts.items.data(), info.used_items);
+          r = task == EvalTask::agreement ? ev::run_agreement(m, info.policy.policies, items, co, on_progress)
+              : task == EvalTask::collapse ? ev::run_collapse(m, info.policy.policies, items, co, on_progress)
+                                           : ev::run_chat(m, info.policy.policies, items, co, on_progress);
+        }
+        progress.finish();
+        report_compare(text_report, task, r.summary, r.dense_run);
+        if (!r.buckets.empty()) {
+          char const* const format = "%-9s %3s  %-13s  %16s  %12s  %18s  %9s\n";
+          char line[200];
+          std::snprintf(line, sizeof line, format, "by length", "n", "prompt tokens", "ROUGE-L vs dense",
+                        "vs reference", "dense vs reference", "agreement");
+          text_report << line;
+          for (ev::CompareSummary const& b : r.buckets) {
+            std::size_t lo = SIZE_MAX, hi = 0;
+            for (ev::CompareItemResult const& x : r.items) {
+              if (x.bucket == b.bucket) lo = std::min(lo, x.prompt_tokens), hi = std::max(hi, x.prompt_tokens);
+            }
+            std::snprintf(line, sizeof line, format, b.bucket.c_str(), std::to_string(b.n).c_str(),
+                          (std::to_string(lo) + "-" + std::to_string(hi)).c_str(), fixed(b.rouge_vs_dense, 3).c_str(),
+                          fixed(b.rouge_vs_reference, 3).c_str(), fixed(b.dense_rouge_vs_reference, 3).c_str(),
+                          percent(b.overall_rate).c_str());
+            text_report << line;
+          }
+        }
+        report_skip(text_report, r);
+        report_footer(text_report, info, r.seconds);
+        if (json) {
+          std::ostream& j = json.stream();
+          write_header_json(j, info);
+          ev::CompareSummary const& s = r.summary;
+          j << "  \"n\": " << s.n << ",\n  \"token_agreement\": ";
+          jnum(j, s.overall_rate);
+          j << ",\n  \"token_agreement_prefix\": ";
+          jnum(j, s.prefix_rate);
+          j << ",\n  \"rouge_l_vs_dense\": ";
+          jnum(j, s.rouge_vs_dense);
+          j << ",\n  \"rouge_l_vs_reference\": ";
+          jnum(j, s.rouge_vs_reference);
+          j << ",\n  \"collapsed\": " << s.collapsed << ",\n  \"dense_run\": " << (r.dense_run ? "true" : "false")
+            << ",\n  \"summary\": ";
+          write_compare_summary(j, s);
+          j << ",\n  \"buckets\": [";
+          for (std::size_t i = 0; i < r.buckets.size(); ++i) {
+            j << (i ? ",\n    " : "\n    ");
+            write_compare_summary(j, r.buckets[i]);
+          }
+          j << (r.buckets.empty() ? "],\n" : "\n  ],\n");
+          write_stats_fields_json(j, r);
+          write_footer_json(j, info, r.seconds, &r.statistics);
+          j << ",\n  \"items\": [";
+          for (std::size_t i = 0; i < r.items.size(); ++i) {
+            ev::CompareItemResult const& x = r.items[i];
+            j << (i ? ",\n" : "\n") << "    {\"id\": ";
+            jstr(j, x.id);
+            j << ", \"line\": " << x.line << ", \"prompt_tokens\": " << x.prompt_tokens;
+            if (!x.bucket.empty()) {
+              j << ", \"bucket\": ";
+              jstr(j, x.bucket);
+            }
+            j << ", \"text\": ";
+            jstr(j, x.skip.text);
+            j << ", \"dense_text\": ";
+            jstr(j, x.dense.text);
+            j << ", \"stop_reason\": ";
+            jstr(j, x.skip.stop_reason);
+            j << ", \"dense_stop_reason\": ";
+            jstr(j, x.dense.stop_reason);
+            j << ", \"tokens\": " << x.skip.tokens.size() << ", \"dense_tokens\": " << x.dense.tokens.size()
+              << ", \"first_divergence\": " << x.agreement.first_divergence << ", \"token_agreement_prefix\": ";
+            jnum(j, x.agreement.prefix_rate);
+            j << ", \"token_agreement\": ";
+            jnum(j, x.agreement.overall_rate);
+            j << ", \"rouge_l_vs_dense\": ";
+            write_rouge(j, x.rouge_vs_dense);
+            j << ", \"rouge_l_vs_reference\": ";
+            if (x.rouge_vs_reference) write_rouge(j, *x.rouge_vs_reference); else j << "null";
+            j << ", \"dense_rouge_l_vs_reference\": ";
+            if (x.dense_rouge_vs_reference) write_rouge(j, *x.dense_rouge_vs_reference); else j << "null";
+            j << ", \"collapse\": ";
+            write_collapse(j, x.collapse);
+            j << ", \"dense_collapse\": ";
+            write_collapse(j, x.dense_collapse);
+            j << ", \"skipped_blocks\": " << x.skip.skipped_blocks << ", \"ffn_blocks\": " << x.skip.ffn_blocks << "}";
+          }
+          j << "\n  ]\n}\n";
+        }
+        break;
+      }
+    }
+    if (show_report) report << text_report.str() << std::flush;
+    if (json) json.finish();
+    return kExitOk;
+  } catch (EvalFailure const& f) {
+    out.flush();
+    err << "skipllm: error: " << f.message << "\n";
+    return f.status;
+  } catch (ev::DataError const& e) {
+    out.flush();
+    err << "skipllm: error: " << e.what() << "\n";
+    return kExitUsage;
+  } catch (std::exception const& e) {
+    out.flush();
+    err << "skipllm: error: " << e.what() << "\n";
+    return kExitRuntime;
+  }
+}
+
+}  // namespace skipllm::cli
