@@ -9,6 +9,7 @@ build=${SKIPLLM_BUILD_DIR:-$root/build}
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DSKIPLLM_BUILD_EXAMPLES=ON >/dev/null
 cmake --build "$build" -j "$(nproc 2>/dev/null || echo 2)" --target skipllm_tool
 if [ $# -eq 0 ]; then
-  set -- -p "What is the capital of France?"
+  # Long enough to get past the 16 dense warm-up tokens, so the statistics show skipping.
+  set -- -p "What is the capital of France? Tell me a little about the city." -n 96
 fi
 "$build/examples/engine/skipllm" generate "$@"
