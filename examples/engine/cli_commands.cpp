@@ -26,6 +26,7 @@
 
 #include "cli_calibrate.hpp"
 #include "cli_eval.hpp"
+#include "cli_support.hpp"
 #include "generator.hpp"
 #include "gguf.hpp"
 #include "heatmap.hpp"
@@ -46,16 +47,7 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-// A problem to report with an exit status (the message is complete, without "skipllm: error: ").
-struct Failure {
-  int status;
-  std::string message;
-};
 
-std::string version_string() {
-  return std::to_string(SKIPLLM_VERSION_MAJOR) + "." + std::to_string(SKIPLLM_VERSION_MINOR) + "." +
-         std::to_string(SKIPLLM_VERSION_PATCH);
-}
 
 std::string human_bytes(std::uint64_t n) {
   char buf[32];
@@ -79,26 +71,6 @@ std::string fixed(double v, int digits) {
 
 // ---- Model location and loading ----------------------------------------------------------------
 
-// The model path for -m (or its absence): explicit and $SKIPLLM_MODEL paths must exist; the cached
-// default is downloaded when missing.
-fs::path find_model(std::optional<std::string> const& explicit_path, std::ostream& err) {
-  eng::ModelEnvironment const env = eng::ModelEnvironment::from_process();
-  eng::ModelLocation where;
-  try {
-    where = eng::locate_model(explicit_path, env);
-    if (where.source == eng::ModelSource::cache) return eng::resolve_model(explicit_path, env, err);
-  } catch (eng::ModelFetchError const& e) {
-    throw Failure{kExitFetch, e.what()};
-  }
-  std::string const from = where.source == eng::ModelSource::command_line ? "(-m)" : "(from $SKIPLLM_MODEL)";
-  std::error_code ec;
-  auto const status = fs::status(where.path, ec);
-  if (!fs::exists(status)) throw Failure{kExitUsage, "model file not found: " + where.path.string() + " " + from};
-  if (fs::is_directory(status)) {
-    throw Failure{kExitUsage, "model path is a directory, not a GGUF file: " + where.path.string() + " " + from};
-  }
-  return where.path;
-}
 
 struct LoadedModel {
   explicit LoadedModel(fs::path const& p) : path(p), file(eng::GgufFile::open(p)), model(file) {}
@@ -143,43 +115,7 @@ std::string read_prompt_file(std::string const& name) {
   return text;
 }
 
-// ---- Outputs ----------------------------------------------------------------------------------
-
-// A --json/--trace/--heatmap destination, opened before the (possibly long) run so that a bad
-// path fails at once. "-" is stdout.
-class Output {
- public:
-  Output(std::optional<std::string> const& name, char const* option, std::ostream& stdout_stream)
-      : option_(option) {
-    if (!name) return;
-    name_ = *name;
-    if (name_ == "-") {
-      stream_ = &stdout_stream;
-      return;
-    }
-    file_ = std::make_unique<std::ofstream>(name_, std::ios::binary | std::ios::trunc);
-    if (!*file_) {
-      throw Failure{kExitUsage, std::string("cannot open ") + option_ + " file " + name_ + " for writing: " +
-                                    std::strerror(errno)};
-    }
-    stream_ = file_.get();
-  }
-  explicit operator bool() const { return stream_ != nullptr; }
-  std::ostream& stream() { return *stream_; }
-  void finish() {
-    stream_->flush();
-    if (file_) file_->close();
-    if (!*stream_ || (file_ && file_->fail())) {
-      throw Failure{kExitRuntime, std::string("writing ") + option_ + " file " + name_ + " failed"};
-    }
-  }
-
- private:
-  char const* option_;
-  std::string name_;
-  std::unique_ptr<std::ofstream> file_;
-  std::ostream* stream_ = nullptr;
-};
+// ---- Outputs (--json/--trace/--heatmap open before the run via OutputFile: a bad path fails at once) ----
 
 void write_json_float(std::ostream& os, double v) {
   // Seven significant digits: options given as 0.95 read back as 0.95, not 0.949999988.
@@ -221,7 +157,7 @@ bool is_default_model(fs::path const& path, int layers) {
 int run_generate(CommandLine const& cl, std::ostream& out, std::ostream& err) {
   GenerateOptions const& o = cl.generate;
   std::string const prompt_text = o.prompt ? *o.prompt : read_prompt_file(*o.prompt_file);
-  Output json(o.json, "--json", out), trace_out(o.trace, "--trace", out), heatmap(o.heatmap, "--heatmap", out);
+  OutputFile json(o.json, "--json", out), trace_out(o.trace, "--trace", out), heatmap(o.heatmap, "--heatmap", out);
   bool const stream_text = !o.writes_stdout();
 
   fs::path const model_path = find_model(o.model, err);

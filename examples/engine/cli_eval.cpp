@@ -20,6 +20,7 @@
 #include <skipllm/policy/describe.hpp>
 
 #include "cli_commands.hpp"
+#include "cli_support.hpp"
 #include "engine_policies.hpp"
 #include "eval_tasks.hpp"
 #include "gguf.hpp"
@@ -70,11 +71,6 @@ std::optional<fs::path> data_dir() {
 #endif
 }
 
-// A problem reported with an exit status.
-struct EvalFailure {
-  int status;
-  std::string message;
-};
 
 std::string fixed(double v, int digits) {
   if (!std::isfinite(v)) return "n/a";
@@ -85,31 +81,9 @@ std::string fixed(double v, int digits) {
 
 std::string percent(double v, int digits = 1) { return std::isfinite(v) ? fixed(100 * v, digits) + "%" : "n/a"; }
 
-std::string version_string() {
-  return std::to_string(SKIPLLM_VERSION_MAJOR) + "." + std::to_string(SKIPLLM_VERSION_MINOR) + "." +
-         std::to_string(SKIPLLM_VERSION_PATCH);
-}
 
 // ---- Model --------------------------------------------------------------------------------------
 
-fs::path find_model(std::optional<std::string> const& explicit_path, std::ostream& err) {
-  eng::ModelEnvironment const env = eng::ModelEnvironment::from_process();
-  eng::ModelLocation where;
-  try {
-    where = eng::locate_model(explicit_path, env);
-    if (where.source == eng::ModelSource::cache) return eng::resolve_model(explicit_path, env, err);
-  } catch (eng::ModelFetchError const& e) {
-    throw EvalFailure{kExitFetch, e.what()};
-  }
-  std::string const from = where.source == eng::ModelSource::command_line ? "(-m)" : "(from $SKIPLLM_MODEL)";
-  std::error_code ec;
-  auto const status = fs::status(where.path, ec);
-  if (!fs::exists(status)) throw EvalFailure{kExitUsage, "model file not found: " + where.path.string() + " " + from};
-  if (fs::is_directory(status)) {
-    throw EvalFailure{kExitUsage, "model path is a directory, not a GGUF file: " + where.path.string() + " " + from};
-  }
-  return where.path;
-}
 
 struct Loaded {
   explicit Loaded(fs::path const& p) : path(p), file(eng::GgufFile::open(p)), model(file), tokenizer(eng::tokenizer_from_gguf(file)) {}
@@ -128,40 +102,6 @@ std::string model_name(eng::GgufFile const& f) {
 }
 
 // ---- Outputs ------------------------------------------------------------------------------------
-
-// An output file opened before the run ("-" = stdout).
-class OutputFile {
- public:
-  OutputFile(std::optional<std::string> const& name, char const* option, std::ostream& stdout_stream) : option_(option) {
-    if (!name) return;
-    name_ = *name;
-    if (name_ == "-") {
-      stream_ = &stdout_stream;
-      return;
-    }
-    file_ = std::make_unique<std::ofstream>(name_, std::ios::binary | std::ios::trunc);
-    if (!*file_) {
-      throw EvalFailure{kExitUsage, std::string("cannot open ") + option_ + " file " + name_ + " for writing: " +
-                                        std::strerror(errno)};
-    }
-    stream_ = file_.get();
-  }
-  explicit operator bool() const { return stream_ != nullptr; }
-  std::ostream& stream() { return *stream_; }
-  void finish() {
-    stream_->flush();
-    if (file_) file_->close();
-    if (!*stream_ || (file_ && file_->fail())) {
-      throw EvalFailure{kExitRuntime, std::string("writing ") + option_ + " file " + name_ + " failed"};
-    }
-  }
-
- private:
-  char const* option_;
-  std::string name_;
-  std::unique_ptr<std::ofstream> file_;
-  std::ostream* stream_ = nullptr;
-};
 
 // Progress on stderr: a one-line bar with an ETA when stderr is a terminal (or --progress),
 // otherwise a line at every further 10%.
@@ -238,7 +178,7 @@ ResolvedPolicy resolve_policy(EvalOptions const& o, int num_layers) {
     try {
       c = eng::load_policy_config(*o.config);
     } catch (std::exception const& e) {
-      throw EvalFailure{kExitUsage, "--config " + *o.config + ": " + e.what()};
+      throw Failure{kExitUsage, "--config " + *o.config + ": " + e.what()};
     }
     // Policy options given on the command line override the file's values.
     if (given("--threshold")) c.threshold = o.threshold;
@@ -252,13 +192,13 @@ ResolvedPolicy resolve_policy(EvalOptions const& o, int num_layers) {
     try {
       r.policies = eng::make_engine_policies(c, num_layers);
     } catch (std::exception const& e) {
-      throw EvalFailure{kExitUsage, "--config " + *o.config + ": " + e.what()};
+      throw Failure{kExitUsage, "--config " + *o.config + ": " + e.what()};
     }
   } else {
     try {
       r.policies = eng::to_engine_policies(make_policies(o, num_layers, Command::eval));
     } catch (UsageError const& e) {
-      throw EvalFailure{kExitUsage, e.what()};
+      throw Failure{kExitUsage, e.what()};
     }
   }
   r.dense = !ev::can_skip(r.policies);
@@ -665,7 +605,7 @@ int run_eval(EvalOptions const& o, std::ostream& out, std::ostream& err) {
     } else if (auto const dir = data_dir()) {
       data_path = *dir / "report" / default_data_file(task);
     } else {
-      throw EvalFailure{kExitUsage, "no data: pass --data FILE"};
+      throw Failure{kExitUsage, "no data: pass --data FILE"};
     }
 
     // Outputs first, so that a bad path fails before the run.
@@ -711,9 +651,9 @@ int run_eval(EvalOptions const& o, std::ostream& out, std::ostream& err) {
         }
       }
     } catch (ev::DataError const& e) {
-      throw EvalFailure{kExitUsage, e.what()};
+      throw Failure{kExitUsage, e.what()};
     }
-    if (!text_task(task) && info.data_items == 0) throw EvalFailure{kExitUsage, data_path.string() + ": no items"};
+    if (!text_task(task) && info.data_items == 0) throw Failure{kExitUsage, data_path.string() + ": no items"};
     info.used_items = o.limit > 0 ? std::min(o.limit, info.data_items) : info.data_items;
 
     // Model.
@@ -723,7 +663,7 @@ int run_eval(EvalOptions const& o, std::ostream& out, std::ostream& err) {
     try {
       loaded = std::make_unique<Loaded>(model_path);
     } catch (std::exception const& e) {
-      throw EvalFailure{kExitUsage, "cannot load model " + model_path.string() + ": " + e.what()};
+      throw Failure{kExitUsage, "cannot load model " + model_path.string() + ": " + e.what()};
     }
     info.load_s = seconds_since(load_start);
     eng::LlamaConfig const& config = loaded->model.config();
@@ -746,7 +686,7 @@ int run_eval(EvalOptions const& o, std::ostream& out, std::ostream& err) {
     info.ctx = std::min(o.ctx, config.context_length);
     info.max_tokens = o.max_tokens.value_or(default_max_tokens(task));
     if (text_task(task) && o.window + 1 > config.context_length) {
-      throw EvalFailure{kExitUsage, "--window " + std::to_string(o.window) + " exceeds the model's context of " +
+      throw Failure{kExitUsage, "--window " + std::to_string(o.window) + " exceeds the model's context of " +
                                         std::to_string(config.context_length) + " tokens"};
     }
 
@@ -1001,7 +941,7 @@ int run_eval(EvalOptions const& o, std::ostream& out, std::ostream& err) {
     if (show_report) report << text_report.str() << std::flush;
     if (json) json.finish();
     return kExitOk;
-  } catch (EvalFailure const& f) {
+  } catch (Failure const& f) {
     out.flush();
     err << "skipllm: error: " << f.message << "\n";
     return f.status;

@@ -1,0 +1,65 @@
+#include "cli_support.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <system_error>
+
+#include <skipllm/config.hpp>
+
+#include "cli_commands.hpp"
+#include "model_cache.hpp"
+
+namespace skipllm::cli {
+
+namespace fs = std::filesystem;
+namespace eng = skipllm::engine;
+
+fs::path find_model(std::optional<std::string> const& explicit_path, std::ostream& err) {
+  eng::ModelEnvironment const env = eng::ModelEnvironment::from_process();
+  eng::ModelLocation where;
+  try {
+    where = eng::locate_model(explicit_path, env);
+    if (where.source == eng::ModelSource::cache) return eng::resolve_model(explicit_path, env, err);
+  } catch (eng::ModelFetchError const& e) {
+    throw Failure{kExitFetch, e.what()};
+  }
+  std::string const from = where.source == eng::ModelSource::command_line ? "(-m)" : "(from $SKIPLLM_MODEL)";
+  std::error_code ec;
+  auto const status = fs::status(where.path, ec);
+  if (!fs::exists(status)) throw Failure{kExitUsage, "model file not found: " + where.path.string() + " " + from};
+  if (fs::is_directory(status)) {
+    throw Failure{kExitUsage, "model path is a directory, not a GGUF file: " + where.path.string() + " " + from};
+  }
+  return where.path;
+}
+
+std::string version_string() {
+  return std::to_string(SKIPLLM_VERSION_MAJOR) + "." + std::to_string(SKIPLLM_VERSION_MINOR) + "." +
+         std::to_string(SKIPLLM_VERSION_PATCH);
+}
+
+OutputFile::OutputFile(std::optional<std::string> const& name, char const* option, std::ostream& stdout_stream)
+    : option_(option) {
+  if (!name) return;
+  name_ = *name;
+  if (name_ == "-") {
+    stream_ = &stdout_stream;
+    return;
+  }
+  file_ = std::make_unique<std::ofstream>(name_, std::ios::binary | std::ios::trunc);
+  if (!*file_) {
+    throw Failure{kExitUsage, std::string("cannot open ") + option_ + " file " + name_ + " for writing: " +
+                                  std::strerror(errno)};
+  }
+  stream_ = file_.get();
+}
+
+void OutputFile::finish() {
+  stream_->flush();
+  if (file_) file_->close();
+  if (!*stream_ || (file_ && file_->fail())) {
+    throw Failure{kExitRuntime, std::string("writing ") + option_ + " file " + name_ + " failed"};
+  }
+}
+
+}  // namespace skipllm::cli
