@@ -122,6 +122,9 @@ class Tokenizer {
 // Reads tokenizer.ggml.* (model must be "gpt2") and tokenizer.chat_template.
 Tokenizer tokenizer_from_gguf(const GgufFile& file);
 
+//! Appends code point `cp` to `out` as UTF-8.
+void append_utf8(std::string& out, uint32_t cp);
+
 struct ChatMessage {
   std::string role;
   std::string content;
