@@ -27,8 +27,8 @@ constexpr char decision_letter(FfnDecision d) noexcept {
   return '?';
 }
 
-namespace detail {
-
+//! Writes `s` as a JSON string literal (quotes added; control characters escaped). Engines use
+//! it to write their own JSON records in the same dialect as write_json().
 inline void write_json_string(std::ostream& os, std::string_view s) {
   os << '"';
   for (char const c : s) {
@@ -51,12 +51,15 @@ inline void write_json_string(std::ostream& os, std::string_view s) {
   os << '"';
 }
 
+//! Writes `v` with 9 significant digits (round-trips a float); NaN and +-Inf as null.
 inline void write_json_number(std::ostream& os, double v) {
   if (!is_finite(static_cast<float>(v))) { os << "null"; return; }
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.9g", v);
   os << buf;
 }
+
+namespace detail {
 
 inline void write_layers(std::ostream& os, SkipStatistics const& s) {
   os << "  \"layers\": [";
@@ -95,17 +98,17 @@ inline void write_trace(std::ostream& os, DecisionTrace const& t) {
 inline void write_json(std::ostream& os, SkipStatistics const& s, std::string_view policy,
                        DecisionTrace const* trace = nullptr) {
   os << "{\n  \"schema\": \"skipllm.stats/1\",\n  \"policy\": ";
-  detail::write_json_string(os, policy);
+  write_json_string(os, policy);
   os << ",\n  \"num_layers\": " << s.num_layers() << ",\n  \"warmup_tokens\": " << s.warmup_tokens()
      << ",\n  \"prefill_tokens\": " << s.prefill_tokens() << ",\n  \"decode_tokens\": " << s.tokens()
      << ",\n  \"dense_tokens\": " << s.dense_tokens() << ",\n  \"ffn_blocks\": " << s.ffn_blocks()
      << ",\n  \"skipped_blocks\": " << s.skipped_blocks() << ",\n  \"eligible_blocks\": " << s.eligible_blocks()
      << ",\n  \"skip_ratio\": {\"all\": ";
-  detail::write_json_number(os, s.skip_ratio());
+  write_json_number(os, s.skip_ratio());
   os << ", \"eligible\": ";
-  detail::write_json_number(os, s.skip_ratio_eligible());
+  write_json_number(os, s.skip_ratio_eligible());
   os << ", \"after_warmup\": ";
-  detail::write_json_number(os, s.skip_ratio_after_warmup());
+  write_json_number(os, s.skip_ratio_after_warmup());
   os << "},\n";
   detail::write_layers(os, s);
   if (trace != nullptr) detail::write_trace(os, *trace);

@@ -5,6 +5,7 @@
 
 #include <skipllm/concepts.hpp>
 #include <skipllm/policy/bundle.hpp>
+#include <skipllm/policy/layer_thresholds.hpp>
 
 namespace p = skipllm::policy;
 using skipllm::LayerContext;
@@ -57,6 +58,26 @@ BOOST_AUTO_TEST_CASE(proportional_cold_scales_with_depth) {
   BOOST_TEST(cold.is_cold(20, 24));
   BOOST_TEST(!cold.is_cold(5, 32));  // round(32 / 6) = 5
   BOOST_TEST(cold.is_cold(27, 32));
+}
+
+BOOST_AUTO_TEST_CASE(proportional_count_rounds_to_nearest) {
+  static_assert(p::proportional_count(30, 1, 6) == 5);
+  BOOST_TEST(p::proportional_count(32, 1, 6) == 5);  // 5.33
+  BOOST_TEST(p::proportional_count(33, 1, 6) == 6);  // 5.5 rounds up
+  BOOST_TEST(p::proportional_count(2, 1, 6) == 0);
+  BOOST_TEST(p::proportional_count(30, 0, 6) == 0);
+}
+
+BOOST_AUTO_TEST_CASE(layer_thresholds_never_is_a_threshold_no_score_exceeds) {
+  BOOST_TEST(!skipllm::is_finite(p::LayerThresholds::kNever));
+  BOOST_TEST(p::LayerThresholds::kNever > std::numeric_limits<float>::max());
+  auto const never = p::LayerThresholds::never(2);
+  skipllm::SkipState s{};
+  never.begin_token(s);
+  s.prev_similarity = std::numeric_limits<float>::max();
+  BOOST_TEST(!never.should_skip(s, skipllm::LayerContext{3, 8, 0, 0}));
+  BOOST_TEST(never.threshold(-1) == p::LayerThresholds::kNever);
+  BOOST_TEST(never.threshold(p::LayerThresholds::kMaxLayers) == p::LayerThresholds::kNever);
 }
 
 BOOST_AUTO_TEST_CASE(runtime_cold_layers_and_mask) {

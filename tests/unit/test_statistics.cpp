@@ -88,6 +88,19 @@ BOOST_AUTO_TEST_CASE(json_summary_has_the_documented_fields) {
   BOOST_TEST(no_trace.str().find("\"trace\"") == std::string::npos);
 }
 
+BOOST_AUTO_TEST_CASE(json_string_and_number_writers) {
+  std::ostringstream os;
+  skipllm::write_json_string(os, std::string_view("a\"b\\c\nd\x01", 8));
+  BOOST_TEST(os.str() == R"("a\"b\\c\nd\u0001")");
+  os.str("");
+  skipllm::write_json_number(os, 0.1f);
+  BOOST_TEST(os.str() == "0.100000001");  // 9 digits: the float round-trips
+  os.str("");
+  skipllm::write_json_number(os, std::numeric_limits<double>::quiet_NaN());
+  skipllm::write_json_number(os, std::numeric_limits<double>::infinity());
+  BOOST_TEST(os.str() == "nullnull");
+}
+
 BOOST_AUTO_TEST_CASE(describe_names_every_policy_and_its_parameters) {
   BOOST_TEST(skipllm::describe(p::PaperPolicies{}) ==
              "skip=Greedy(tau=0.95, span=8, spans_per_token=1) cold=ColdLayers(first=5, last=5) "

@@ -26,12 +26,13 @@ SKIPLLM_HOST_DEVICE constexpr bool in_end_regions(int layer, int num_layers, int
   return layer < first || layer >= num_layers - last;
 }
 
-//! round(num_layers * num / den), integer-only so host and device agree.
+}  // namespace detail
+
+//! round(num_layers * num / den), integer-only so host and device agree: the size of each end
+//! region of ProportionalCold<num, den>, and the engine's default cold count (1/6 of the depth).
 SKIPLLM_HOST_DEVICE constexpr int proportional_count(int num_layers, int num, int den) noexcept {
   return (num_layers * num + den / 2) / den;
 }
-
-}  // namespace detail
 
 //! The first `First` and last `Last` layers, fixed at compile time.
 template <int First, int Last>
@@ -65,7 +66,7 @@ struct ProportionalCold {
   static_assert(Num >= 0 && Den > 0 && Num <= Den, "skipllm: ProportionalCold needs 0 <= Num <= Den");
 
   SKIPLLM_HOST_DEVICE constexpr bool is_cold(int layer, int num_layers) const noexcept {
-    int const n = detail::proportional_count(num_layers, Num, Den);
+    int const n = proportional_count(num_layers, Num, Den);
     return detail::in_end_regions(layer, num_layers, n, n);
   }
 };

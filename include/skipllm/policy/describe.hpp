@@ -37,7 +37,7 @@ inline void describe(std::ostream& os, LayerThresholds const& p) {
     os << "LayerThresholds(tau={";
     char const* sep = "";
     for (int l = 0; l < LayerThresholds::kMaxLayers; ++l) {
-      if (p.tau[l] < skipllm::detail::infinity()) { os << sep << l << ":" << p.tau[l]; sep = ","; }
+      if (p.tau[l] < LayerThresholds::kNever) { os << sep << l << ":" << p.tau[l]; sep = ","; }
     }
     os << "}";
   }

@@ -29,6 +29,9 @@ namespace skipllm::policy {
 struct LayerThresholds {
   static constexpr int kMaxLayers = LayerMask::kMaxLayers;
 
+  //! A threshold no score exceeds (+Inf): the layer never starts a span.
+  static constexpr float kNever = skipllm::detail::infinity();
+
   //! tau[l]: threshold applied to layer l's score (it decides about layer l + 1).
   float tau[kMaxLayers] = {};
   int span = 8;
@@ -45,12 +48,12 @@ struct LayerThresholds {
 
   //! Every layer at +Inf (nothing triggers) until set.
   static constexpr LayerThresholds never(int span_, int spans = 1) noexcept {
-    return uniform(skipllm::detail::infinity(), span_, spans);
+    return uniform(kNever, span_, spans);
   }
 
   //! The threshold tested against the score of layer `layer`; +Inf outside the array.
   SKIPLLM_HOST_DEVICE constexpr float threshold(int layer) const noexcept {
-    return layer >= 0 && layer < kMaxLayers ? tau[layer] : skipllm::detail::infinity();
+    return layer >= 0 && layer < kMaxLayers ? tau[layer] : kNever;
   }
 
   SKIPLLM_HOST_DEVICE constexpr void begin_token(SkipState& s) const noexcept {
