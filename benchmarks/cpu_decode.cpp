@@ -26,9 +26,9 @@
 
 #include <skipllm/policy/describe.hpp>
 
-#include "generator.hpp"
-#include "model_cache.hpp"
-#include "tokenizer.hpp"
+#include "model/generator.hpp"
+#include "format/model_cache.hpp"
+#include "format/tokenizer.hpp"
 
 namespace engine = skipllm::engine;
 using Clock = std::chrono::steady_clock;

@@ -14,7 +14,7 @@
 #include <skipllm/policy/describe.hpp>
 #include <skipllm_baked/policies.hpp>
 
-#include "policy_config.hpp"
+#include "format/policy_config.hpp"
 
 int main() {
   namespace eng = skipllm::engine;

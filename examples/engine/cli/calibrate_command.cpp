@@ -1,4 +1,4 @@
-#include "cli_calibrate.hpp"
+#include "cli/calibrate_command.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -10,15 +10,15 @@
 #include <iterator>
 #include <set>
 
-#include "calibrate.hpp"
-#include "cli_commands.hpp"
-#include "cli_options.hpp"
-#include "gguf.hpp"
-#include "llama_model.hpp"
-#include "model_cache.hpp"
-#include "policy_config.hpp"
-#include "thread_pool.hpp"
-#include "tokenizer.hpp"
+#include "eval/calibrate.hpp"
+#include "cli/commands.hpp"
+#include "cli/options.hpp"
+#include "format/gguf.hpp"
+#include "model/llama_model.hpp"
+#include "format/model_cache.hpp"
+#include "format/policy_config.hpp"
+#include "model/thread_pool.hpp"
+#include "format/tokenizer.hpp"
 
 #ifndef SKIPLLM_ENGINE_DATA_DIR
 #define SKIPLLM_ENGINE_DATA_DIR ""

@@ -1,4 +1,4 @@
-#include "cli_commands.hpp"
+#include "cli/commands.hpp"
 
 #include <algorithm>
 #include <array>
@@ -24,17 +24,17 @@
 #include <skipllm/policy/describe.hpp>
 #include <skipllm/report.hpp>
 
-#include "cli_calibrate.hpp"
-#include "cli_eval.hpp"
-#include "cli_support.hpp"
-#include "generator.hpp"
-#include "gguf.hpp"
-#include "heatmap.hpp"
-#include "llama_model.hpp"
-#include "model_cache.hpp"
-#include "policy_config.hpp"
-#include "thread_pool.hpp"
-#include "tokenizer.hpp"
+#include "cli/calibrate_command.hpp"
+#include "cli/eval_command.hpp"
+#include "cli/support.hpp"
+#include "model/generator.hpp"
+#include "format/gguf.hpp"
+#include "eval/heatmap.hpp"
+#include "model/llama_model.hpp"
+#include "format/model_cache.hpp"
+#include "format/policy_config.hpp"
+#include "model/thread_pool.hpp"
+#include "format/tokenizer.hpp"
 
 namespace skipllm::cli {
 
@@ -130,7 +130,7 @@ void write_json_float(std::ostream& os, double v) {
 
 void write_json_optional_string(std::ostream& os, std::optional<std::string> const& s) {
   if (s) {
-    skipllm::detail::write_json_string(os, *s);
+    skipllm::write_json_string(os, *s);
   } else {
     os << "null";
   }
@@ -502,8 +502,8 @@ int run_fetch_model(FetchModelOptions const& o, std::ostream& out, std::ostream&
 
 void write_summary_json(std::ostream& os, RunSummary const& s, skipllm::policy::RuntimePolicies const& p,
                         skipllm::SkipStatistics const& statistics) {
-  using skipllm::detail::write_json_number;
-  using skipllm::detail::write_json_string;
+  using skipllm::write_json_number;
+  using skipllm::write_json_string;
   GenerateOptions const& o = s.options;
   auto const rate = [](double n, double seconds) {
     return seconds > 0 && n > 0 ? n / seconds : std::numeric_limits<double>::quiet_NaN();

@@ -9,7 +9,7 @@
 #include <skipllm/policy/bundle.hpp>
 #include <skipllm/statistics.hpp>
 
-#include "cli_options.hpp"
+#include "cli/options.hpp"
 
 namespace skipllm::cli {
 

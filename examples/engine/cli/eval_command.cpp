@@ -1,4 +1,4 @@
-#include "cli_eval.hpp"
+#include "cli/eval_command.hpp"
 
 #include <unistd.h>
 
@@ -19,16 +19,16 @@
 #include <skipllm/json.hpp>
 #include <skipllm/policy/describe.hpp>
 
-#include "cli_commands.hpp"
-#include "cli_support.hpp"
-#include "engine_policies.hpp"
-#include "eval_tasks.hpp"
-#include "gguf.hpp"
-#include "llama_model.hpp"
-#include "model_cache.hpp"
-#include "policy_config.hpp"
-#include "thread_pool.hpp"
-#include "tokenizer.hpp"
+#include "cli/commands.hpp"
+#include "cli/support.hpp"
+#include "format/engine_policies.hpp"
+#include "eval/eval_tasks.hpp"
+#include "format/gguf.hpp"
+#include "model/llama_model.hpp"
+#include "format/model_cache.hpp"
+#include "format/policy_config.hpp"
+#include "model/thread_pool.hpp"
+#include "format/tokenizer.hpp"
 
 namespace skipllm::cli {
 
@@ -218,9 +218,9 @@ char const* skip_kind_name(eng::EngineSkip::Kind k) {
 
 // ---- JSON ---------------------------------------------------------------------------------------
 
-using skipllm::detail::write_json_string;
+using skipllm::write_json_string;
 
-void jnum(std::ostream& os, double v) { skipllm::detail::write_json_number(os, v); }
+void jnum(std::ostream& os, double v) { skipllm::write_json_number(os, v); }
 void jstr(std::ostream& os, std::string_view s) { write_json_string(os, s); }
 // Policy parameters are floats: seven significant digits, so 0.95 reads back as 0.95.
 void jfloat(std::ostream& os, float v) {

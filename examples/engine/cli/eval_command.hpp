@@ -11,7 +11,7 @@
 #include <string_view>
 #include <vector>
 
-#include "cli_options.hpp"
+#include "cli/options.hpp"
 
 namespace skipllm::cli {
 

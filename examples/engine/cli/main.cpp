@@ -2,8 +2,8 @@
 // inspect a model, fetch the default one. Usage: docs/cli.md, or `skipllm --help`.
 #include <iostream>
 
-#include "cli_commands.hpp"
-#include "cli_options.hpp"
+#include "cli/commands.hpp"
+#include "cli/options.hpp"
 
 int main(int argc, char** argv) {
   namespace cli = skipllm::cli;

@@ -1,7 +1,7 @@
-#include "cli_options.hpp"
+#include "cli/options.hpp"
 
-#include "cli_calibrate.hpp"
-#include "cli_eval.hpp"
+#include "cli/calibrate_command.hpp"
+#include "cli/eval_command.hpp"
 
 #include <algorithm>
 #include <charconv>
@@ -411,7 +411,7 @@ CommandLine parse_command_line(int argc, char const* const* argv) {
   return parse_command_line(args);
 }
 
-int default_cold_layers(int num_layers) { return skipllm::policy::detail::proportional_count(num_layers, 1, 6); }
+int default_cold_layers(int num_layers) { return skipllm::policy::proportional_count(num_layers, 1, 6); }
 
 skipllm::policy::RuntimePolicies make_policies(PolicyOptions const& o, int num_layers, Command command) {
   int const dflt = default_cold_layers(num_layers);

@@ -1,4 +1,4 @@
-#include "cli_support.hpp"
+#include "cli/support.hpp"
 
 #include <cerrno>
 #include <cstring>
@@ -6,8 +6,8 @@
 
 #include <skipllm/config.hpp>
 
-#include "cli_commands.hpp"
-#include "model_cache.hpp"
+#include "cli/commands.hpp"
+#include "format/model_cache.hpp"
 
 namespace skipllm::cli {
 

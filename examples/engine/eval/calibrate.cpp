@@ -1,4 +1,4 @@
-#include "calibrate.hpp"
+#include "eval/calibrate.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -6,7 +6,7 @@
 #include <limits>
 #include <stdexcept>
 
-#include "generator.hpp"
+#include "model/generator.hpp"
 
 namespace skipllm::engine::calibrate {
 
@@ -212,7 +212,7 @@ EnginePolicies quantile_policy(double q, LayerScores const& scores, int span, in
   p.skip.kind = EngineSkip::Kind::layer_greedy;
   p.skip.span = span;
   p.skip.spans_per_token = spans;
-  for (float& t : p.skip.layer_tau) t = skipllm::detail::infinity();
+  for (float& t : p.skip.layer_tau) t = skipllm::policy::LayerThresholds::kNever;
   // The last layer's score decides nothing (there is no next layer).
   for (int l = 0; l + 1 < num_layers && static_cast<std::size_t>(l) < scores.size(); ++l) {
     double const t = quantile(scores[static_cast<std::size_t>(l)], q);

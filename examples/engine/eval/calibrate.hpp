@@ -29,10 +29,10 @@
 #include <string>
 #include <vector>
 
-#include "engine_policies.hpp"
-#include "llama_model.hpp"
-#include "policy_config.hpp"
-#include "thread_pool.hpp"
+#include "format/engine_policies.hpp"
+#include "model/llama_model.hpp"
+#include "format/policy_config.hpp"
+#include "model/thread_pool.hpp"
 
 namespace skipllm::engine::calibrate {
 

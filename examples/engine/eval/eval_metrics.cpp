@@ -1,5 +1,5 @@
-#include "eval_metrics.hpp"
-#include "tokenizer.hpp"
+#include "eval/eval_metrics.hpp"
+#include "format/tokenizer.hpp"
 
 #include <algorithm>
 #include <cmath>

@@ -1,5 +1,5 @@
-#include "eval_tasks.hpp"
-#include "tokenizer.hpp"
+#include "eval/eval_tasks.hpp"
+#include "format/tokenizer.hpp"
 
 #include <algorithm>
 #include <chrono>

@@ -23,11 +23,11 @@
 
 #include <skipllm/statistics.hpp>
 
-#include "eval_metrics.hpp"
-#include "generator.hpp"
-#include "llama_model.hpp"
-#include "thread_pool.hpp"
-#include "tokenizer.hpp"
+#include "eval/eval_metrics.hpp"
+#include "model/generator.hpp"
+#include "model/llama_model.hpp"
+#include "model/thread_pool.hpp"
+#include "format/tokenizer.hpp"
 
 namespace skipllm::engine::eval {
 

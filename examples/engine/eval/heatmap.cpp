@@ -1,4 +1,4 @@
-#include "heatmap.hpp"
+#include "eval/heatmap.hpp"
 
 #include <algorithm>
 #include <cstdio>

@@ -1,7 +1,7 @@
 // GGUF v2/v3 reader. Layout: magic "GGUF", u32 version, u64 tensor_count, u64 metadata_kv_count,
 // the key/value pairs, the tensor infos, zero padding to the alignment, then the data section.
 // Every multi-byte field is little-endian and unaligned.
-#include "gguf.hpp"
+#include "format/gguf.hpp"
 
 #include <fcntl.h>
 #include <sys/mman.h>

@@ -11,7 +11,7 @@
 //! the GgufFile. (As with any mmap, truncating the file while it is open is undefined: SIGBUS.)
 #pragma once
 
-#include "quant.hpp"
+#include "format/quant.hpp"
 
 #include <array>
 #include <cstddef>

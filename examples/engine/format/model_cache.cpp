@@ -1,4 +1,4 @@
-#include "model_cache.hpp"
+#include "format/model_cache.hpp"
 
 #include <fcntl.h>
 #include <spawn.h>
@@ -12,7 +12,7 @@
 #include <system_error>
 #include <vector>
 
-#include "gguf.hpp"
+#include "format/gguf.hpp"
 
 extern char** environ;
 

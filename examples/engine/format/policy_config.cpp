@@ -1,4 +1,4 @@
-#include "policy_config.hpp"
+#include "format/policy_config.hpp"
 
 #include <cerrno>
 #include <charconv>
@@ -385,7 +385,7 @@ void number_out(std::ostream& os, double v) {
   std::snprintf(buf, sizeof buf, "%.7g", v);
   os << buf;
 }
-void string_out(std::ostream& os, std::string const& s) { skipllm::detail::write_json_string(os, s); }
+void string_out(std::ostream& os, std::string const& s) { skipllm::write_json_string(os, s); }
 }  // namespace
 
 std::string policy_config_json(PolicyConfig const& c) {
@@ -482,7 +482,7 @@ EnginePolicies make_engine_policies(PolicyConfig const& c, int num_layers) {
              std::to_string(num_layers) + " layers");
       }
       p.skip.kind = EngineSkip::Kind::layer_greedy;
-      for (int l = 0; l < kMaxLayers; ++l) p.skip.layer_tau[l] = skipllm::detail::infinity();
+      for (int l = 0; l < kMaxLayers; ++l) p.skip.layer_tau[l] = skipllm::policy::LayerThresholds::kNever;
       for (int l = 0; l < num_layers; ++l) {
         if (auto const t = c.layer_thresholds[static_cast<std::size_t>(l)]) p.skip.layer_tau[l] = *t;
       }

@@ -39,7 +39,7 @@
 
 #include <skipllm/policy/bundle.hpp>
 
-#include "engine_policies.hpp"
+#include "format/engine_policies.hpp"
 
 namespace skipllm::engine {
 

@@ -5,7 +5,7 @@
 // because every product that feeds an add is exact in fp32: an fp16 scale has 11 significant bits,
 // a K-quant sub-scale 6 and a quant 4 or 5, so d*q, d*sc and (d*sc)*q need at most 22 of fp32's 24
 // bits (fp16 subnormals are normal in fp32). Rounding once or twice then gives the same float.
-#include "quant.hpp"
+#include "format/quant.hpp"
 
 #include <algorithm>
 #include <array>

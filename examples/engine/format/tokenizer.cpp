@@ -1,4 +1,4 @@
-#include "tokenizer.hpp"
+#include "format/tokenizer.hpp"
 
 #include <algorithm>
 #include <array>
@@ -19,7 +19,7 @@ struct CodepointRange {
 };
 
 namespace unicode_tables {
-#include "unicode_tables.inc"
+#include "format/unicode_tables.inc"
 }
 
 template <std::size_t N>

@@ -1,6 +1,6 @@
 // Builds the Tokenizer from a GGUF file's tokenizer.* metadata.
-#include "gguf.hpp"
-#include "tokenizer.hpp"
+#include "format/gguf.hpp"
+#include "format/tokenizer.hpp"
 
 #include <limits>
 

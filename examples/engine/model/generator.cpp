@@ -1,4 +1,4 @@
-#include "generator.hpp"
+#include "model/generator.hpp"
 
 #include <algorithm>
 #include <cmath>

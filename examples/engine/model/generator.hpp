@@ -10,8 +10,8 @@
 
 #include <skipllm/decoder_stack.hpp>
 
-#include "engine_policies.hpp"
-#include "llama_host.hpp"
+#include "format/engine_policies.hpp"
+#include "model/llama_host.hpp"
 
 namespace skipllm::engine {
 

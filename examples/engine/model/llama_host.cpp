@@ -1,4 +1,4 @@
-#include "llama_host.hpp"
+#include "model/llama_host.hpp"
 
 #include <algorithm>
 #include <array>

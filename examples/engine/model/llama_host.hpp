@@ -11,8 +11,8 @@
 
 #include <skipllm/row_view.hpp>
 
-#include "llama_model.hpp"
-#include "thread_pool.hpp"
+#include "model/llama_model.hpp"
+#include "model/thread_pool.hpp"
 
 namespace skipllm::engine {
 

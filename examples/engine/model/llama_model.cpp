@@ -1,4 +1,4 @@
-#include "llama_model.hpp"
+#include "model/llama_model.hpp"
 
 #include <string_view>
 

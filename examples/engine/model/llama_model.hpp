@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "gguf.hpp"
+#include "format/gguf.hpp"
 
 namespace skipllm::engine {
 

@@ -1,4 +1,4 @@
-#include "thread_pool.hpp"
+#include "model/thread_pool.hpp"
 
 #include <algorithm>
 

@@ -24,10 +24,10 @@
 #include <skipllm/policy/describe.hpp>
 #include <skipllm/trace.hpp>
 
-#include "cli_options.hpp"
-#include "gguf.hpp"
-#include "heatmap.hpp"
-#include "model_cache.hpp"
+#include "cli/options.hpp"
+#include "format/gguf.hpp"
+#include "eval/heatmap.hpp"
+#include "format/model_cache.hpp"
 
 namespace fs = std::filesystem;
 namespace utf = boost::unit_test;

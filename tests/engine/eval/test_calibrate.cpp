@@ -9,12 +9,12 @@
 
 #include "engine_test_support.hpp"
 
-#include "calibrate.hpp"
-#include "generator.hpp"
-#include "gguf.hpp"
-#include "llama_model.hpp"
-#include "policy_config.hpp"
-#include "thread_pool.hpp"
+#include "eval/calibrate.hpp"
+#include "model/generator.hpp"
+#include "format/gguf.hpp"
+#include "model/llama_model.hpp"
+#include "format/policy_config.hpp"
+#include "model/thread_pool.hpp"
 
 namespace utf = boost::unit_test;
 namespace fs = std::filesystem;

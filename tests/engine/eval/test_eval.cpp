@@ -21,15 +21,15 @@
 #include <string>
 #include <vector>
 
-#include "cli_eval.hpp"
-#include "cli_options.hpp"
-#include "eval_metrics.hpp"
-#include "eval_tasks.hpp"
-#include "gguf.hpp"
-#include "llama_model.hpp"
-#include "policy_config.hpp"
-#include "thread_pool.hpp"
-#include "tokenizer.hpp"
+#include "cli/eval_command.hpp"
+#include "cli/options.hpp"
+#include "eval/eval_metrics.hpp"
+#include "eval/eval_tasks.hpp"
+#include "format/gguf.hpp"
+#include "model/llama_model.hpp"
+#include "format/policy_config.hpp"
+#include "model/thread_pool.hpp"
+#include "format/tokenizer.hpp"
 
 namespace fs = std::filesystem;
 namespace utf = boost::unit_test;
@@ -119,7 +119,7 @@ boost::test_tools::assertion_result cli_and_model_available(utf::test_unit_id id
 }
 
 // The dev set in the source tree.
-fs::path data_dir() { return fs::path(__FILE__).parent_path().parent_path().parent_path() / "examples/engine/data"; }
+fs::path data_dir() { return fs::path(__FILE__).parent_path().parent_path().parent_path().parent_path() / "examples/engine/data"; }
 
 std::string data_error(std::string const& content, std::string const& name = "f.jsonl") {
   try {

@@ -4,8 +4,8 @@
 #include <boost/test/unit_test.hpp>
 
 #include "engine_test_support.hpp"
-#include "gguf.hpp"
-#include "quant.hpp"
+#include "format/gguf.hpp"
+#include "format/quant.hpp"
 
 #include <unistd.h>
 

@@ -4,8 +4,8 @@
 #define BOOST_TEST_MODULE engine_quant
 #include <boost/test/unit_test.hpp>
 
-#include "gguf.hpp"
-#include "quant.hpp"
+#include "format/gguf.hpp"
+#include "format/quant.hpp"
 
 #include <algorithm>
 #include <bit>

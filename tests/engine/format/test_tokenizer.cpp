@@ -8,8 +8,8 @@
 #include <boost/test/unit_test.hpp>
 
 #include "engine_test_support.hpp"
-#include "gguf.hpp"
-#include "tokenizer.hpp"
+#include "format/gguf.hpp"
+#include "format/tokenizer.hpp"
 
 #include <chrono>
 #include <cstdlib>

@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "engine_test_support.hpp"
-#include "generator.hpp"
+#include "model/generator.hpp"
 
 namespace utf = boost::unit_test;
 namespace pt = boost::property_tree;
