@@ -11,6 +11,7 @@
 #include "json.hpp"
 #include "layer_mask.hpp"
 #include "numeric.hpp"
+#include "policy/any_skip.hpp"
 #include "policy/bundle.hpp"
 #include "policy/cold_region.hpp"
 #include "policy/describe.hpp"

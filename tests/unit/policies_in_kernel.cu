@@ -1,5 +1,5 @@
 // Compile-only check: the shared decision protocol and metrics instantiate in device code for
-// compile-time and runtime policy bundles, and for every storage type.
+// compile-time and runtime policy bundles (AnySkip included), and for every storage type.
 #include <skipllm/decision.hpp>
 #include <skipllm/policy/bundle.hpp>
 
@@ -28,6 +28,9 @@ __global__ void score_row(T const* before, T const* after, int n, float* out) {
 template __global__ void kernel_check::decide_all_layers(skipllm::policy::PaperPolicies, skipllm::SkipState*,
                                            skipllm::FfnDecision*, float const*, int);
 template __global__ void kernel_check::decide_all_layers(skipllm::policy::RuntimePolicies, skipllm::SkipState*,
+                                           skipllm::FfnDecision*, float const*, int);
+// AnySkip: any runtime skip policy (a 1 KiB parameter when it holds LayerThresholds).
+template __global__ void kernel_check::decide_all_layers(skipllm::policy::ConfigurablePolicies, skipllm::SkipState*,
                                            skipllm::FfnDecision*, float const*, int);
 template __global__ void kernel_check::score_row<skipllm::policy::Cosine>(float const*, float const*, int, float*);
 template __global__ void kernel_check::score_row<skipllm::policy::Cosine>(skipllm::half_t const*, skipllm::half_t const*, int, float*);

@@ -10,6 +10,7 @@
 #include <type_traits>
 
 #include "../concepts.hpp"
+#include "any_skip.hpp"
 #include "cold_region.hpp"
 #include "similarity.hpp"
 #include "sink_warmup.hpp"
@@ -53,6 +54,12 @@ using PaperPolicies = Policies<GreedyThreshold<0.95f, 8>, FixedCold<5, 5>, Warmu
 
 //! The same rule with every parameter set at runtime (what the CLI and calibration use).
 using RuntimePolicies = Policies<Greedy, ColdLayers, RuntimeWarmup, Cosine>;
+
+//! Every policy a config file or a command line can choose, in one runtime type: any of the
+//! library's runtime skip policies (AnySkip), first/last cold counts plus any set of cold
+//! layers (ColdRegions), a runtime warm-up and cosine similarity. What an engine builds once
+//! and then configures: the reference engine's generator, eval and calibration all run it.
+using ConfigurablePolicies = Policies<AnySkip, ColdRegions, RuntimeWarmup, Cosine>;
 
 //! Never skips: the dense baseline with the same code path and statistics.
 using DensePolicies = Policies<Dense, NoCold, NoWarmup, Cosine>;

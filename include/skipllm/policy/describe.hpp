@@ -10,6 +10,7 @@
 #include <sstream>
 #include <string>
 
+#include "any_skip.hpp"
 #include "bundle.hpp"
 #include "layer_thresholds.hpp"
 #include "random_window.hpp"
@@ -50,7 +51,18 @@ inline void describe(std::ostream& os, RandomWindow const& p) {
   if (p.last >= (1 << 30)) os << "end"; else os << p.last;
   os << "), seed=" << p.seed << ")";
 }
-inline void describe(std::ostream& os, StaticMask const& p) { os << "StaticMask(" << p.layers.count() << " layers)"; }
+inline void describe(std::ostream& os, StaticMask const& p) {
+  os << "StaticMask(layers=";
+  char const* sep = "";
+  for (int l = 0; l < LayerMask::kMaxLayers; ++l) {
+    if (p.layers.contains(l)) { os << sep << l; sep = ","; }
+  }
+  os << ")";
+}
+//! Describes the held policy, word for word as describing it directly would.
+inline void describe(std::ostream& os, AnySkip const& p) {
+  p.visit([&os](auto const& held) { describe(os, held); });
+}
 inline void describe(std::ostream& os, ReplayTrace const& p) {
   os << "ReplayTrace(" << p.num_slots << " slots x " << p.num_tokens << " tokens)";
 }
