@@ -21,22 +21,22 @@ namespace skipllm::engine {
 
 namespace {
 
-constexpr uint64_t default_alignment = 32;
+constexpr std::uint64_t default_alignment = 32;
 // ggml accepts any power of two; the cap bounds the padding we skip and covers every page size.
-constexpr uint64_t max_alignment = uint64_t{1} << 16;
-constexpr size_t max_key_bytes = 65535;          // the spec's limit
-constexpr size_t max_tensor_name_bytes = 63;     // ggml's GGML_MAX_NAME (64) less the NUL
-constexpr uint32_t max_dims = 4;
+constexpr std::uint64_t max_alignment = std::uint64_t{1} << 16;
+constexpr std::size_t max_key_bytes = 65535;          // the spec's limit
+constexpr std::size_t max_tensor_name_bytes = 63;     // ggml's GGML_MAX_NAME (64) less the NUL
+constexpr std::uint32_t max_dims = 4;
 // The smallest encodings, used to bound counts by the bytes left before anything is allocated.
-constexpr uint64_t min_kv_bytes = 8 + 1 + 4 + 1;               // key length, 1-byte key, type, u8
-constexpr uint64_t min_tensor_info_bytes = 8 + 1 + 4 + 8 + 4 + 8;  // name, n_dims, one dim, type, offset
-constexpr uint64_t int64_max = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
+constexpr std::uint64_t min_kv_bytes = 8 + 1 + 4 + 1;               // key length, 1-byte key, type, u8
+constexpr std::uint64_t min_tensor_info_bytes = 8 + 1 + 4 + 8 + 4 + 8;  // name, n_dims, one dim, type, offset
+constexpr std::uint64_t int64_max = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
 
 using std::to_string;
 
 // A name or key made safe to print: bytes outside printable ASCII become \xNN, long ones are cut.
 std::string printable(std::string_view s) {
-  constexpr size_t max_shown = 96;
+  constexpr std::size_t max_shown = 96;
   std::string out;
   for (const char c : s.substr(0, max_shown)) {
     const auto u = static_cast<unsigned char>(c);
@@ -66,7 +66,7 @@ bool is_integer(GgufValueType t) {
 bool is_float(GgufValueType t) { return t == GgufValueType::FLOAT32 || t == GgufValueType::FLOAT64; }
 
 // Size of a fixed-width value; STRING and ARRAY have none.
-uint64_t fixed_size(GgufValueType t) {
+std::uint64_t fixed_size(GgufValueType t) {
   switch (t) {
     case GgufValueType::UINT8: case GgufValueType::INT8: case GgufValueType::BOOL: return 1;
     case GgufValueType::UINT16: case GgufValueType::INT16: return 2;
@@ -76,20 +76,20 @@ uint64_t fixed_size(GgufValueType t) {
   }
 }
 
-[[noreturn]] void throw_at(const std::string& label, size_t at, const std::string& what) {
+[[noreturn]] void throw_at(const std::string& label, std::size_t at, const std::string& what) {
   throw GgufError(label + ": " + what + " (at byte " + to_string(at) + ")");
 }
 
 // Bounds-checked little-endian reads over the file. Every failure names the field being read.
 class Reader {
  public:
-  Reader(std::span<const std::byte> data, const std::string& label, size_t pos = 0)
+  Reader(std::span<const std::byte> data, const std::string& label, std::size_t pos = 0)
       : data_(data), label_(label), pos_(pos) {}
 
-  size_t pos() const { return pos_; }
-  uint64_t remaining() const { return data_.size() - pos_; }
+  std::size_t pos() const { return pos_; }
+  std::uint64_t remaining() const { return data_.size() - pos_; }
 
-  [[noreturn]] void fail(size_t at, const std::string& what) const { throw_at(label_, at, what); }
+  [[noreturn]] void fail(std::size_t at, const std::string& what) const { throw_at(label_, at, what); }
 
   template <class T>
   T read(const std::string& field) {
@@ -102,7 +102,7 @@ class Reader {
     return value;
   }
 
-  void skip(uint64_t n, const std::string& field) {
+  void skip(std::uint64_t n, const std::string& field) {
     if (n > remaining())
       fail(pos_, "file ends inside " + field + " (" + to_string(n) + " bytes needed, " + to_string(remaining()) +
                      " left)");
@@ -111,8 +111,8 @@ class Reader {
 
   // A u64 length then that many bytes. The view points into the file (char may alias any byte).
   std::string_view read_string(const std::string& field) {
-    const size_t at = pos_;
-    const uint64_t length = read<uint64_t>("length of " + field);
+    const std::size_t at = pos_;
+    const std::uint64_t length = read<std::uint64_t>("length of " + field);
     if (length > remaining())
       fail(at, field + " has length " + to_string(length) + " but only " + to_string(remaining()) +
                    " bytes are left in the file");
@@ -124,12 +124,12 @@ class Reader {
  private:
   std::span<const std::byte> data_;
   const std::string& label_;
-  size_t pos_;
+  std::size_t pos_;
 };
 
 // Where a tensor info's fields sit in the file, for errors found after the whole directory is read.
 struct InfoPos {
-  size_t name, offset;
+  std::size_t name, offset;
 };
 
 // Where a metadata value sits in the file; values are decoded on lookup, not stored.
@@ -137,27 +137,27 @@ struct KvEntry {
   std::string_view key;
   GgufValueType type;
   GgufValueType element_type;  // arrays only
-  uint64_t count;              // arrays only
-  size_t value_pos;            // the value, or an array's first element
+  std::uint64_t count;              // arrays only
+  std::size_t value_pos;            // the value, or an array's first element
 };
 
 // An integer value of any GGUF width, widened without loss.
 struct WideInt {
   bool negative;
-  uint64_t bits;  // two's complement when negative
+  std::uint64_t bits;  // two's complement when negative
 };
 
 WideInt read_int(Reader& r, GgufValueType t, const std::string& field) {
-  const auto s = [](int64_t v) { return WideInt{v < 0, static_cast<uint64_t>(v)}; };
+  const auto s = [](std::int64_t v) { return WideInt{v < 0, static_cast<std::uint64_t>(v)}; };
   switch (t) {
-    case GgufValueType::UINT8: return {false, r.read<uint8_t>(field)};
-    case GgufValueType::INT8: return s(r.read<int8_t>(field));
-    case GgufValueType::UINT16: return {false, r.read<uint16_t>(field)};
-    case GgufValueType::INT16: return s(r.read<int16_t>(field));
-    case GgufValueType::UINT32: return {false, r.read<uint32_t>(field)};
-    case GgufValueType::INT32: return s(r.read<int32_t>(field));
-    case GgufValueType::UINT64: return {false, r.read<uint64_t>(field)};
-    default: return s(r.read<int64_t>(field));  // INT64: callers pass integer types only
+    case GgufValueType::UINT8: return {false, r.read<std::uint8_t>(field)};
+    case GgufValueType::INT8: return s(r.read<std::int8_t>(field));
+    case GgufValueType::UINT16: return {false, r.read<std::uint16_t>(field)};
+    case GgufValueType::INT16: return s(r.read<std::int16_t>(field));
+    case GgufValueType::UINT32: return {false, r.read<std::uint32_t>(field)};
+    case GgufValueType::INT32: return s(r.read<std::int32_t>(field));
+    case GgufValueType::UINT64: return {false, r.read<std::uint64_t>(field)};
+    default: return s(r.read<std::int64_t>(field));  // INT64: callers pass integer types only
   }
 }
 
@@ -172,12 +172,12 @@ std::string_view value_type_name(GgufValueType type) {
   static constexpr std::array<std::string_view, 13> names{"UINT8", "INT8",   "UINT16", "INT16",  "UINT32",
                                                           "INT32", "FLOAT32", "BOOL",  "STRING", "ARRAY",
                                                           "UINT64", "INT64", "FLOAT64"};
-  const auto id = static_cast<uint32_t>(type);
+  const auto id = static_cast<std::uint32_t>(type);
   return id < names.size() ? names[id] : std::string_view("invalid");
 }
 
-size_t TensorInfo::row_bytes() const {
-  return static_cast<size_t>(ne[0]) / block_size(type) * block_bytes(type);
+std::size_t TensorInfo::row_bytes() const {
+  return static_cast<std::size_t>(ne[0]) / block_size(type) * block_bytes(type);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -185,16 +185,16 @@ struct GgufFile::Impl {
   std::string label;
   std::vector<std::byte> owned;        // from_bytes
   void* mapping = nullptr;             // open()
-  size_t mapping_size = 0;
+  std::size_t mapping_size = 0;
   std::span<const std::byte> bytes;
 
-  uint32_t version = 0;
-  uint64_t alignment = default_alignment;
-  uint64_t data_offset = 0;
+  std::uint32_t version = 0;
+  std::uint64_t alignment = default_alignment;
+  std::uint64_t data_offset = 0;
   std::vector<KvEntry> kvs;
-  std::unordered_map<std::string_view, size_t> kv_index;  // keys view the mapping
+  std::unordered_map<std::string_view, std::size_t> kv_index;  // keys view the mapping
   std::vector<TensorInfo> tensors;
-  std::unordered_map<std::string_view, size_t> tensor_index;  // keys view TensorInfo::name
+  std::unordered_map<std::string_view, std::size_t> tensor_index;  // keys view TensorInfo::name
 
   Impl() = default;
   Impl(const Impl&) = delete;
@@ -203,21 +203,21 @@ struct GgufFile::Impl {
     if (mapping != nullptr) ::munmap(mapping, mapping_size);
   }
 
-  Reader reader_at(size_t pos) const { return Reader(bytes, label, pos); }
-  [[noreturn]] void fail(size_t at, const std::string& what) const { throw_at(label, at, what); }
+  Reader reader_at(std::size_t pos) const { return Reader(bytes, label, pos); }
+  [[noreturn]] void fail(std::size_t at, const std::string& what) const { throw_at(label, at, what); }
   [[noreturn]] void fail(const std::string& what) const { throw GgufError(label + ": " + what); }
 
   void parse();
-  void parse_header(Reader& r, uint64_t& n_tensors, uint64_t& n_kv);
-  void parse_metadata(Reader& r, uint64_t n_kv);
+  void parse_header(Reader& r, std::uint64_t& n_tensors, std::uint64_t& n_kv);
+  void parse_metadata(Reader& r, std::uint64_t n_kv);
   void skip_value(Reader& r, KvEntry& e, const std::string& field);
   void skip_scalar(Reader& r, GgufValueType t, const std::string& field);
   GgufValueType read_value_type(Reader& r, const std::string& field);
   void read_alignment();
-  std::vector<InfoPos> parse_tensor_infos(Reader& r, uint64_t n_tensors);
-  TensorInfo parse_tensor_info(Reader& r, uint64_t index);
+  std::vector<InfoPos> parse_tensor_infos(Reader& r, std::uint64_t n_tensors);
+  TensorInfo parse_tensor_info(Reader& r, std::uint64_t index);
   void index_tensors(const std::vector<InfoPos>& pos);
-  void place_tensors(size_t end_of_infos, const std::vector<InfoPos>& pos);
+  void place_tensors(std::size_t end_of_infos, const std::vector<InfoPos>& pos);
 
   const KvEntry* find(std::string_view key) const;
   const KvEntry& get(std::string_view key) const;
@@ -235,7 +235,7 @@ struct GgufFile::Impl {
 
 void GgufFile::Impl::parse() {
   Reader r(bytes, label);
-  uint64_t n_tensors = 0, n_kv = 0;
+  std::uint64_t n_tensors = 0, n_kv = 0;
   parse_header(r, n_tensors, n_kv);
   parse_metadata(r, n_kv);
   read_alignment();
@@ -244,18 +244,18 @@ void GgufFile::Impl::parse() {
   place_tensors(r.pos(), pos);
 }
 
-void GgufFile::Impl::parse_header(Reader& r, uint64_t& n_tensors, uint64_t& n_kv) {
+void GgufFile::Impl::parse_header(Reader& r, std::uint64_t& n_tensors, std::uint64_t& n_kv) {
   const auto magic = r.read<std::array<char, 4>>("magic");
   if (std::string_view(magic.data(), 4) != "GGUF")
     fail(0, "bad magic \"" + printable(std::string_view(magic.data(), 4)) + "\", expected \"GGUF\"");
-  const uint32_t v = r.read<uint32_t>("version");
+  const std::uint32_t v = r.read<std::uint32_t>("version");
   if (v != 0 && (v & 0xFFFFU) == 0)  // a big-endian v3 reads as 0x03000000
     fail(4, "version " + to_string(v) + " looks byte-swapped: big-endian GGUF files are not supported");
   if (v != 2 && v != 3) fail(4, "GGUF version " + to_string(v) + " is not supported (only versions 2 and 3)");
   version = v;
 
-  n_tensors = r.read<uint64_t>("tensor_count");
-  n_kv = r.read<uint64_t>("metadata_kv_count");
+  n_tensors = r.read<std::uint64_t>("tensor_count");
+  n_kv = r.read<std::uint64_t>("metadata_kv_count");
   // Bound both counts by the bytes that could hold them, so the reservations below are at most
   // linear in the file size whatever the header claims (a 2^60 count must not reach reserve()).
   if (n_tensors > r.remaining() / min_tensor_info_bytes)
@@ -269,17 +269,17 @@ void GgufFile::Impl::parse_header(Reader& r, uint64_t& n_tensors, uint64_t& n_kv
 }
 
 GgufValueType GgufFile::Impl::read_value_type(Reader& r, const std::string& field) {
-  const size_t at = r.pos();
-  const uint32_t id = r.read<uint32_t>(field);
-  if (id > static_cast<uint32_t>(GgufValueType::FLOAT64)) r.fail(at, field + " " + to_string(id) + " is invalid");
+  const std::size_t at = r.pos();
+  const std::uint32_t id = r.read<std::uint32_t>(field);
+  if (id > static_cast<std::uint32_t>(GgufValueType::FLOAT64)) r.fail(at, field + " " + to_string(id) + " is invalid");
   return static_cast<GgufValueType>(id);
 }
 
-void GgufFile::Impl::parse_metadata(Reader& r, uint64_t n_kv) {
+void GgufFile::Impl::parse_metadata(Reader& r, std::uint64_t n_kv) {
   kvs.reserve(n_kv);
   kv_index.reserve(n_kv);
-  for (uint64_t i = 0; i < n_kv; ++i) {
-    const size_t key_pos = r.pos();
+  for (std::uint64_t i = 0; i < n_kv; ++i) {
+    const std::size_t key_pos = r.pos();
     const std::string_view key = r.read_string("key of metadata entry " + to_string(i));
     if (key.empty()) r.fail(key_pos, "key of metadata entry " + to_string(i) + " is empty");
     if (key.size() > max_key_bytes)
@@ -299,8 +299,8 @@ void GgufFile::Impl::skip_scalar(Reader& r, GgufValueType t, const std::string& 
   if (t == GgufValueType::STRING) {
     r.read_string(field);
   } else if (t == GgufValueType::BOOL) {
-    const size_t at = r.pos();
-    const auto b = r.read<uint8_t>(field);
+    const std::size_t at = r.pos();
+    const auto b = r.read<std::uint8_t>(field);
     if (b > 1) r.fail(at, field + " is a bool with byte value " + to_string(b) + " (must be 0 or 1)");
   } else {
     r.skip(fixed_size(t), field);
@@ -311,19 +311,19 @@ void GgufFile::Impl::skip_value(Reader& r, KvEntry& e, const std::string& field)
   e.value_pos = r.pos();
   if (e.type != GgufValueType::ARRAY) return skip_scalar(r, e.type, field);
 
-  const size_t type_pos = r.pos();
+  const std::size_t type_pos = r.pos();
   e.element_type = read_value_type(r, "array element type of " + field);
   if (e.element_type == GgufValueType::ARRAY) r.fail(type_pos, "nested arrays are not supported (" + field + ")");
-  const size_t count_pos = r.pos();
-  e.count = r.read<uint64_t>("array count of " + field);
+  const std::size_t count_pos = r.pos();
+  e.count = r.read<std::uint64_t>("array count of " + field);
   // Strings take at least their 8-byte length each; this bounds the walk below by the file size.
-  const uint64_t min_element = e.element_type == GgufValueType::STRING ? 8 : fixed_size(e.element_type);
+  const std::uint64_t min_element = e.element_type == GgufValueType::STRING ? 8 : fixed_size(e.element_type);
   if (e.count > r.remaining() / min_element)
     r.fail(count_pos, "array count " + to_string(e.count) + " of " + field + " cannot fit in the " +
                           to_string(r.remaining()) + " bytes left");
   e.value_pos = r.pos();
   if (e.element_type == GgufValueType::STRING || e.element_type == GgufValueType::BOOL) {
-    for (uint64_t i = 0; i < e.count; ++i) skip_scalar(r, e.element_type, "element " + to_string(i) + " of " + field);
+    for (std::uint64_t i = 0; i < e.count; ++i) skip_scalar(r, e.element_type, "element " + to_string(i) + " of " + field);
   } else {
     r.skip(e.count * min_element, field);
   }
@@ -335,21 +335,21 @@ void GgufFile::Impl::read_alignment() {
   if (e->type != GgufValueType::UINT32)
     fail(e->value_pos, "general.alignment has type " + std::string(value_type_name(e->type)) + ", expected UINT32");
   Reader r = reader_at(e->value_pos);
-  const uint32_t a = r.read<uint32_t>("general.alignment");
+  const std::uint32_t a = r.read<std::uint32_t>("general.alignment");
   if (!std::has_single_bit(a) || a > max_alignment)
     fail(e->value_pos, "general.alignment " + to_string(a) + " is not a power of two in [1, " +
                            to_string(max_alignment) + "]");
   alignment = a;
 }
 
-std::vector<InfoPos> GgufFile::Impl::parse_tensor_infos(Reader& r, uint64_t n_tensors) {
+std::vector<InfoPos> GgufFile::Impl::parse_tensor_infos(Reader& r, std::uint64_t n_tensors) {
   tensors.reserve(n_tensors);  // bounded by the file size in parse_header
   std::vector<InfoPos> pos;
   pos.reserve(n_tensors);
-  for (uint64_t i = 0; i < n_tensors; ++i) {
-    const size_t name_pos = r.pos();
+  for (std::uint64_t i = 0; i < n_tensors; ++i) {
+    const std::size_t name_pos = r.pos();
     tensors.push_back(parse_tensor_info(r, i));
-    pos.push_back({name_pos, r.pos() - sizeof(uint64_t)});  // the offset is the info's last field
+    pos.push_back({name_pos, r.pos() - sizeof(std::uint64_t)});  // the offset is the info's last field
   }
   return pos;
 }
@@ -357,13 +357,13 @@ std::vector<InfoPos> GgufFile::Impl::parse_tensor_infos(Reader& r, uint64_t n_te
 // Built once `tensors` is complete, so the keys (views of the names) never move.
 void GgufFile::Impl::index_tensors(const std::vector<InfoPos>& pos) {
   tensor_index.reserve(tensors.size());
-  for (size_t i = 0; i < tensors.size(); ++i)
+  for (std::size_t i = 0; i < tensors.size(); ++i)
     if (!tensor_index.emplace(tensors[i].name, i).second)
       fail(pos[i].name, "duplicate tensor name " + printable(tensors[i].name));
 }
 
-TensorInfo GgufFile::Impl::parse_tensor_info(Reader& r, uint64_t index) {
-  const size_t name_pos = r.pos();
+TensorInfo GgufFile::Impl::parse_tensor_info(Reader& r, std::uint64_t index) {
+  const std::size_t name_pos = r.pos();
   const std::string_view name = r.read_string("name of tensor " + to_string(index));
   if (name.empty()) fail(name_pos, "name of tensor " + to_string(index) + " is empty");
   if (name.size() > max_tensor_name_bytes || name.find('\0') != std::string_view::npos)
@@ -372,56 +372,56 @@ TensorInfo GgufFile::Impl::parse_tensor_info(Reader& r, uint64_t index) {
   const std::string what = "tensor " + printable(name);
 
   TensorInfo t{std::string(name), GgmlType::F32, 0, {1, 1, 1, 1}, 0, 0, nullptr};
-  const size_t dims_pos = r.pos();
-  const uint32_t n_dims = r.read<uint32_t>("n_dims of " + what);
+  const std::size_t dims_pos = r.pos();
+  const std::uint32_t n_dims = r.read<std::uint32_t>("n_dims of " + what);
   if (n_dims < 1 || n_dims > max_dims)
     fail(dims_pos, "n_dims " + to_string(n_dims) + " of " + what + " is outside [1, " + to_string(max_dims) + "]");
   t.n_dims = static_cast<int>(n_dims);
-  uint64_t elements = 1;
-  for (uint32_t d = 0; d < n_dims; ++d) {
+  std::uint64_t elements = 1;
+  for (std::uint32_t d = 0; d < n_dims; ++d) {
     const std::string field = "ne[" + to_string(d) + "] of " + what;
-    const size_t at = r.pos();
-    const uint64_t ne = r.read<uint64_t>(field);
-    if (ne == 0 || ne > int64_max) fail(at, field + " is " + to_string(static_cast<int64_t>(ne)) + ", must be > 0");
+    const std::size_t at = r.pos();
+    const std::uint64_t ne = r.read<std::uint64_t>(field);
+    if (ne == 0 || ne > int64_max) fail(at, field + " is " + to_string(static_cast<std::int64_t>(ne)) + ", must be > 0");
     if (elements > int64_max / ne) fail(at, "element count of " + what + " overflows int64 at " + field);
     elements *= ne;
-    t.ne[d] = static_cast<int64_t>(ne);
+    t.ne[d] = static_cast<std::int64_t>(ne);
   }
 
-  const size_t type_pos = r.pos();
-  const uint32_t type_id = r.read<uint32_t>("type of " + what);
+  const std::size_t type_pos = r.pos();
+  const std::uint32_t type_id = r.read<std::uint32_t>("type of " + what);
   const std::string_view type_str = type_name(static_cast<GgmlType>(type_id));
   if (type_str == "unknown") fail(type_pos, what + " has unknown type (id " + to_string(type_id) + ")");
   if (!is_supported(type_id))
     fail(type_pos, what + " has unsupported type " + std::string(type_str) + " (id " + to_string(type_id) + ")");
   t.type = static_cast<GgmlType>(type_id);
-  const uint64_t block = block_size(t.type);
-  if (static_cast<uint64_t>(t.ne[0]) % block != 0)
+  const std::uint64_t block = block_size(t.type);
+  if (static_cast<std::uint64_t>(t.ne[0]) % block != 0)
     fail(dims_pos + 4, "row length ne[0] = " + to_string(t.ne[0]) + " of " + what + " is not a multiple of the " +
                        std::string(type_str) + " block size " + to_string(block));
   // Divide before multiplying: elements / block blocks of block_bytes each, checked in uint64.
-  const uint64_t n_blocks = elements / block;
-  if (n_blocks > std::numeric_limits<uint64_t>::max() / block_bytes(t.type))
+  const std::uint64_t n_blocks = elements / block;
+  if (n_blocks > std::numeric_limits<std::uint64_t>::max() / block_bytes(t.type))
     fail(dims_pos, "byte size of " + what + " overflows uint64");
   t.nbytes = n_blocks * block_bytes(t.type);
 
-  t.offset = r.read<uint64_t>("offset of " + what);
+  t.offset = r.read<std::uint64_t>("offset of " + what);
   return t;
 }
 
-void GgufFile::Impl::place_tensors(size_t end_of_infos, const std::vector<InfoPos>& pos) {
-  const uint64_t size = bytes.size();
-  const uint64_t padding = (alignment - end_of_infos % alignment) % alignment;
+void GgufFile::Impl::place_tensors(std::size_t end_of_infos, const std::vector<InfoPos>& pos) {
+  const std::uint64_t size = bytes.size();
+  const std::uint64_t padding = (alignment - end_of_infos % alignment) % alignment;
   if (tensors.empty()) {
-    data_offset = std::min<uint64_t>(end_of_infos + padding, size);
+    data_offset = std::min<std::uint64_t>(end_of_infos + padding, size);
     return;
   }
   if (padding > size - end_of_infos)
     fail(end_of_infos, "file ends inside the padding before the data section (alignment " + to_string(alignment) + ")");
   data_offset = end_of_infos + padding;
-  const uint64_t data_size = size - data_offset;
+  const std::uint64_t data_size = size - data_offset;
 
-  for (size_t i = 0; i < tensors.size(); ++i) {
+  for (std::size_t i = 0; i < tensors.size(); ++i) {
     TensorInfo& t = tensors[i];
     const std::string what = "tensor " + printable(t.name);
     if (t.offset % alignment != 0)
@@ -434,11 +434,11 @@ void GgufFile::Impl::place_tensors(size_t end_of_infos, const std::vector<InfoPo
     t.data = bytes.data() + data_offset + t.offset;
   }
 
-  std::vector<size_t> order(tensors.size());
-  std::iota(order.begin(), order.end(), size_t{0});
+  std::vector<std::size_t> order(tensors.size());
+  std::iota(order.begin(), order.end(), std::size_t{0});
   // Ties keep file order, so the error names the later of two tensors at one offset.
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return tensors[a].offset < tensors[b].offset; });
-  for (size_t k = 1; k < order.size(); ++k) {
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return tensors[a].offset < tensors[b].offset; });
+  for (std::size_t k = 1; k < order.size(); ++k) {
     const TensorInfo& prev = tensors[order[k - 1]];
     const TensorInfo& cur = tensors[order[k]];
     if (prev.offset + prev.nbytes > cur.offset)  // no overflow: both lie inside the file
@@ -475,7 +475,7 @@ std::vector<T> GgufFile::Impl::array(std::string_view key, std::string_view expe
   std::vector<T> out;
   out.reserve(e.count);  // validated against the file size while parsing
   const std::string field = "element of " + printable(key);
-  for (uint64_t i = 0; i < e.count; ++i) out.push_back(decode(r, e.element_type, field));
+  for (std::uint64_t i = 0; i < e.count; ++i) out.push_back(decode(r, e.element_type, field));
   return out;
 }
 
@@ -503,7 +503,7 @@ GgufFile GgufFile::open(const std::filesystem::path& path) {
   if (::fstat(file.fd, &st) != 0) sys_fail("cannot stat");
   if (!S_ISREG(st.st_mode)) throw GgufError(impl->label + ": not a regular file");
   if (st.st_size > 0) {  // mmap refuses length 0; an empty file fails in parse(), at the magic
-    const auto size = static_cast<size_t>(st.st_size);
+    const auto size = static_cast<std::size_t>(st.st_size);
     void* p = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, file.fd, 0);
     if (p == MAP_FAILED) sys_fail("cannot mmap");
     impl->mapping = p;
@@ -524,10 +524,10 @@ GgufFile GgufFile::from_bytes(std::vector<std::byte> bytes, std::string label) {
 }
 
 const std::string& GgufFile::label() const { return impl_->label; }
-uint32_t GgufFile::version() const { return impl_->version; }
-uint64_t GgufFile::alignment() const { return impl_->alignment; }
-uint64_t GgufFile::data_offset() const { return impl_->data_offset; }
-uint64_t GgufFile::file_size() const { return impl_->bytes.size(); }
+std::uint32_t GgufFile::version() const { return impl_->version; }
+std::uint64_t GgufFile::alignment() const { return impl_->alignment; }
+std::uint64_t GgufFile::data_offset() const { return impl_->data_offset; }
+std::uint64_t GgufFile::file_size() const { return impl_->bytes.size(); }
 
 bool GgufFile::has(std::string_view key) const { return impl_->find(key) != nullptr; }
 
@@ -548,7 +548,7 @@ std::optional<std::string_view> GgufFile::find_string(std::string_view key) cons
   return impl_->reader_at(e->value_pos).read_string(printable(key));
 }
 
-std::optional<uint64_t> GgufFile::find_uint(std::string_view key) const {
+std::optional<std::uint64_t> GgufFile::find_uint(std::string_view key) const {
   const KvEntry* e = impl_->find(key);
   if (e == nullptr) return std::nullopt;
   if (!is_integer(e->type)) impl_->wrong_type(*e, "an unsigned integer");
@@ -556,11 +556,11 @@ std::optional<uint64_t> GgufFile::find_uint(std::string_view key) const {
   const WideInt v = read_int(r, e->type, printable(key));
   if (v.negative)
     impl_->fail(e->value_pos, "metadata key " + printable(key) + " is negative (" +
-                                  to_string(static_cast<int64_t>(v.bits)) + "), expected an unsigned integer");
+                                  to_string(static_cast<std::int64_t>(v.bits)) + "), expected an unsigned integer");
   return v.bits;
 }
 
-std::optional<int64_t> GgufFile::find_int(std::string_view key) const {
+std::optional<std::int64_t> GgufFile::find_int(std::string_view key) const {
   const KvEntry* e = impl_->find(key);
   if (e == nullptr) return std::nullopt;
   if (!is_integer(e->type)) impl_->wrong_type(*e, "an integer");
@@ -568,7 +568,7 @@ std::optional<int64_t> GgufFile::find_int(std::string_view key) const {
   const WideInt v = read_int(r, e->type, printable(key));
   if (!v.negative && v.bits > int64_max)
     impl_->fail(e->value_pos, "metadata key " + printable(key) + " value " + to_string(v.bits) + " exceeds INT64_MAX");
-  return static_cast<int64_t>(v.bits);
+  return static_cast<std::int64_t>(v.bits);
 }
 
 std::optional<double> GgufFile::find_float(std::string_view key) const {
@@ -578,20 +578,20 @@ std::optional<double> GgufFile::find_float(std::string_view key) const {
   if (is_float(e->type)) return read_float(r, e->type, printable(key));
   if (!is_integer(e->type)) impl_->wrong_type(*e, "a number");
   const WideInt v = read_int(r, e->type, printable(key));
-  return v.negative ? static_cast<double>(static_cast<int64_t>(v.bits)) : static_cast<double>(v.bits);
+  return v.negative ? static_cast<double>(static_cast<std::int64_t>(v.bits)) : static_cast<double>(v.bits);
 }
 
 std::optional<bool> GgufFile::find_bool(std::string_view key) const {
   const KvEntry* e = impl_->find(key);
   if (e == nullptr) return std::nullopt;
   if (e->type != GgufValueType::BOOL) impl_->wrong_type(*e, "BOOL");
-  return impl_->reader_at(e->value_pos).read<uint8_t>(printable(key)) != 0;  // validated as 0 or 1
+  return impl_->reader_at(e->value_pos).read<std::uint8_t>(printable(key)) != 0;  // validated as 0 or 1
 }
 
 // The get_* forms: find_* plus an error naming the key when it is absent.
 std::string_view GgufFile::get_string(std::string_view key) const { return impl_->required(find_string(key), key); }
-uint64_t GgufFile::get_uint(std::string_view key) const { return impl_->required(find_uint(key), key); }
-int64_t GgufFile::get_int(std::string_view key) const { return impl_->required(find_int(key), key); }
+std::uint64_t GgufFile::get_uint(std::string_view key) const { return impl_->required(find_uint(key), key); }
+std::int64_t GgufFile::get_int(std::string_view key) const { return impl_->required(find_int(key), key); }
 double GgufFile::get_float(std::string_view key) const { return impl_->required(find_float(key), key); }
 bool GgufFile::get_bool(std::string_view key) const { return impl_->required(find_bool(key), key); }
 
@@ -601,13 +601,13 @@ std::vector<std::string_view> GgufFile::get_string_array(std::string_view key) c
       [](Reader& r, GgufValueType, const std::string& field) { return r.read_string(field); });
 }
 
-std::vector<int64_t> GgufFile::get_int_array(std::string_view key) const {
-  return impl_->array<int64_t>(key, "an array of integers", is_integer,
+std::vector<std::int64_t> GgufFile::get_int_array(std::string_view key) const {
+  return impl_->array<std::int64_t>(key, "an array of integers", is_integer,
                                [](Reader& r, GgufValueType t, const std::string& field) {
-                                 const size_t at = r.pos();
+                                 const std::size_t at = r.pos();
                                  const WideInt v = read_int(r, t, field);
                                  if (!v.negative && v.bits > int64_max) r.fail(at, field + " exceeds INT64_MAX");
-                                 return static_cast<int64_t>(v.bits);
+                                 return static_cast<std::int64_t>(v.bits);
                                });
 }
 

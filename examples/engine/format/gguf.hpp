@@ -34,7 +34,7 @@ struct GgufError : std::runtime_error {
 };
 
 //! Metadata value types, with the ids GGUF stores.
-enum class GgufValueType : uint32_t {
+enum class GgufValueType : std::uint32_t {
   UINT8 = 0,
   INT8 = 1,
   UINT16 = 2,
@@ -59,14 +59,14 @@ struct TensorInfo {
   std::string name;
   GgmlType type;
   int n_dims;                   //!< 1..4
-  std::array<int64_t, 4> ne;    //!< ne[0] is innermost (the row length); unused dims are 1
-  uint64_t offset;              //!< relative to the start of the data section
-  uint64_t nbytes;
+  std::array<std::int64_t, 4> ne;    //!< ne[0] is innermost (the row length); unused dims are 1
+  std::uint64_t offset;              //!< relative to the start of the data section
+  std::uint64_t nbytes;
   const std::byte* data;        //!< points into the file mapping
 
-  int64_t rows() const { return ne[1] * ne[2] * ne[3]; }
-  int64_t row_length() const { return ne[0]; }
-  size_t row_bytes() const;
+  std::int64_t rows() const { return ne[1] * ne[2] * ne[3]; }
+  std::int64_t row_length() const { return ne[0]; }
+  std::size_t row_bytes() const;
 };
 
 //! An open GGUF file: validated metadata and tensor directory over a read-only mapping.
@@ -85,10 +85,10 @@ class GgufFile {
   ~GgufFile();
 
   const std::string& label() const;  //!< the path (or from_bytes label) used in messages
-  uint32_t version() const;          //!< 2 or 3
-  uint64_t alignment() const;        //!< general.alignment, or the default 32
-  uint64_t data_offset() const;      //!< file offset of the data section
-  uint64_t file_size() const;
+  std::uint32_t version() const;          //!< 2 or 3
+  std::uint64_t alignment() const;        //!< general.alignment, or the default 32
+  std::uint64_t data_offset() const;      //!< file offset of the data section
+  std::uint64_t file_size() const;
 
   // ---- Metadata. Lookups of a missing key or a value of the wrong type throw GgufError naming
   // the key. Integer getters accept any integer width and refuse values that do not fit.
@@ -98,22 +98,22 @@ class GgufFile {
   std::optional<GgufValueType> array_type(std::string_view key) const;
 
   std::string_view get_string(std::string_view key) const;
-  uint64_t get_uint(std::string_view key) const;  //!< any integer type; negative values refused
-  int64_t get_int(std::string_view key) const;    //!< any integer type; > INT64_MAX refused
+  std::uint64_t get_uint(std::string_view key) const;  //!< any integer type; negative values refused
+  std::int64_t get_int(std::string_view key) const;    //!< any integer type; > INT64_MAX refused
   double get_float(std::string_view key) const;   //!< FLOAT32, FLOAT64 or any integer type
   bool get_bool(std::string_view key) const;
 
   //! std::nullopt when the key is absent; GgufError when present with the wrong type.
   std::optional<std::string_view> find_string(std::string_view key) const;
-  std::optional<uint64_t> find_uint(std::string_view key) const;
-  std::optional<int64_t> find_int(std::string_view key) const;
+  std::optional<std::uint64_t> find_uint(std::string_view key) const;
+  std::optional<std::int64_t> find_int(std::string_view key) const;
   std::optional<double> find_float(std::string_view key) const;
   std::optional<bool> find_bool(std::string_view key) const;
 
   //! Arrays are typed strictly, to catch type confusion (e.g. token scores stored as INT8):
   //! string arrays must hold STRING, int arrays any integer type, float arrays FLOAT32/FLOAT64.
   std::vector<std::string_view> get_string_array(std::string_view key) const;
-  std::vector<int64_t> get_int_array(std::string_view key) const;
+  std::vector<std::int64_t> get_int_array(std::string_view key) const;
   std::vector<double> get_float_array(std::string_view key) const;
 
   std::vector<std::string> metadata_keys() const;  //!< in file order

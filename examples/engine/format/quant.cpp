@@ -31,17 +31,17 @@ static_assert(std::endian::native == std::endian::little,
 
 namespace {
 
-constexpr int64_t qk = 32;     // elements per Q4_0/Q4_1/Q5_0/Q5_1/Q8_0 block
-constexpr int64_t qk_k = 256;  // elements per K-quant super-block
+constexpr std::int64_t qk = 32;     // elements per Q4_0/Q4_1/Q5_0/Q5_1/Q8_0 block
+constexpr std::int64_t qk_k = 256;  // elements per K-quant super-block
 
-uint16_t load_u16(const std::byte* p) {
-  uint16_t v;
+std::uint16_t load_u16(const std::byte* p) {
+  std::uint16_t v;
   std::memcpy(&v, p, sizeof v);
   return v;
 }
 
-uint32_t load_u32(const std::byte* p) {
-  uint32_t v;
+std::uint32_t load_u32(const std::byte* p) {
+  std::uint32_t v;
   std::memcpy(&v, p, sizeof v);
   return v;
 }
@@ -51,7 +51,7 @@ float load_half(const std::byte* p) { return half_to_float(load_u16(p)); }
 // A block's bytes copied into a local array. The loops below then vectorize: std::byte has no
 // SIMD vector type, and a store through float* cannot alias a local array (it may alias a
 // std::byte* source, which would need run-time overlap checks).
-template <class T, size_t N>
+template <class T, std::size_t N>
 std::array<T, N> load_array(const std::byte* p) {
   std::array<T, N> a;
   std::memcpy(a.data(), p, sizeof a);
@@ -63,7 +63,7 @@ std::array<T, N> load_array(const std::byte* p) {
 // Q4_0 and Q4_1: byte j holds element j in its low nibble and element j+16 in its high nibble.
 void dequant_q4_0(const std::byte* b, float* y) {
   const float d = load_half(b);
-  const auto qs = load_array<uint8_t, qk / 2>(b + 2);
+  const auto qs = load_array<std::uint8_t, qk / 2>(b + 2);
   for (int j = 0; j < qk / 2; ++j) y[j] = d * static_cast<float>((qs[j] & 0xF) - 8);
   for (int j = 0; j < qk / 2; ++j) y[j + qk / 2] = d * static_cast<float>((qs[j] >> 4) - 8);
 }
@@ -71,19 +71,19 @@ void dequant_q4_0(const std::byte* b, float* y) {
 void dequant_q4_1(const std::byte* b, float* y) {
   const float d = load_half(b);
   const float m = load_half(b + 2);
-  const auto qs = load_array<uint8_t, qk / 2>(b + 4);
+  const auto qs = load_array<std::uint8_t, qk / 2>(b + 4);
   for (int j = 0; j < qk / 2; ++j) y[j] = d * static_cast<float>(qs[j] & 0xF) + m;
   for (int j = 0; j < qk / 2; ++j) y[j + qk / 2] = d * static_cast<float>(qs[j] >> 4) + m;
 }
 
 // Q5_0 and Q5_1: the nibbles as in Q4, plus bit j of the 32-bit mask `qh` as element j's fifth bit.
 std::array<int, qk> q5_values(const std::byte* qh_bytes, const std::byte* qs_bytes) {
-  const uint32_t qh = load_u32(qh_bytes);
-  const auto qs = load_array<uint8_t, qk / 2>(qs_bytes);
+  const std::uint32_t qh = load_u32(qh_bytes);
+  const auto qs = load_array<std::uint8_t, qk / 2>(qs_bytes);
   // Testing qh against a table of masks, rather than shifting it by j, keeps the loops
   // vectorizable on SSE2, which has no per-lane variable shift.
   static constexpr auto bit = [] {
-    std::array<uint32_t, qk> b{};
+    std::array<std::uint32_t, qk> b{};
     for (int j = 0; j < qk; ++j) b[j] = 1U << j;
     return b;
   }();
@@ -108,7 +108,7 @@ void dequant_q5_1(const std::byte* b, float* y) {
 
 void dequant_q8_0(const std::byte* b, float* y) {
   const float d = load_half(b);
-  const auto qs = load_array<int8_t, qk>(b + 2);
+  const auto qs = load_array<std::int8_t, qk>(b + 2);
   for (int j = 0; j < qk; ++j) y[j] = d * static_cast<float>(qs[j]);
 }
 
@@ -118,7 +118,7 @@ void dequant_q8_0(const std::byte* b, float* y) {
 struct ScaleMin {
   int scale, min;
 };
-ScaleMin k_scale_min(const std::array<uint8_t, 12>& s, int j) {
+ScaleMin k_scale_min(const std::array<std::uint8_t, 12>& s, int j) {
   if (j < 4) return {s[j] & 63, s[j + 4] & 63};
   return {(s[j + 4] & 0xF) | ((s[j - 4] >> 6) << 4), (s[j + 4] >> 4) | ((s[j] >> 6) << 4)};
 }
@@ -130,9 +130,9 @@ template <bool HasHighBits>
 void dequant_k_nibbles(const std::byte* b, float* y) {
   const float d = load_half(b);
   const float dmin = load_half(b + 2);
-  const auto scales = load_array<uint8_t, 12>(b + 4);
-  const auto qh = load_array<uint8_t, 32>(b + 16);  // Q4_K: the first qs bytes, unused
-  const auto qs = load_array<uint8_t, 128>(b + (HasHighBits ? 48 : 16));
+  const auto scales = load_array<std::uint8_t, 12>(b + 4);
+  const auto qh = load_array<std::uint8_t, 32>(b + 16);  // Q4_K: the first qs bytes, unused
+  const auto qs = load_array<std::uint8_t, 128>(b + (HasHighBits ? 48 : 16));
   for (int j = 0; j < qk_k / 32; ++j) {
     const auto [scale, min] = k_scale_min(scales, j);
     const float dl = d * static_cast<float>(scale);
@@ -151,9 +151,9 @@ void dequant_k_nibbles(const std::byte* b, float* y) {
 // bits 2k..2k+1 of qh[l]. One scale per 16 elements.
 void dequant_q6_k(const std::byte* b, float* y) {
   const float d = load_half(b + 208);
-  const auto ql = load_array<uint8_t, 128>(b);
-  const auto qh = load_array<uint8_t, 64>(b + 128);
-  const auto scales = load_array<int8_t, 16>(b + 192);
+  const auto ql = load_array<std::uint8_t, 128>(b);
+  const auto qh = load_array<std::uint8_t, 64>(b + 128);
+  const auto scales = load_array<std::int8_t, 16>(b + 192);
   // Loops ordered so the innermost one has fixed shifts and one scale: it vectorizes.
   for (int half = 0; half < 2; ++half) {
     for (int k = 0; k < 4; ++k) {
@@ -173,23 +173,23 @@ void dequant_q6_k(const std::byte* b, float* y) {
 void dequant_f32(const std::byte* b, float* y) { std::memcpy(y, b, sizeof(float)); }
 void dequant_f16(const std::byte* b, float* y) { *y = load_half(b); }
 void dequant_bf16(const std::byte* b, float* y) {  // bf16 is the top half of an fp32
-  *y = std::bit_cast<float>(static_cast<uint32_t>(load_u16(b)) << 16);
+  *y = std::bit_cast<float>(static_cast<std::uint32_t>(load_u16(b)) << 16);
 }
 
 struct TypeTraits {
   GgmlType type;
-  int64_t block_size;
-  size_t block_bytes;
-  void (*dequant_blocks)(const std::byte* src, float* dst, int64_t n_blocks);
+  std::int64_t block_size;
+  std::size_t block_bytes;
+  void (*dequant_blocks)(const std::byte* src, float* dst, std::int64_t n_blocks);
 };
 
 // One indirect call per run of blocks, not per block: the per-block function inlines into the loop.
-template <int64_t BlockSize, size_t BlockBytes, void (*Block)(const std::byte*, float*)>
-void dequant_blocks(const std::byte* src, float* dst, int64_t n_blocks) {
-  for (int64_t b = 0; b < n_blocks; ++b) Block(src + b * BlockBytes, dst + b * BlockSize);
+template <std::int64_t BlockSize, std::size_t BlockBytes, void (*Block)(const std::byte*, float*)>
+void dequant_blocks(const std::byte* src, float* dst, std::int64_t n_blocks) {
+  for (std::int64_t b = 0; b < n_blocks; ++b) Block(src + b * BlockBytes, dst + b * BlockSize);
 }
 
-template <GgmlType Type, int64_t BlockSize, size_t BlockBytes, void (*Block)(const std::byte*, float*)>
+template <GgmlType Type, std::int64_t BlockSize, std::size_t BlockBytes, void (*Block)(const std::byte*, float*)>
 constexpr TypeTraits make_traits() {
   return {Type, BlockSize, BlockBytes, dequant_blocks<BlockSize, BlockBytes, Block>};
 }
@@ -217,11 +217,11 @@ const TypeTraits* find_traits(GgmlType type) {
 const TypeTraits& traits(GgmlType type) {
   if (const TypeTraits* t = find_traits(type)) return *t;
   throw std::invalid_argument("skipllm engine: unsupported ggml type " + std::string(type_name(type)) + " (id " +
-                              std::to_string(static_cast<uint32_t>(type)) + ")");
+                              std::to_string(static_cast<std::uint32_t>(type)) + ")");
 }
 
 // The checks every public entry point makes; cheap next to even one block of work.
-const TypeTraits& checked_traits(GgmlType type, int64_t n, const char* what) {
+const TypeTraits& checked_traits(GgmlType type, std::int64_t n, const char* what) {
   const TypeTraits& t = traits(type);
   if (n < 0 || n % t.block_size != 0)
     throw std::invalid_argument(std::string("skipllm engine: ") + what + ": " + std::to_string(n) +
@@ -234,9 +234,9 @@ const TypeTraits& checked_traits(GgmlType type, int64_t n, const char* what) {
 
 // Eight independent partial sums: the compiler may map them to SIMD lanes without -ffast-math
 // (which it would need to reorder one running sum), and they hide the add latency.
-float dot_f32_portable(const float* a, const float* b, int64_t n) {
+float dot_f32_portable(const float* a, const float* b, std::int64_t n) {
   float acc[8] = {};
-  int64_t i = 0;
+  std::int64_t i = 0;
   for (; i + 8 <= n; i += 8)
     for (int k = 0; k < 8; ++k) acc[k] += a[i + k] * b[i + k];
   float sum = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
@@ -245,13 +245,13 @@ float dot_f32_portable(const float* a, const float* b, int64_t n) {
 }
 
 // Expands the row one L1-sized chunk at a time and dots each chunk: no fp32 copy of the row.
-float dot_via_chunks(const TypeTraits& t, const std::byte* row, const float* x, int64_t n,
-                     float (*dot_f32)(const float*, const float*, int64_t)) {
-  constexpr int64_t chunk = 256;  // a multiple of every block size
+float dot_via_chunks(const TypeTraits& t, const std::byte* row, const float* x, std::int64_t n,
+                     float (*dot_f32)(const float*, const float*, std::int64_t)) {
+  constexpr std::int64_t chunk = 256;  // a multiple of every block size
   float buf[chunk];
   float sum = 0.0f;
-  for (int64_t i = 0; i < n; i += chunk) {
-    const int64_t len = n - i < chunk ? n - i : chunk;
+  for (std::int64_t i = 0; i < n; i += chunk) {
+    const std::int64_t len = n - i < chunk ? n - i : chunk;
     t.dequant_blocks(row, buf, len / t.block_size);
     sum += dot_f32(buf, x + i, len);
     row += len / t.block_size * t.block_bytes;
@@ -274,9 +274,9 @@ SKIPLLM_TARGET_AVX2 float hsum(__m256 v) {
 // matvec walks rows back to back, so fetching 2 KiB ahead runs on into the next rows. Prefetches
 // never fault, so running past the end of the tensor is harmless; the address is formed as an
 // integer because pointer arithmetic past the end of an object is undefined.
-constexpr uintptr_t prefetch_distance = 2048;
+constexpr std::uintptr_t prefetch_distance = 2048;
 SKIPLLM_TARGET_AVX2 void prefetch_ahead(const std::byte* p) {
-  _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(p) + prefetch_distance), _MM_HINT_T0);
+  _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<std::uintptr_t>(p) + prefetch_distance), _MM_HINT_T0);
 }
 
 SKIPLLM_TARGET_AVX2 float half_avx2(const std::byte* p) { return _cvtsh_ss(load_u16(p)); }
@@ -288,9 +288,9 @@ SKIPLLM_TARGET_AVX2 __m256i load_u8x8(const std::byte* p) {
 
 SKIPLLM_TARGET_AVX2 __m256 load_x(const float* x) { return _mm256_loadu_ps(x); }
 
-SKIPLLM_TARGET_AVX2 float dot_f32_avx2(const float* a, const float* b, int64_t n) {
+SKIPLLM_TARGET_AVX2 float dot_f32_avx2(const float* a, const float* b, std::int64_t n) {
   __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-  int64_t i = 0;
+  std::int64_t i = 0;
   for (; i + 16 <= n; i += 16) {
     acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
     acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), acc1);
@@ -301,9 +301,9 @@ SKIPLLM_TARGET_AVX2 float dot_f32_avx2(const float* a, const float* b, int64_t n
 }
 
 // F32 weights are loaded straight from the mapping: _mm256_loadu_ps needs no alignment.
-SKIPLLM_TARGET_AVX2 float dot_f32w_avx2(const std::byte* row, const float* x, int64_t n) {
+SKIPLLM_TARGET_AVX2 float dot_f32w_avx2(const std::byte* row, const float* x, std::int64_t n) {
   __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-  int64_t i = 0;
+  std::int64_t i = 0;
   for (; i + 16 <= n; i += 16, row += 64) {
     prefetch_ahead(row);
     acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(reinterpret_cast<const float*>(row)), load_x(x + i), acc0);
@@ -318,9 +318,9 @@ SKIPLLM_TARGET_AVX2 float dot_f32w_avx2(const std::byte* row, const float* x, in
   return sum;
 }
 
-SKIPLLM_TARGET_AVX2 float dot_f16_avx2(const std::byte* row, const float* x, int64_t n) {
+SKIPLLM_TARGET_AVX2 float dot_f16_avx2(const std::byte* row, const float* x, std::int64_t n) {
   __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-  int64_t i = 0;
+  std::int64_t i = 0;
   for (; i + 16 <= n; i += 16, row += 32) {
     prefetch_ahead(row);
     const __m256 w0 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row)));
@@ -333,16 +333,16 @@ SKIPLLM_TARGET_AVX2 float dot_f16_avx2(const std::byte* row, const float* x, int
   return sum;
 }
 
-SKIPLLM_TARGET_AVX2 float dot_bf16_avx2(const std::byte* row, const float* x, int64_t n) {
+SKIPLLM_TARGET_AVX2 float dot_bf16_avx2(const std::byte* row, const float* x, std::int64_t n) {
   __m256 acc = _mm256_setzero_ps();
-  int64_t i = 0;
+  std::int64_t i = 0;
   for (; i + 8 <= n; i += 8, row += 16) {
     prefetch_ahead(row);
     const __m256i h = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row)));
     acc = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32(h, 16)), load_x(x + i), acc);
   }
   float sum = hsum(acc);
-  for (; i < n; ++i, row += 2) sum += std::bit_cast<float>(static_cast<uint32_t>(load_u16(row)) << 16) * x[i];
+  for (; i < n; ++i, row += 2) sum += std::bit_cast<float>(static_cast<std::uint32_t>(load_u16(row)) << 16) * x[i];
   return sum;
 }
 
@@ -379,11 +379,11 @@ SKIPLLM_TARGET_AVX2 void load_d_m(const std::byte* block, __m256& d, __m256& m) 
 
 // Q4_0 / Q4_1: w = d*q + m formed per lane and multiplied into four independent accumulators.
 // (Factoring out d per block needs a per-block reduction chain; this measured ~20% faster.)
-template <GgmlType Type, int64_t BlockBytes, int64_t QsOffset>
-SKIPLLM_TARGET_AVX2 float dot_q4_avx2(const std::byte* row, const float* x, int64_t n) {
+template <GgmlType Type, std::int64_t BlockBytes, std::int64_t QsOffset>
+SKIPLLM_TARGET_AVX2 float dot_q4_avx2(const std::byte* row, const float* x, std::int64_t n) {
   __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps(), acc2 = _mm256_setzero_ps(),
          acc3 = _mm256_setzero_ps();
-  for (int64_t i = 0; i < n; i += qk, row += BlockBytes) {
+  for (std::int64_t i = 0; i < n; i += qk, row += BlockBytes) {
     prefetch_ahead(row);
     __m256 d, m;
     load_d_m<Type>(row, d, m);
@@ -408,9 +408,9 @@ SKIPLLM_TARGET_AVX2 __m256 q8_block_qx(const std::byte* qs, const float* x) {
   return _mm256_fmadd_ps(load_i8x8_ps(qs + 24), load_x(x + 24), t);
 }
 
-SKIPLLM_TARGET_AVX2 float dot_q8_0_avx2(const std::byte* row, const float* x, int64_t n) {
+SKIPLLM_TARGET_AVX2 float dot_q8_0_avx2(const std::byte* row, const float* x, std::int64_t n) {
   __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-  int64_t i = 0;
+  std::int64_t i = 0;
   for (; i + 2 * qk <= n; i += 2 * qk, row += 68) {
     prefetch_ahead(row);
     acc0 = _mm256_fmadd_ps(_mm256_set1_ps(half_avx2(row)), q8_block_qx(row + 2, x + i), acc0);
@@ -420,7 +420,7 @@ SKIPLLM_TARGET_AVX2 float dot_q8_0_avx2(const std::byte* row, const float* x, in
   return hsum(_mm256_add_ps(acc0, acc1));
 }
 
-float dot_unchecked_avx2(const TypeTraits& t, const std::byte* row, const float* x, int64_t n) {
+float dot_unchecked_avx2(const TypeTraits& t, const std::byte* row, const float* x, std::int64_t n) {
   switch (t.type) {
     case GgmlType::F32: return dot_f32w_avx2(row, x, n);
     case GgmlType::F16: return dot_f16_avx2(row, x, n);
@@ -454,39 +454,39 @@ std::string_view type_name(GgmlType type) {
       "IQ3_XXS",  "IQ1_S",     "IQ4_NL",     "IQ3_S",      "IQ2_S",      "IQ4_XS", "I8",     "I16",     "I32",
       "I64",      "F64",       "IQ1_M",      "BF16",       "Q4_0_4_4",   "Q4_0_4_8", "Q4_0_8_8", "TQ1_0", "TQ2_0",
       "IQ4_NL_4_4", "IQ4_NL_4_8", "IQ4_NL_8_8", "MXFP4",   "NVFP4",      "Q1_0",   "Q2_0"};
-  const auto id = static_cast<uint32_t>(type);
+  const auto id = static_cast<std::uint32_t>(type);
   return id < names.size() ? names[id] : std::string_view("unknown");
 }
 
-bool is_supported(uint32_t type_id) { return find_traits(static_cast<GgmlType>(type_id)) != nullptr; }
+bool is_supported(std::uint32_t type_id) { return find_traits(static_cast<GgmlType>(type_id)) != nullptr; }
 
-size_t block_size(GgmlType type) { return static_cast<size_t>(traits(type).block_size); }
-size_t block_bytes(GgmlType type) { return traits(type).block_bytes; }
+std::size_t block_size(GgmlType type) { return static_cast<std::size_t>(traits(type).block_size); }
+std::size_t block_bytes(GgmlType type) { return traits(type).block_bytes; }
 
-float half_to_float(uint16_t bits) {
-  const uint32_t sign = static_cast<uint32_t>(bits & 0x8000U) << 16;
-  const uint32_t exponent = (bits >> 10) & 0x1FU;
-  const uint32_t mantissa = bits & 0x3FFU;
+float half_to_float(std::uint16_t bits) {
+  const std::uint32_t sign = static_cast<std::uint32_t>(bits & 0x8000U) << 16;
+  const std::uint32_t exponent = (bits >> 10) & 0x1FU;
+  const std::uint32_t mantissa = bits & 0x3FFU;
   if (exponent == 0x1F) return std::bit_cast<float>(sign | 0x7F800000U | (mantissa << 13));  // inf, NaN
   if (exponent != 0) return std::bit_cast<float>(sign | ((exponent + 112) << 23) | (mantissa << 13));
   if (mantissa == 0) return std::bit_cast<float>(sign);
   // Subnormal (mantissa * 2^-24): shift the leading 1 up to the implicit-bit position (bit 10),
   // lowering the exponent once per shift. Integer-only, so FTZ/DAZ modes cannot flush it.
   const int shift = std::countl_zero(mantissa) - 21;
-  const uint32_t normalized = (mantissa << shift) & 0x3FFU;
-  return std::bit_cast<float>(sign | (static_cast<uint32_t>(113 - shift) << 23) | (normalized << 13));
+  const std::uint32_t normalized = (mantissa << shift) & 0x3FFU;
+  return std::bit_cast<float>(sign | (static_cast<std::uint32_t>(113 - shift) << 23) | (normalized << 13));
 }
 
-void dequantize_row(GgmlType type, const std::byte* src, float* dst, int64_t n) {
+void dequantize_row(GgmlType type, const std::byte* src, float* dst, std::int64_t n) {
   const TypeTraits& t = checked_traits(type, n, "dequantize_row");
   t.dequant_blocks(src, dst, n / t.block_size);
 }
 
-float dot_row_portable(GgmlType type, const std::byte* row, const float* x, int64_t n) {
+float dot_row_portable(GgmlType type, const std::byte* row, const float* x, std::int64_t n) {
   return dot_via_chunks(checked_traits(type, n, "dot_row"), row, x, n, dot_f32_portable);
 }
 
-float dot_row(GgmlType type, const std::byte* row, const float* x, int64_t n) {
+float dot_row(GgmlType type, const std::byte* row, const float* x, std::int64_t n) {
   const TypeTraits& t = checked_traits(type, n, "dot_row");
 #if SKIPLLM_ENGINE_X86_SIMD
   if (cpu_has_avx2()) return dot_unchecked_avx2(t, row, x, n);
@@ -500,10 +500,10 @@ namespace {
 
 // Per block: the integer dot sum_j w_j * q_j of the block's quantized weights (Q4: unsigned
 // nibbles, Q8_0: signed bytes) with the activation block, then the scales applied in fp32.
-int32_t nibble_dot_portable(const std::byte* qs, const int8_t* q) {
-  int32_t sum = 0;
+std::int32_t nibble_dot_portable(const std::byte* qs, const std::int8_t* q) {
+  std::int32_t sum = 0;
   for (int j = 0; j < 16; ++j) {
-    auto const b = static_cast<uint8_t>(qs[j]);
+    auto const b = static_cast<std::uint8_t>(qs[j]);
     sum += (b & 0x0F) * q[j] + (b >> 4) * q[j + 16];
   }
   return sum;
@@ -511,14 +511,14 @@ int32_t nibble_dot_portable(const std::byte* qs, const int8_t* q) {
 
 float dot_int8_portable(GgmlType type, const std::byte* row, const Int8Activations& x) {
   float acc = 0;
-  int64_t const blocks = x.n / qk;
-  for (int64_t b = 0; b < blocks; ++b) {
-    const int8_t* q = &x.q[static_cast<size_t>(b * qk)];
-    float const d = x.d[static_cast<size_t>(b)];
+  std::int64_t const blocks = x.n / qk;
+  for (std::int64_t b = 0; b < blocks; ++b) {
+    const std::int8_t* q = &x.q[static_cast<std::size_t>(b * qk)];
+    float const d = x.d[static_cast<std::size_t>(b)];
     switch (type) {
       case GgmlType::Q4_0: {  // w = (nibble - 8) * dw
         const std::byte* blk = row + b * 18;
-        int32_t qsum = 0;
+        std::int32_t qsum = 0;
         for (int j = 0; j < qk; ++j) qsum += q[j];
         acc += load_half(blk) * d * static_cast<float>(nibble_dot_portable(blk + 2, q) - 8 * qsum);
         break;
@@ -526,13 +526,13 @@ float dot_int8_portable(GgmlType type, const std::byte* row, const Int8Activatio
       case GgmlType::Q4_1: {  // w = nibble * dw + mw
         const std::byte* blk = row + b * 20;
         acc += load_half(blk) * d * static_cast<float>(nibble_dot_portable(blk + 4, q)) +
-               load_half(blk + 2) * x.sum[static_cast<size_t>(b)];
+               load_half(blk + 2) * x.sum[static_cast<std::size_t>(b)];
         break;
       }
       default: {  // Q8_0: w = qw * dw
         const std::byte* blk = row + b * 34;
-        int32_t sum = 0;
-        for (int j = 0; j < qk; ++j) sum += static_cast<int8_t>(blk[2 + j]) * q[j];
+        std::int32_t sum = 0;
+        for (int j = 0; j < qk; ++j) sum += static_cast<std::int8_t>(blk[2 + j]) * q[j];
         acc += load_half(blk) * d * static_cast<float>(sum);
       }
     }
@@ -558,12 +558,12 @@ SKIPLLM_TARGET_AVX2 __m256 dot_u8_s8(__m256i u, __m256i s) {
 SKIPLLM_TARGET_AVX2 float dot_int8_avx2(GgmlType type, const std::byte* row, const Int8Activations& x) {
   __m256 acc = _mm256_setzero_ps();
   float offset = 0;  // Q4_1's min term, and Q4_0's -8 shift
-  int64_t const blocks = x.n / qk;
-  size_t const stride = type == GgmlType::Q4_0 ? 18 : type == GgmlType::Q4_1 ? 20 : 34;
-  for (int64_t b = 0; b < blocks; ++b, row += stride) {
+  std::int64_t const blocks = x.n / qk;
+  std::size_t const stride = type == GgmlType::Q4_0 ? 18 : type == GgmlType::Q4_1 ? 20 : 34;
+  for (std::int64_t b = 0; b < blocks; ++b, row += stride) {
     prefetch_ahead(row);
-    __m256i const q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(&x.q[static_cast<size_t>(b * qk)]));
-    float const dx = x.d[static_cast<size_t>(b)];
+    __m256i const q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(&x.q[static_cast<std::size_t>(b * qk)]));
+    float const dx = x.d[static_cast<std::size_t>(b)];
     if (type == GgmlType::Q8_0) {
       // maddubs wants an unsigned operand: |w| times q carrying w's sign.
       __m256i const w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 2));
@@ -575,7 +575,7 @@ SKIPLLM_TARGET_AVX2 float dot_int8_avx2(GgmlType type, const std::byte* row, con
       float const dw = half_avx2(row);
       acc = _mm256_fmadd_ps(_mm256_set1_ps(dw * dx), dots, acc);
       // Q4_1: + mw * dx * sum(q); Q4_0: - 8 * dw * dx * sum(q). x.sum holds dx * sum(q).
-      offset += (q41 ? half_avx2(row + 2) : -8.0f * dw) * x.sum[static_cast<size_t>(b)];
+      offset += (q41 ? half_avx2(row + 2) : -8.0f * dw) * x.sum[static_cast<std::size_t>(b)];
     }
   }
   return hsum(acc) + offset;
@@ -591,26 +591,26 @@ void check_int8(GgmlType type, const Int8Activations& x) {
 
 }  // namespace
 
-void quantize_activations(const float* x, int64_t n, Int8Activations& out) {
+void quantize_activations(const float* x, std::int64_t n, Int8Activations& out) {
   if (n <= 0 || n % qk != 0) throw std::invalid_argument("quantize_activations: n must be a positive multiple of 32");
   out.n = n;
-  out.q.resize(static_cast<size_t>(n));
-  out.d.resize(static_cast<size_t>(n / qk));
-  out.sum.resize(static_cast<size_t>(n / qk));
-  for (int64_t b = 0; b < n / qk; ++b) {
+  out.q.resize(static_cast<std::size_t>(n));
+  out.d.resize(static_cast<std::size_t>(n / qk));
+  out.sum.resize(static_cast<std::size_t>(n / qk));
+  for (std::int64_t b = 0; b < n / qk; ++b) {
     const float* xb = x + b * qk;
     float amax = 0;
     for (int j = 0; j < qk; ++j) amax = std::max(amax, std::fabs(xb[j]));
     float const d = amax / 127.0f;
     float const inv = d > 0 ? 1.0f / d : 0.0f;
-    int32_t qsum = 0;
+    std::int32_t qsum = 0;
     for (int j = 0; j < qk; ++j) {
-      auto const v = static_cast<int8_t>(std::nearbyint(xb[j] * inv));
-      out.q[static_cast<size_t>(b * qk + j)] = v;
+      auto const v = static_cast<std::int8_t>(std::nearbyint(xb[j] * inv));
+      out.q[static_cast<std::size_t>(b * qk + j)] = v;
       qsum += v;
     }
-    out.d[static_cast<size_t>(b)] = d;
-    out.sum[static_cast<size_t>(b)] = d * static_cast<float>(qsum);
+    out.d[static_cast<std::size_t>(b)] = d;
+    out.sum[static_cast<std::size_t>(b)] = d * static_cast<float>(qsum);
   }
 }
 

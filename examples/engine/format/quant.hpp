@@ -15,7 +15,7 @@ namespace skipllm::engine {
 
 //! The ggml type ids this engine can read. The values are ggml's, as stored in GGUF tensor infos.
 //! Other ids (IQ*, Q2_K, ...) are refused by the reader by name, never cast to this enum.
-enum class GgmlType : uint32_t {
+enum class GgmlType : std::uint32_t {
   F32 = 0,
   F16 = 1,
   Q4_0 = 2,
@@ -34,21 +34,21 @@ enum class GgmlType : uint32_t {
 std::string_view type_name(GgmlType type);
 
 //! True for the ids in GgmlType, the only ones dequantize_row and dot_row accept.
-bool is_supported(uint32_t type_id);
+bool is_supported(std::uint32_t type_id);
 
 //! Elements per block (1 for F32/F16/BF16, 32 for Q*_0/Q*_1, 256 for K-quants).
 //! Throws std::invalid_argument for an unsupported type.
-size_t block_size(GgmlType type);
+std::size_t block_size(GgmlType type);
 //! Bytes per block (e.g. 20 for Q4_1). Throws std::invalid_argument for an unsupported type.
-size_t block_bytes(GgmlType type);
+std::size_t block_bytes(GgmlType type);
 
 //! Converts one IEEE binary16 value (bits) to float exactly: subnormals, infinities and NaN
 //! payloads are kept. Independent of the CPU's FTZ/DAZ flags.
-float half_to_float(uint16_t bits);
+float half_to_float(std::uint16_t bits);
 
 //! Dequantizes `n` consecutive elements starting at block data `src` into `dst`.
 //! `n` must be a non-negative multiple of block_size(type) (else std::invalid_argument).
-void dequantize_row(GgmlType type, const std::byte* src, float* dst, int64_t n);
+void dequantize_row(GgmlType type, const std::byte* src, float* dst, std::int64_t n);
 
 //! Dot product of one weight row of `n` elements (in `type`'s block format) with the float vector
 //! `x`: the inner loop of the CPU matvec. Weights are expanded in registers (AVX2 path for F32,
@@ -56,11 +56,11 @@ void dequantize_row(GgmlType type, const std::byte* src, float* dst, int64_t n);
 //! Agrees with dequantize_row + an exact dot product to 1e-5 of sum |w_i x_i|. No alignment is
 //! required of `row` or `x`. Dispatches at run time to AVX2+FMA+F16C code on x86 CPUs that have
 //! it (see dot_row_isa()), else to dot_row_portable.
-float dot_row(GgmlType type, const std::byte* row, const float* x, int64_t n);
+float dot_row(GgmlType type, const std::byte* row, const float* x, std::int64_t n);
 
 //! The portable path of dot_row (plain loops, default compiler flags). Exposed so tests can check
 //! both paths on a machine that dispatches to the SIMD one.
-float dot_row_portable(GgmlType type, const std::byte* row, const float* x, int64_t n);
+float dot_row_portable(GgmlType type, const std::byte* row, const float* x, std::int64_t n);
 
 //! Which code dot_row runs on this machine: "avx2" or "portable".
 std::string_view dot_row_isa();
@@ -74,14 +74,14 @@ std::string_view dot_row_isa();
 
 //! x rounded to int8 per block of 32: q[i] = round(x[i] / d_b), d_b = max|x| / 127 over block b.
 struct Int8Activations {
-  std::vector<int8_t> q;   //!< [n]
+  std::vector<std::int8_t> q;   //!< [n]
   std::vector<float> d;    //!< [n / 32] block scales
   std::vector<float> sum;  //!< [n / 32] d_b * sum of the block's q (for Q4_1's offset term)
-  int64_t n = 0;
+  std::int64_t n = 0;
 };
 
 //! Quantizes `n` (a multiple of 32) values of x into `out`, reusing its storage.
-void quantize_activations(const float* x, int64_t n, Int8Activations& out);
+void quantize_activations(const float* x, std::int64_t n, Int8Activations& out);
 
 //! True for the weight types dot_row_int8 accepts: Q4_0, Q4_1, Q8_0.
 bool supports_int8_dot(GgmlType type);

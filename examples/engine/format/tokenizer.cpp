@@ -14,8 +14,8 @@ namespace {
 // Unicode classes for the pre-tokenizer regexes.
 
 struct CodepointRange {
-  uint32_t first;
-  uint32_t last;
+  std::uint32_t first;
+  std::uint32_t last;
 };
 
 namespace unicode_tables {
@@ -23,9 +23,9 @@ namespace unicode_tables {
 }
 
 template <std::size_t N>
-bool in_ranges(uint32_t cp, const CodepointRange (&table)[N]) {
+bool in_ranges(std::uint32_t cp, const CodepointRange (&table)[N]) {
   const auto it = std::upper_bound(std::begin(table), std::end(table), cp,
-                                   [](uint32_t c, const CodepointRange& r) { return c < r.first; });
+                                   [](std::uint32_t c, const CodepointRange& r) { return c < r.first; });
   return it != std::begin(table) && cp <= std::prev(it)->last;
 }
 
@@ -33,7 +33,7 @@ bool in_ranges(uint32_t cp, const CodepointRange (&table)[N]) {
 // matches neither \s nor \S (the lookahead (?!\S) succeeds there).
 enum class Cls { letter, number, space, other, end };
 
-Cls classify(uint32_t cp) {
+Cls classify(std::uint32_t cp) {
   if (cp < 0x80) {  // fast path: most text is ASCII
     if ((cp | 0x20) >= 'a' && (cp | 0x20) <= 'z') return Cls::letter;
     if (cp >= '0' && cp <= '9') return Cls::number;
@@ -49,13 +49,13 @@ Cls classify(uint32_t cp) {
 // ---------------------------------------------------------------------------------------------
 // UTF-8.
 
-constexpr uint32_t kReplacement = 0xFFFD;
+constexpr std::uint32_t kReplacement = 0xFFFD;
 
 enum class Utf8Status { ok, invalid, incomplete };
 
 struct Utf8Step {
   Utf8Status status;
-  uint32_t cp;
+  std::uint32_t cp;
   std::size_t len;
 };
 
@@ -80,7 +80,7 @@ Utf8Step utf8_next(std::string_view s, std::size_t pos) {
   } else {
     return {Utf8Status::invalid, 0, 1};
   }
-  uint32_t cp = lead & (0x7F >> len);
+  std::uint32_t cp = lead & (0x7F >> len);
   for (std::size_t i = 1; i < len; ++i) {
     if (pos + i >= s.size()) return {Utf8Status::incomplete, 0, i};
     const unsigned b = byte(pos + i);
@@ -94,7 +94,7 @@ Utf8Step utf8_next(std::string_view s, std::size_t pos) {
 // Text as code points, every invalid byte replaced by U+FFFD (what llama.cpp does, so ids
 // agree on malformed input too), with `utf8` re-encoded to match the code points.
 struct DecodedText {
-  std::vector<uint32_t> cps;
+  std::vector<std::uint32_t> cps;
   std::vector<std::size_t> offsets;  // byte offset of each code point in utf8, plus the end
   std::string utf8;
 };
@@ -121,18 +121,18 @@ DecodedText decode_utf8(std::string_view text) {
 // a vocabulary of strings can hold any byte (space is U+0120 'Ġ', newline U+010A 'Ċ').
 
 struct ByteTables {
-  std::array<uint32_t, 256> to_cp{};
-  std::array<int16_t, 324> from_cp{};  // -1 where a code point spells no byte
+  std::array<std::uint32_t, 256> to_cp{};
+  std::array<std::int16_t, 324> from_cp{};  // -1 where a code point spells no byte
 };
 
 constexpr ByteTables make_byte_tables() {
   ByteTables t;
   for (auto& v : t.from_cp) v = -1;
-  uint32_t next_unprintable = 256;
-  for (uint32_t b = 0; b < 256; ++b) {
+  std::uint32_t next_unprintable = 256;
+  for (std::uint32_t b = 0; b < 256; ++b) {
     const bool printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || b >= 174;
     t.to_cp[b] = printable ? b : next_unprintable++;
-    t.from_cp[t.to_cp[b]] = static_cast<int16_t>(b);
+    t.from_cp[t.to_cp[b]] = static_cast<std::int16_t>(b);
   }
   return t;
 }
@@ -170,10 +170,10 @@ struct Span {
 // Code points of one fragment with bounds-checked classification.
 class Fragment {
  public:
-  Fragment(const std::vector<uint32_t>& cps, Span span) : cps_(cps), span_(span) {}
+  Fragment(const std::vector<std::uint32_t>& cps, Span span) : cps_(cps), span_(span) {}
   std::size_t begin() const { return span_.begin; }
   std::size_t end() const { return span_.end; }
-  uint32_t at(std::size_t i) const { return i < span_.end ? cps_[i] : 0; }
+  std::uint32_t at(std::size_t i) const { return i < span_.end ? cps_[i] : 0; }
   Cls cls(std::size_t i) const { return i < span_.end ? classify(cps_[i]) : Cls::end; }
   std::size_t skip(std::size_t i, Cls c) const {
     while (cls(i) == c) ++i;
@@ -181,19 +181,19 @@ class Fragment {
   }
 
  private:
-  const std::vector<uint32_t>& cps_;
+  const std::vector<std::uint32_t>& cps_;
   Span span_;
 };
 
-bool is_newline(uint32_t cp) { return cp == '\r' || cp == '\n'; }
+bool is_newline(std::uint32_t cp) { return cp == '\r' || cp == '\n'; }
 
 // 's 't 're 've 'm 'll 'd at i: their length, or 0.
 std::size_t contraction_len(const Fragment& f, std::size_t i, bool ignore_case) {
-  const auto fold = [&](uint32_t c) { return ignore_case && c >= 'A' && c <= 'Z' ? c + 32 : c; };
+  const auto fold = [&](std::uint32_t c) { return ignore_case && c >= 'A' && c <= 'Z' ? c + 32 : c; };
   if (f.at(i) != '\'') return 0;
-  const uint32_t a = fold(f.at(i + 1));
+  const std::uint32_t a = fold(f.at(i + 1));
   if (a == 's' || a == 't' || a == 'm' || a == 'd') return 2;
-  const uint32_t b = fold(f.at(i + 2));
+  const std::uint32_t b = fold(f.at(i + 2));
   if ((a == 'r' && b == 'e') || (a == 'v' && b == 'e') || (a == 'l' && b == 'l')) return 3;
   return 0;
 }
@@ -242,7 +242,7 @@ std::size_t llama3_word_end(const Fragment& f, std::size_t i) {
 
 using WordEnd = std::size_t (*)(const Fragment&, std::size_t);
 
-void split_words(const std::vector<uint32_t>& cps, Span span, WordEnd word_end,
+void split_words(const std::vector<std::uint32_t>& cps, Span span, WordEnd word_end,
                  std::vector<Span>& out) {
   const Fragment f(cps, span);
   for (std::size_t i = span.begin; i < span.end;) {
@@ -253,7 +253,7 @@ void split_words(const std::vector<uint32_t>& cps, Span span, WordEnd word_end,
 }
 
 // \p{N} as its own fragment: each digit stands alone, the text between digits stays together.
-std::vector<Span> split_digits(const std::vector<uint32_t>& cps) {
+std::vector<Span> split_digits(const std::vector<std::uint32_t>& cps) {
   std::vector<Span> out;
   std::size_t start = 0;
   for (std::size_t i = 0; i < cps.size(); ++i) {
@@ -266,7 +266,7 @@ std::vector<Span> split_digits(const std::vector<uint32_t>& cps) {
   return out;
 }
 
-std::vector<Span> split_text(const std::vector<uint32_t>& cps, PreTokenizer pre) {
+std::vector<Span> split_text(const std::vector<std::uint32_t>& cps, PreTokenizer pre) {
   std::vector<Span> words;
   const Span all{0, cps.size()};
   switch (pre) {
@@ -303,7 +303,7 @@ std::string quoted(std::string_view s) {
 
 }  // namespace
 
-void append_utf8(std::string& out, uint32_t cp) {
+void append_utf8(std::string& out, std::uint32_t cp) {
   if (cp < 0x80) {
     out += static_cast<char>(cp);
   } else if (cp < 0x800) {
@@ -325,7 +325,7 @@ void append_utf8(std::string& out, uint32_t cp) {
 // Construction.
 
 Tokenizer Tokenizer::from_vocab(std::vector<std::string> tokens, std::vector<std::string> merges,
-                                std::vector<int32_t> token_types, std::string_view pre_tokenizer,
+                                std::vector<std::int32_t> token_types, std::string_view pre_tokenizer,
                                 SpecialIds ids) {
   Tokenizer t;
   t.load_tokens(std::move(tokens), std::move(token_types));
@@ -335,7 +335,7 @@ Tokenizer Tokenizer::from_vocab(std::vector<std::string> tokens, std::vector<std
   return t;
 }
 
-void Tokenizer::load_tokens(std::vector<std::string> tokens, std::vector<int32_t> token_types) {
+void Tokenizer::load_tokens(std::vector<std::string> tokens, std::vector<std::int32_t> token_types) {
   if (tokens.empty()) throw TokenizerError("tokenizer: the vocabulary is empty");
   if (tokens.size() > static_cast<std::size_t>(INT32_MAX)) {
     throw TokenizerError("tokenizer: vocabulary too large");
@@ -347,8 +347,8 @@ void Tokenizer::load_tokens(std::vector<std::string> tokens, std::vector<int32_t
   pieces_.resize(tokens.size());
   types_.resize(tokens.size());
   for (std::size_t i = 0; i < tokens.size(); ++i) {
-    const int32_t type = token_types[i];
-    if (type < 0 || type > static_cast<int32_t>(TokenType::byte)) {
+    const std::int32_t type = token_types[i];
+    if (type < 0 || type > static_cast<std::int32_t>(TokenType::byte)) {
       throw TokenizerError("tokenizer: token " + std::to_string(i) + " has unknown type " +
                            std::to_string(type));
     }
@@ -362,7 +362,7 @@ void Tokenizer::load_tokens(std::vector<std::string> tokens, std::vector<int32_t
                            " is not byte-level BPE text");
     }
     // A repeated text maps to its last id, as in llama.cpp.
-    text_to_id_[std::move(tokens[i])] = static_cast<int32_t>(i);
+    text_to_id_[std::move(tokens[i])] = static_cast<std::int32_t>(i);
   }
   for (int b = 0; b < 256; ++b) {
     const auto it = text_to_id_.find(map_bytes(std::string(1, static_cast<char>(b))));
@@ -390,16 +390,16 @@ void Tokenizer::load_merges(const std::vector<std::string>& merges) {
                            " is not two tokens separated by a space");
     }
     const std::string left = m.substr(0, sep), right = m.substr(sep + 1);
-    const int32_t l = lookup(left, rank), r = lookup(right, rank);
-    const int32_t result = lookup(left + right, rank);
-    const uint64_t key = (static_cast<uint64_t>(l) << 32) | static_cast<uint32_t>(r);
+    const std::int32_t l = lookup(left, rank), r = lookup(right, rank);
+    const std::int32_t result = lookup(left + right, rank);
+    const std::uint64_t key = (static_cast<std::uint64_t>(l) << 32) | static_cast<std::uint32_t>(r);
     // A repeated pair keeps its first (best) rank.
-    merges_.emplace(key, Merge{static_cast<int32_t>(rank), result});
+    merges_.emplace(key, Merge{static_cast<std::int32_t>(rank), result});
   }
 }
 
 void Tokenizer::load_special_ids(SpecialIds ids) {
-  const auto check = [&](int32_t id, const char* role) {
+  const auto check = [&](std::int32_t id, const char* role) {
     if (id < -1 || id >= vocab_size()) {
       throw TokenizerError(std::string("tokenizer: ") + role + " token id " + std::to_string(id) +
                            " is outside the vocabulary of " + std::to_string(vocab_size()));
@@ -412,7 +412,7 @@ void Tokenizer::load_special_ids(SpecialIds ids) {
   check(ids.eot, "eot");
   ids_ = ids;
 
-  for (int32_t id = 0; id < vocab_size(); ++id) {
+  for (std::int32_t id = 0; id < vocab_size(); ++id) {
     const TokenType t = types_[id];
     if (t == TokenType::control || t == TokenType::unknown || t == TokenType::user_defined) {
       if (!pieces_[id].empty()) matchable_.push_back(id);
@@ -424,7 +424,7 @@ void Tokenizer::load_special_ids(SpecialIds ids) {
   }
   // Longest first, so that a token that is a prefix of another never wins over it.
   std::stable_sort(matchable_.begin(), matchable_.end(),
-                   [&](int32_t a, int32_t b) { return pieces_[a].size() > pieces_[b].size(); });
+                   [&](std::int32_t a, std::int32_t b) { return pieces_[a].size() > pieces_[b].size(); });
 }
 
 void Tokenizer::select_pre_tokenizer(std::string_view name) {
@@ -453,13 +453,13 @@ void Tokenizer::select_pre_tokenizer(std::string_view name) {
 // ---------------------------------------------------------------------------------------------
 // Encoding.
 
-std::vector<int32_t> Tokenizer::encode(std::string_view text, bool parse_special) const {
-  std::vector<int32_t> out;
+std::vector<std::int32_t> Tokenizer::encode(std::string_view text, bool parse_special) const {
+  std::vector<std::int32_t> out;
   out.reserve(text.size() / 3 + 1);
   std::size_t plain_start = 0;
   for (std::size_t pos = 0; pos < text.size();) {
-    int32_t found = -1;
-    for (const int32_t id : matchable_) {
+    std::int32_t found = -1;
+    for (const std::int32_t id : matchable_) {
       if (!parse_special && types_[id] != TokenType::user_defined) continue;
       if (text.compare(pos, pieces_[id].size(), pieces_[id]) == 0) {
         found = id;
@@ -479,7 +479,7 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool parse_special
   return out;
 }
 
-void Tokenizer::encode_text(std::string_view text, std::vector<int32_t>& out) const {
+void Tokenizer::encode_text(std::string_view text, std::vector<std::int32_t>& out) const {
   if (text.empty()) return;
   const DecodedText d = decode_utf8(text);
   const std::string_view utf8 = d.utf8;
@@ -497,16 +497,16 @@ std::vector<std::string> Tokenizer::pre_tokenize(std::string_view text) const {
   return words;
 }
 
-const Tokenizer::Merge* Tokenizer::find_merge(int32_t left, int32_t right) const {
+const Tokenizer::Merge* Tokenizer::find_merge(std::int32_t left, std::int32_t right) const {
   if (left < 0 || right < 0) return nullptr;
-  const auto it = merges_.find((static_cast<uint64_t>(left) << 32) | static_cast<uint32_t>(right));
+  const auto it = merges_.find((static_cast<std::uint64_t>(left) << 32) | static_cast<std::uint32_t>(right));
   return it == merges_.end() ? nullptr : &it->second;
 }
 
 // BPE on one pre-token: start from one symbol per byte, repeatedly merge the adjacent pair
 // with the lowest rank (leftmost on ties). Symbols form a linked list; a min-heap holds
 // candidate pairs, and a candidate is stale once either side has changed.
-void Tokenizer::encode_word(std::string_view word, std::vector<int32_t>& out) const {
+void Tokenizer::encode_word(std::string_view word, std::vector<std::int32_t>& out) const {
   if (pre_ == PreTokenizer::llama3) {  // LLaMA-3 takes a whole word found in the vocab as is
     const auto it = text_to_id_.find(map_bytes(word));
     if (it != text_to_id_.end() && is_text_token(types_[it->second])) {
@@ -515,25 +515,25 @@ void Tokenizer::encode_word(std::string_view word, std::vector<int32_t>& out) co
     }
   }
   struct Symbol {
-    int32_t id;  // -1: a byte the vocabulary lacks, or a symbol merged into its left neighbour
-    int32_t prev;
-    int32_t next;
+    std::int32_t id;  // -1: a byte the vocabulary lacks, or a symbol merged into its left neighbour
+    std::int32_t prev;
+    std::int32_t next;
   };
-  const int32_t n = static_cast<int32_t>(word.size());
+  const std::int32_t n = static_cast<std::int32_t>(word.size());
   std::vector<Symbol> sym(word.size());
-  for (int32_t i = 0; i < n; ++i) {
+  for (std::int32_t i = 0; i < n; ++i) {
     sym[i] = {byte_token_[static_cast<unsigned char>(word[i])], i - 1, i + 1 < n ? i + 1 : -1};
   }
   // (rank, left index, right index, left id, right id): ordered by rank, then leftmost.
-  using Candidate = std::tuple<int32_t, int32_t, int32_t, int32_t, int32_t>;
+  using Candidate = std::tuple<std::int32_t, std::int32_t, std::int32_t, std::int32_t, std::int32_t>;
   std::priority_queue<Candidate, std::vector<Candidate>, std::greater<>> heap;
-  const auto consider = [&](int32_t l, int32_t r) {
+  const auto consider = [&](std::int32_t l, std::int32_t r) {
     if (l < 0 || r < 0) return;
     if (const Merge* m = find_merge(sym[l].id, sym[r].id)) {
       heap.emplace(m->rank, l, r, sym[l].id, sym[r].id);
     }
   };
-  for (int32_t i = 0; i + 1 < n; ++i) consider(i, i + 1);
+  for (std::int32_t i = 0; i + 1 < n; ++i) consider(i, i + 1);
   while (!heap.empty()) {
     const auto [rank, l, r, lid, rid] = heap.top();
     heap.pop();
@@ -546,7 +546,7 @@ void Tokenizer::encode_word(std::string_view word, std::vector<int32_t>& out) co
     consider(l, sym[l].next);
   }
   // Bytes missing from the vocabulary are dropped, as llama.cpp does.
-  for (int32_t i = n > 0 ? 0 : -1; i >= 0; i = sym[i].next) {
+  for (std::int32_t i = n > 0 ? 0 : -1; i >= 0; i = sym[i].next) {
     if (sym[i].id >= 0) out.push_back(sym[i].id);
   }
 }
@@ -554,7 +554,7 @@ void Tokenizer::encode_word(std::string_view word, std::vector<int32_t>& out) co
 // ---------------------------------------------------------------------------------------------
 // Decoding.
 
-const std::string& Tokenizer::checked_piece(int32_t id) const {
+const std::string& Tokenizer::checked_piece(std::int32_t id) const {
   if (id < 0 || id >= vocab_size()) {
     throw TokenizerError("tokenizer: token id " + std::to_string(id) +
                          " is outside the vocabulary of " + std::to_string(vocab_size()));
@@ -562,15 +562,15 @@ const std::string& Tokenizer::checked_piece(int32_t id) const {
   return pieces_[id];
 }
 
-std::string Tokenizer::decode(std::span<const int32_t> ids) const {
+std::string Tokenizer::decode(std::span<const std::int32_t> ids) const {
   std::string out;
-  for (const int32_t id : ids) out += checked_piece(id);
+  for (const std::int32_t id : ids) out += checked_piece(id);
   return out;
 }
 
-std::string Tokenizer::token_piece(int32_t id) const { return checked_piece(id); }
+std::string Tokenizer::token_piece(std::int32_t id) const { return checked_piece(id); }
 
-bool Tokenizer::is_eog(int32_t id) const {
+bool Tokenizer::is_eog(std::int32_t id) const {
   return std::find(eog_.begin(), eog_.end(), id) != eog_.end();
 }
 

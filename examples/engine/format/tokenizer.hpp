@@ -27,7 +27,7 @@ class TokenizerError : public std::runtime_error {
 };
 
 // Values of GGUF's tokenizer.ggml.token_type array.
-enum class TokenType : int32_t {
+enum class TokenType : std::int32_t {
   undefined = 0,
   normal = 1,
   unknown = 2,
@@ -39,11 +39,11 @@ enum class TokenType : int32_t {
 
 // Token ids with a role; -1 means "the vocabulary has none".
 struct SpecialIds {
-  int32_t bos = -1;
-  int32_t eos = -1;
-  int32_t unk = -1;
-  int32_t pad = -1;
-  int32_t eot = -1;
+  std::int32_t bos = -1;
+  std::int32_t eos = -1;
+  std::int32_t unk = -1;
+  std::int32_t pad = -1;
+  std::int32_t eot = -1;
 };
 
 // How text is cut into words before BPE (the GGUF key tokenizer.ggml.pre picks one).
@@ -60,13 +60,13 @@ class Tokenizer {
   // Builds from the GGUF arrays. Throws TokenizerError on inconsistent data. An unknown
   // pre_tokenizer name falls back to GPT-2 and records a message in warnings().
   static Tokenizer from_vocab(std::vector<std::string> tokens, std::vector<std::string> merges,
-                              std::vector<int32_t> token_types, std::string_view pre_tokenizer,
+                              std::vector<std::int32_t> token_types, std::string_view pre_tokenizer,
                               SpecialIds ids);
 
   // parse_special = true: control tokens written in the text (e.g. "<|im_start|>") become their
   // ids. false: they are tokenized as ordinary characters, so user text cannot inject them.
   // User-defined tokens are always matched, as in llama.cpp.
-  std::vector<int32_t> encode(std::string_view text, bool parse_special) const;
+  std::vector<std::int32_t> encode(std::string_view text, bool parse_special) const;
 
   // The words the pre-tokenizer cuts plain text into (no special-token matching), as UTF-8
   // with invalid bytes replaced by U+FFFD. For tests and debugging.
@@ -74,13 +74,13 @@ class Tokenizer {
 
   // Concatenated bytes of the tokens; control tokens render as their text. A prefix of a token
   // sequence may end inside a UTF-8 character: stream through Utf8StreamDecoder.
-  std::string decode(std::span<const int32_t> ids) const;
-  std::string token_piece(int32_t id) const;
+  std::string decode(std::span<const std::int32_t> ids) const;
+  std::string token_piece(std::int32_t id) const;
 
-  bool is_eog(int32_t id) const;  // end of generation: eos, eot and end-of-turn control tokens
-  int32_t bos_id() const noexcept { return ids_.bos; }
-  int32_t eos_id() const noexcept { return ids_.eos; }
-  int32_t vocab_size() const noexcept { return static_cast<int32_t>(pieces_.size()); }
+  bool is_eog(std::int32_t id) const;  // end of generation: eos, eot and end-of-turn control tokens
+  std::int32_t bos_id() const noexcept { return ids_.bos; }
+  std::int32_t eos_id() const noexcept { return ids_.eos; }
+  std::int32_t vocab_size() const noexcept { return static_cast<std::int32_t>(pieces_.size()); }
   PreTokenizer pre_tokenizer() const noexcept { return pre_; }
   const std::vector<std::string>& warnings() const noexcept { return warnings_; }
 
@@ -91,28 +91,28 @@ class Tokenizer {
 
  private:
   struct Merge {
-    int32_t rank;
-    int32_t result;
+    std::int32_t rank;
+    std::int32_t result;
   };
 
   Tokenizer() = default;
-  void load_tokens(std::vector<std::string> tokens, std::vector<int32_t> token_types);
+  void load_tokens(std::vector<std::string> tokens, std::vector<std::int32_t> token_types);
   void load_merges(const std::vector<std::string>& merges);
   void load_special_ids(SpecialIds ids);
   void select_pre_tokenizer(std::string_view name);
 
-  void encode_text(std::string_view text, std::vector<int32_t>& out) const;
-  void encode_word(std::string_view word, std::vector<int32_t>& out) const;
-  const Merge* find_merge(int32_t left, int32_t right) const;
-  const std::string& checked_piece(int32_t id) const;
+  void encode_text(std::string_view text, std::vector<std::int32_t>& out) const;
+  void encode_word(std::string_view word, std::vector<std::int32_t>& out) const;
+  const Merge* find_merge(std::int32_t left, std::int32_t right) const;
+  const std::string& checked_piece(std::int32_t id) const;
 
   std::vector<std::string> pieces_;  // decoded bytes of each token
   std::vector<TokenType> types_;
-  std::unordered_map<std::string, int32_t> text_to_id_;  // token text as stored in the vocab
-  std::unordered_map<uint64_t, Merge> merges_;           // key: left id << 32 | right id
-  int32_t byte_token_[256] = {};                         // id of each lone byte, -1 if absent
-  std::vector<int32_t> matchable_;  // tokens matched as whole strings, longest first
-  std::vector<int32_t> eog_;
+  std::unordered_map<std::string, std::int32_t> text_to_id_;  // token text as stored in the vocab
+  std::unordered_map<std::uint64_t, Merge> merges_;           // key: left id << 32 | right id
+  std::int32_t byte_token_[256] = {};                         // id of each lone byte, -1 if absent
+  std::vector<std::int32_t> matchable_;  // tokens matched as whole strings, longest first
+  std::vector<std::int32_t> eog_;
   SpecialIds ids_;
   PreTokenizer pre_ = PreTokenizer::gpt2;
   std::vector<std::string> warnings_;
@@ -123,7 +123,7 @@ class Tokenizer {
 Tokenizer tokenizer_from_gguf(const GgufFile& file);
 
 //! Appends code point `cp` to `out` as UTF-8.
-void append_utf8(std::string& out, uint32_t cp);
+void append_utf8(std::string& out, std::uint32_t cp);
 
 struct ChatMessage {
   std::string role;

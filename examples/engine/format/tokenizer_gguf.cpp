@@ -9,14 +9,14 @@ namespace {
 
 // An optional id key; absent means "none" (-1). from_vocab checks the range against the
 // vocabulary; here only that the value can be an id at all.
-int32_t optional_id(const GgufFile& file, std::string_view key) {
-  const std::optional<uint64_t> value = file.find_uint(key);
+std::int32_t optional_id(const GgufFile& file, std::string_view key) {
+  const std::optional<std::uint64_t> value = file.find_uint(key);
   if (!value) return -1;
-  if (*value > static_cast<uint64_t>(std::numeric_limits<int32_t>::max())) {
+  if (*value > static_cast<std::uint64_t>(std::numeric_limits<std::int32_t>::max())) {
     throw TokenizerError("tokenizer: " + std::string(key) + " = " + std::to_string(*value) +
                          " is not a valid token id");
   }
-  return static_cast<int32_t>(*value);
+  return static_cast<std::int32_t>(*value);
 }
 
 std::vector<std::string> string_array(const GgufFile& file, std::string_view key) {
@@ -26,16 +26,16 @@ std::vector<std::string> string_array(const GgufFile& file, std::string_view key
 }
 
 // Types default to "normal" when the file has none, as in llama.cpp.
-std::vector<int32_t> token_types(const GgufFile& file, std::size_t n_tokens) {
+std::vector<std::int32_t> token_types(const GgufFile& file, std::size_t n_tokens) {
   constexpr std::string_view key = "tokenizer.ggml.token_type";
   if (!file.has(key)) {
-    return std::vector<int32_t>(n_tokens, static_cast<int32_t>(TokenType::normal));
+    return std::vector<std::int32_t>(n_tokens, static_cast<std::int32_t>(TokenType::normal));
   }
-  std::vector<int32_t> out;
-  for (const int64_t t : file.get_int_array(key)) {
+  std::vector<std::int32_t> out;
+  for (const std::int64_t t : file.get_int_array(key)) {
     // Out-of-range values become -1, which from_vocab rejects naming the token.
-    const bool fits = t >= 0 && t <= std::numeric_limits<int32_t>::max();
-    out.push_back(fits ? static_cast<int32_t>(t) : -1);
+    const bool fits = t >= 0 && t <= std::numeric_limits<std::int32_t>::max();
+    out.push_back(fits ? static_cast<std::int32_t>(t) : -1);
   }
   return out;
 }
@@ -49,7 +49,7 @@ Tokenizer tokenizer_from_gguf(const GgufFile& file) {
                          "' is not supported (only byte-level BPE, 'gpt2')");
   }
   std::vector<std::string> tokens = string_array(file, "tokenizer.ggml.tokens");
-  std::vector<int32_t> types = token_types(file, tokens.size());
+  std::vector<std::int32_t> types = token_types(file, tokens.size());
   // llama.cpp's name for a file that does not say.
   const std::string_view pre = file.find_string("tokenizer.ggml.pre").value_or("default");
   SpecialIds ids;

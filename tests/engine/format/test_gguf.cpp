@@ -28,7 +28,7 @@ using eng::GgufFile;
 
 namespace {
 
-constexpr uint64_t u64_max = ~uint64_t{0};
+constexpr std::uint64_t u64_max = ~std::uint64_t{0};
 
 // ---- A GGUF writer for forging files ---------------------------------------------------------
 
@@ -42,9 +42,9 @@ class Bytes {
     data_.insert(data_.end(), p, p + sizeof v);
     return *this;
   }
-  Bytes& u8(uint8_t v) { return put(v); }
-  Bytes& u32(uint32_t v) { return put(v); }
-  Bytes& u64(uint64_t v) { return put(v); }
+  Bytes& u8(std::uint8_t v) { return put(v); }
+  Bytes& u32(std::uint32_t v) { return put(v); }
+  Bytes& u64(std::uint64_t v) { return put(v); }
   Bytes& raw(std::string_view s) {
     for (const char c : s) data_.push_back(static_cast<std::byte>(c));
     return *this;
@@ -54,11 +54,11 @@ class Bytes {
     data_.insert(data_.end(), other.data_.begin(), other.data_.end());
     return *this;
   }
-  Bytes& zeros(size_t n) {
+  Bytes& zeros(std::size_t n) {
     data_.resize(data_.size() + n);
     return *this;
   }
-  size_t size() const { return data_.size(); }
+  std::size_t size() const { return data_.size(); }
   const std::vector<std::byte>& data() const { return data_; }
 
  private:
@@ -66,17 +66,17 @@ class Bytes {
 };
 
 // GGUF value type ids (written raw, so tests can also write invalid ones).
-enum Vt : uint32_t { U8 = 0, I8 = 1, U32 = 4, I32 = 5, F32 = 6, BOOL = 7, STR = 8, ARR = 9, U64 = 10, I64 = 11, F64 = 12 };
+enum Vt : std::uint32_t { U8 = 0, I8 = 1, U32 = 4, I32 = 5, F32 = 6, BOOL = 7, STR = 8, ARR = 9, U64 = 10, I64 = 11, F64 = 12 };
 
 struct Kv {
   std::string key;
-  uint32_t type;
+  std::uint32_t type;
   Bytes value;
 };
 
-Kv kv_u32(std::string k, uint32_t v) { return {std::move(k), U32, Bytes().u32(v)}; }
-Kv kv_i32(std::string k, int32_t v) { return {std::move(k), I32, Bytes().put(v)}; }
-Kv kv_u64(std::string k, uint64_t v) { return {std::move(k), U64, Bytes().u64(v)}; }
+Kv kv_u32(std::string k, std::uint32_t v) { return {std::move(k), U32, Bytes().u32(v)}; }
+Kv kv_i32(std::string k, std::int32_t v) { return {std::move(k), I32, Bytes().put(v)}; }
+Kv kv_u64(std::string k, std::uint64_t v) { return {std::move(k), U64, Bytes().u64(v)}; }
 Kv kv_f32(std::string k, float v) { return {std::move(k), F32, Bytes().put(v)}; }
 Kv kv_bool(std::string k, bool v) { return {std::move(k), BOOL, Bytes().u8(v ? 1 : 0)}; }
 Kv kv_str(std::string k, std::string_view v) { return {std::move(k), STR, Bytes().str(v)}; }
@@ -87,7 +87,7 @@ Kv kv_strs(std::string k, const std::vector<std::string>& v) {
   return {std::move(k), ARR, b};
 }
 template <class T>
-Kv kv_array(std::string k, uint32_t element_type, const std::vector<T>& v) {
+Kv kv_array(std::string k, std::uint32_t element_type, const std::vector<T>& v) {
   Bytes b;
   b.u32(element_type).u64(v.size());
   for (const T& x : v) b.put(x);
@@ -96,56 +96,56 @@ Kv kv_array(std::string k, uint32_t element_type, const std::vector<T>& v) {
 
 struct Tensor {
   std::string name;
-  std::vector<uint64_t> ne;
-  uint32_t type;
-  std::optional<uint64_t> offset = std::nullopt;  // default: packed after the previous one
+  std::vector<std::uint64_t> ne;
+  std::uint32_t type;
+  std::optional<std::uint64_t> offset = std::nullopt;  // default: packed after the previous one
 };
 
 // Block geometry, written out here rather than taken from the library under test.
-uint64_t tensor_bytes(const Tensor& t) {
-  static const std::map<uint32_t, std::pair<uint64_t, uint64_t>> geometry{
+std::uint64_t tensor_bytes(const Tensor& t) {
+  static const std::map<std::uint32_t, std::pair<std::uint64_t, std::uint64_t>> geometry{
       {0, {1, 4}},   {1, {1, 2}},    {2, {32, 18}},  {3, {32, 20}},  {6, {32, 22}},  {7, {32, 24}},
       {8, {32, 34}}, {12, {256, 144}}, {13, {256, 176}}, {14, {256, 210}}, {30, {1, 2}}};
   const auto it = geometry.find(t.type);
   if (it == geometry.end() || t.ne.empty()) return 0;
-  uint64_t n = 1;
-  for (const uint64_t d : t.ne) n *= d;
+  std::uint64_t n = 1;
+  for (const std::uint64_t d : t.ne) n *= d;
   return n / it->second.first * it->second.second;
 }
 
-uint64_t pad(uint64_t n, uint64_t a) { return (n + a - 1) / a * a; }
+std::uint64_t pad(std::uint64_t n, std::uint64_t a) { return (n + a - 1) / a * a; }
 
 // A whole file described by its fields; build() lays it out the way llama.cpp writes files.
 struct Spec {
-  uint32_t version = 3;
+  std::uint32_t version = 3;
   std::vector<Kv> kvs;
   std::vector<Tensor> tensors;
-  uint64_t alignment = 32;                   // for laying out; add general.alignment to kvs to declare it
-  std::optional<uint64_t> tensor_count, kv_count;  // header overrides
+  std::uint64_t alignment = 32;                   // for laying out; add general.alignment to kvs to declare it
+  std::optional<std::uint64_t> tensor_count, kv_count;  // header overrides
 
   // Everything before the padding: header, key/value pairs, tensor infos.
-  Bytes head(uint64_t* data_end = nullptr) const {
+  Bytes head(std::uint64_t* data_end = nullptr) const {
     Bytes b;
     b.raw("GGUF").u32(version).u64(tensor_count.value_or(tensors.size())).u64(kv_count.value_or(kvs.size()));
     for (const Kv& kv : kvs) b.str(kv.key).u32(kv.type).append(kv.value);
-    uint64_t next = 0, end = 0;
+    std::uint64_t next = 0, end = 0;
     for (const Tensor& t : tensors) {
-      const uint64_t offset = t.offset.value_or(next);
-      b.str(t.name).u32(static_cast<uint32_t>(t.ne.size()));
-      for (const uint64_t d : t.ne) b.u64(d);
+      const std::uint64_t offset = t.offset.value_or(next);
+      b.str(t.name).u32(static_cast<std::uint32_t>(t.ne.size()));
+      for (const std::uint64_t d : t.ne) b.u64(d);
       b.u32(t.type).u64(offset);
       next = pad(offset + tensor_bytes(t), alignment);
-      if (tensor_bytes(t) < (uint64_t{1} << 20)) end = std::max(end, offset + tensor_bytes(t));  // skip absurd sizes
+      if (tensor_bytes(t) < (std::uint64_t{1} << 20)) end = std::max(end, offset + tensor_bytes(t));  // skip absurd sizes
     }
     if (data_end != nullptr) *data_end = end;
     return b;
   }
 
   std::vector<std::byte> build() const {
-    uint64_t data_end = 0;
+    std::uint64_t data_end = 0;
     Bytes b = head(&data_end);
     b.zeros(pad(b.size(), alignment) - b.size());
-    for (uint64_t i = 0; i < data_end; ++i) b.u8(static_cast<uint8_t>(i * 7 + 1));  // no padding after the last
+    for (std::uint64_t i = 0; i < data_end; ++i) b.u8(static_cast<std::uint8_t>(i * 7 + 1));  // no padding after the last
     return b.data();
   }
 };
@@ -161,14 +161,14 @@ Spec small_model() {
            kv_f32("llama.rope.freq_base", 10000.0f),
            kv_bool("tokenizer.ggml.add_bos_token", false),
            kv_i32("test.negative", -5),
-           kv_u64("test.huge", (uint64_t{1} << 63) + 1),
+           kv_u64("test.huge", (std::uint64_t{1} << 63) + 1),
            {"test.u8", U8, Bytes().u8(200)},
            {"test.f64", F64, Bytes().put(2.5)},
            kv_strs("tokenizer.ggml.tokens", {"<unk>", "a", "b c"}),
-           kv_array<int32_t>("tokenizer.ggml.token_type", I32, {2, 1, -1}),
+           kv_array<std::int32_t>("tokenizer.ggml.token_type", I32, {2, 1, -1}),
            kv_array<float>("tokenizer.ggml.scores", F32, {0.0f, -1.5f, 2.0f}),
-           kv_array<int8_t>("test.i8_array", I8, {-3, 4}),
-           kv_array<uint8_t>("test.bools", BOOL, {1, 0, 1})};
+           kv_array<std::int8_t>("test.i8_array", I8, {-3, 4}),
+           kv_array<std::uint8_t>("test.bools", BOOL, {1, 0, 1})};
   s.tensors = {{"token_embd.weight", {64, 3}, 8},
                {"blk.0.attn_norm.weight", {64}, 0},
                {"blk.0.ffn_up.weight", {64, 5}, 3},
@@ -194,7 +194,7 @@ void expect_error(const std::vector<std::byte>& bytes, std::string_view needle, 
 void expect_error(const Spec& spec, std::string_view needle) { expect_error(spec.build(), needle); }
 
 // The header (magic, version, counts) followed by whatever a test appends.
-Bytes header(uint64_t n_tensors, uint64_t n_kv) { return Bytes().raw("GGUF").u32(3).u64(n_tensors).u64(n_kv); }
+Bytes header(std::uint64_t n_tensors, std::uint64_t n_kv) { return Bytes().raw("GGUF").u32(3).u64(n_tensors).u64(n_kv); }
 
 template <class F>
 void expect_lookup_error(F&& lookup, std::string_view needle) {
@@ -228,13 +228,13 @@ BOOST_AUTO_TEST_CASE(metadata_reads_back_with_every_getter) {
   BOOST_TEST(f.get_float("llama.block_count") == 1.0);  // integers are accepted as numbers
   BOOST_TEST(f.get_float("test.negative") == -5.0);
   BOOST_TEST(f.get_bool("tokenizer.ggml.add_bos_token") == false);
-  BOOST_TEST(f.get_uint("test.huge") == (uint64_t{1} << 63) + 1);
+  BOOST_TEST(f.get_uint("test.huge") == (std::uint64_t{1} << 63) + 1);
 
   const auto tokens = f.get_string_array("tokenizer.ggml.tokens");
   BOOST_TEST(tokens == (std::vector<std::string_view>{"<unk>", "a", "b c"}), boost::test_tools::per_element());
-  BOOST_TEST(f.get_int_array("tokenizer.ggml.token_type") == (std::vector<int64_t>{2, 1, -1}),
+  BOOST_TEST(f.get_int_array("tokenizer.ggml.token_type") == (std::vector<std::int64_t>{2, 1, -1}),
              boost::test_tools::per_element());
-  BOOST_TEST(f.get_int_array("test.i8_array") == (std::vector<int64_t>{-3, 4}), boost::test_tools::per_element());
+  BOOST_TEST(f.get_int_array("test.i8_array") == (std::vector<std::int64_t>{-3, 4}), boost::test_tools::per_element());
   BOOST_TEST(f.get_float_array("tokenizer.ggml.scores") == (std::vector<double>{0.0, -1.5, 2.0}),
              boost::test_tools::per_element());
 
@@ -262,7 +262,7 @@ BOOST_AUTO_TEST_CASE(tensor_directory_points_at_the_right_bytes) {
   BOOST_TEST(up.name == "blk.0.ffn_up.weight");
   BOOST_TEST((up.type == GgmlType::Q4_1));
   BOOST_TEST(up.n_dims == 2);
-  BOOST_TEST(up.ne == (std::array<int64_t, 4>{64, 5, 1, 1}), boost::test_tools::per_element());
+  BOOST_TEST(up.ne == (std::array<std::int64_t, 4>{64, 5, 1, 1}), boost::test_tools::per_element());
   BOOST_TEST(up.rows() == 5);
   BOOST_TEST(up.row_length() == 64);
   BOOST_TEST(up.row_bytes() == 40u);
@@ -282,7 +282,7 @@ BOOST_AUTO_TEST_CASE(version_2_and_custom_alignments_are_accepted) {
   Spec s = small_model();
   s.version = 2;
   BOOST_TEST(GgufFile::from_bytes(s.build(), "v2").version() == 2u);
-  for (const uint32_t a : {1u, 8u, 64u, 4096u}) {
+  for (const std::uint32_t a : {1u, 8u, 64u, 4096u}) {
     Spec aligned = small_model();
     aligned.alignment = a;
     aligned.kvs.push_back(kv_u32("general.alignment", a));
@@ -381,7 +381,7 @@ BOOST_AUTO_TEST_SUITE(malformed)
 
 BOOST_AUTO_TEST_CASE(truncation_at_every_byte_is_an_error) {
   const std::vector<std::byte> full = small_model().build();
-  for (size_t cut = 0; cut < full.size(); ++cut) {
+  for (std::size_t cut = 0; cut < full.size(); ++cut) {
     BOOST_TEST_CONTEXT("file cut to " << cut << " of " << full.size() << " bytes") {
       expect_error(std::vector<std::byte>(full.begin(), full.begin() + static_cast<std::ptrdiff_t>(cut)), "forged.gguf");
     }
@@ -412,7 +412,7 @@ void read_everything(const GgufFile& f) {
   std::vector<float> row;
   for (const eng::TensorInfo& t : f.tensors()) {
     BOOST_TEST(t.offset + t.nbytes <= f.file_size() - f.data_offset());
-    row.resize(static_cast<size_t>(t.row_length()));
+    row.resize(static_cast<std::size_t>(t.row_length()));
     eng::dequantize_row(t.type, t.data, row.data(), t.row_length());
   }
 }
@@ -428,7 +428,7 @@ BOOST_AUTO_TEST_CASE(random_corruptions_fail_cleanly) {
   for (int trial = 0; trial < 3000; ++trial) {
     std::vector<std::byte> bytes = valid;
     for (int k = 1 + static_cast<int>(rng() % 4); k > 0; --k) {
-      const size_t at = rng() % bytes.size();
+      const std::size_t at = rng() % bytes.size();
       bytes[at] = rng() % 4 == 0 ? std::byte{0xFF} : static_cast<std::byte>(rng() & 0xFF);
     }
     try {
@@ -452,7 +452,7 @@ BOOST_AUTO_TEST_CASE(bad_magic) {
 }
 
 BOOST_AUTO_TEST_CASE(bad_versions) {
-  for (const uint32_t v : {0u, 1u, 4u, 0xFFFFFFFFu}) {
+  for (const std::uint32_t v : {0u, 1u, 4u, 0xFFFFFFFFu}) {
     Spec s = small_model();
     s.version = v;
     expect_error(s, "GGUF version " + std::to_string(v) + " is not supported");
@@ -464,7 +464,7 @@ BOOST_AUTO_TEST_CASE(bad_versions) {
 
 BOOST_AUTO_TEST_CASE(counts_too_large_for_the_file) {
   // Huge counts must be refused before anything is reserved: no bad_alloc, no long loop.
-  for (const uint64_t n : {uint64_t{1} << 60, uint64_t{1} << 63, u64_max, uint64_t{1000000}}) {
+  for (const std::uint64_t n : {std::uint64_t{1} << 60, std::uint64_t{1} << 63, u64_max, std::uint64_t{1000000}}) {
     Spec t = small_model();
     t.tensor_count = n;
     expect_error(t, "tensor_count " + std::to_string(n) + " cannot fit");
@@ -480,7 +480,7 @@ BOOST_AUTO_TEST_CASE(counts_too_large_for_the_file) {
 BOOST_AUTO_TEST_CASE(string_lengths_past_the_end) {
   expect_error(header(0, 1).u64(u64_max).zeros(16).data(), "key of metadata entry 0 has length 18446744073709551615");
   expect_error(header(0, 1).u64(1000).raw("abcdefghijklmnop").data(), "key of metadata entry 0 has length 1000");
-  expect_error(header(0, 1).str("general.name").u32(STR).u64(uint64_t{1} << 62).raw("xx").data(),
+  expect_error(header(0, 1).str("general.name").u32(STR).u64(std::uint64_t{1} << 62).raw("xx").data(),
                "value of key general.name has length 4611686018427387904");
 }
 
@@ -494,14 +494,14 @@ BOOST_AUTO_TEST_CASE(bad_keys) {
 }
 
 BOOST_AUTO_TEST_CASE(bad_value_types) {
-  for (const uint32_t t : {13u, 255u, 0xFFFFFFFFu, 0x7FFFFFFFu})
+  for (const std::uint32_t t : {13u, 255u, 0xFFFFFFFFu, 0x7FFFFFFFu})
     expect_error(header(0, 1).str("k").u32(t).u64(0).data(), "value type of key k " + std::to_string(t) + " is invalid");
   expect_error(header(0, 1).str("k").u32(ARR).u32(13).u64(0).data(), "array element type of value of key k 13 is invalid");
   expect_error(header(0, 1).str("k").u32(ARR).u32(ARR).u64(0).data(), "nested arrays are not supported");
 }
 
 BOOST_AUTO_TEST_CASE(array_counts_past_the_end) {
-  for (const uint64_t n : {uint64_t{1} << 60, uint64_t{1} << 61, u64_max, uint64_t{3}})
+  for (const std::uint64_t n : {std::uint64_t{1} << 60, std::uint64_t{1} << 61, u64_max, std::uint64_t{3}})
     expect_error(header(0, 1).str("k").u32(ARR).u32(U32).u64(n).u32(1).u32(2).data(),
                  "array count " + std::to_string(n) + " of value of key k cannot fit");
   // Strings take at least their 8-byte length: 4 strings cannot fit in 24 bytes.
@@ -518,13 +518,13 @@ BOOST_AUTO_TEST_CASE(bools_must_be_0_or_1) {
 }
 
 BOOST_AUTO_TEST_CASE(bad_alignment) {
-  for (const uint32_t a : {0u, 3u, 13u, 48u, 0x80000000u}) {
+  for (const std::uint32_t a : {0u, 3u, 13u, 48u, 0x80000000u}) {
     Spec s = small_model();
     s.kvs.push_back(kv_u32("general.alignment", a));
     expect_error(s, "general.alignment " + std::to_string(a) + " is not a power of two in [1, 65536]");
   }
   for (Kv wrong : {kv_u64("general.alignment", 32), kv_i32("general.alignment", 32), kv_str("general.alignment", "32"),
-                   kv_array<uint32_t>("general.alignment", U32, {32})}) {
+                   kv_array<std::uint32_t>("general.alignment", U32, {32})}) {
     Spec s = small_model();
     s.kvs.push_back(wrong);
     expect_error(s, "general.alignment has type");
@@ -545,7 +545,7 @@ BOOST_AUTO_TEST_CASE(bad_tensor_names) {
 }
 
 BOOST_AUTO_TEST_CASE(bad_dimensions) {
-  const auto with_ne = [](std::vector<uint64_t> ne, uint32_t type = 0) {
+  const auto with_ne = [](std::vector<std::uint64_t> ne, std::uint32_t type = 0) {
     Spec s = small_model();
     s.tensors.push_back({"t", std::move(ne), type});
     return s;
@@ -555,28 +555,28 @@ BOOST_AUTO_TEST_CASE(bad_dimensions) {
   expect_error(header(1, 0).str("t").u32(0xFFFFFFFF).zeros(64).data(), "n_dims 4294967295 of tensor t");
   expect_error(with_ne({32, 0}), "ne[1] of tensor t is 0, must be > 0");
   expect_error(with_ne({u64_max}), "ne[0] of tensor t is -1, must be > 0");
-  expect_error(with_ne({uint64_t{1} << 63}), "ne[0] of tensor t is -9223372036854775808");
-  expect_error(with_ne({uint64_t{1} << 32, uint64_t{1} << 32}), "element count of tensor t overflows int64 at ne[1]");
-  expect_error(with_ne({uint64_t{1} << 62, 2}), "element count of tensor t overflows int64");
-  expect_error(with_ne({2, 2, uint64_t{1} << 31, uint64_t{1} << 31}), "overflows int64 at ne[3]");
+  expect_error(with_ne({std::uint64_t{1} << 63}), "ne[0] of tensor t is -9223372036854775808");
+  expect_error(with_ne({std::uint64_t{1} << 32, std::uint64_t{1} << 32}), "element count of tensor t overflows int64 at ne[1]");
+  expect_error(with_ne({std::uint64_t{1} << 62, 2}), "element count of tensor t overflows int64");
+  expect_error(with_ne({2, 2, std::uint64_t{1} << 31, std::uint64_t{1} << 31}), "overflows int64 at ne[3]");
 }
 
 BOOST_AUTO_TEST_CASE(byte_sizes_that_wrap_or_exceed_the_file) {
-  const auto with = [](std::vector<uint64_t> ne, uint32_t type) {
+  const auto with = [](std::vector<std::uint64_t> ne, std::uint32_t type) {
     Spec s = small_model();
     s.tensors.push_back({"t", std::move(ne), type, 0});
     return s;
   };
   // F32 with 2^62 elements is 2^64 bytes: wraps uint64.
-  expect_error(with({uint64_t{1} << 62}, 0), "byte size of tensor t overflows uint64");
+  expect_error(with({std::uint64_t{1} << 62}, 0), "byte size of tensor t overflows uint64");
   // 2^64 - 16 bytes fits uint64 (ggml's GGML_PAD then wrapped it to 0); it must not fit the file.
-  expect_error(with({4, (uint64_t{1} << 30) - 1, (uint64_t{1} << 30) + 1}, 0), "data of tensor t (offset 0, 18446744073709551600 bytes) extends past");
+  expect_error(with({4, (std::uint64_t{1} << 30) - 1, (std::uint64_t{1} << 30) + 1}, 0), "data of tensor t (offset 0, 18446744073709551600 bytes) extends past");
   // llama.cpp #27200's Q4_0 proof of concept.
   expect_error(with({5124095576030431008u}, 2), "data of tensor t");
 }
 
 BOOST_AUTO_TEST_CASE(unsupported_and_unknown_tensor_types) {
-  const auto with_type = [](uint32_t type) {
+  const auto with_type = [](std::uint32_t type) {
     Spec s = small_model();
     s.tensors.insert(s.tensors.begin() + 2, {"blk.0.ffn_gate.weight", {256, 2}, type});
     return s;
@@ -631,7 +631,7 @@ BOOST_AUTO_TEST_CASE(data_section_short_by_one_byte) {
 
 BOOST_AUTO_TEST_CASE(file_ends_inside_the_padding_before_the_data) {
   const Spec s = small_model();
-  const size_t end_of_infos = s.head().size();
+  const std::size_t end_of_infos = s.head().size();
   BOOST_TEST_REQUIRE(end_of_infos % 32 != 0);  // there is padding to cut into
   std::vector<std::byte> bytes = s.build();
   bytes.resize(end_of_infos + 1);
@@ -654,13 +654,13 @@ BOOST_AUTO_TEST_SUITE_END()
 namespace {
 
 // |dot_row - exact| relative to sum |w_i x_i|, the scale of the rounding error a float dot makes.
-double dot_row_error(const eng::TensorInfo& t, int64_t row, const std::vector<float>& x) {
-  const int64_t n = t.row_length();
-  std::vector<float> w(static_cast<size_t>(n));
-  const std::byte* p = t.data + static_cast<size_t>(row) * t.row_bytes();
+double dot_row_error(const eng::TensorInfo& t, std::int64_t row, const std::vector<float>& x) {
+  const std::int64_t n = t.row_length();
+  std::vector<float> w(static_cast<std::size_t>(n));
+  const std::byte* p = t.data + static_cast<std::size_t>(row) * t.row_bytes();
   eng::dequantize_row(t.type, p, w.data(), n);
   double exact = 0, scale = 0;
-  for (int64_t i = 0; i < n; ++i) {
+  for (std::int64_t i = 0; i < n; ++i) {
     exact += static_cast<double>(w[i]) * x[i];
     scale += std::abs(static_cast<double>(w[i]) * x[i]);
   }
@@ -711,14 +711,14 @@ BOOST_AUTO_TEST_CASE(smollm2_metadata_and_tensors, *boost::unit_test::preconditi
 
   const eng::TensorInfo& embd = f.tensor("token_embd.weight");
   BOOST_TEST((embd.type == GgmlType::Q8_0));
-  BOOST_TEST(embd.ne == (std::array<int64_t, 4>{576, 49152, 1, 1}), boost::test_tools::per_element());
+  BOOST_TEST(embd.ne == (std::array<std::int64_t, 4>{576, 49152, 1, 1}), boost::test_tools::per_element());
   BOOST_TEST(embd.offset == 0u);
   BOOST_TEST(embd.nbytes == 30081024u);
   BOOST_TEST(f.find_tensor("output.weight") == nullptr);  // tied to token_embd
   expect_lookup_error([&] { f.tensor("output.weight"); }, "tensor output.weight is missing (the file has 272 tensors)");
 
   // Every layer has its nine tensors with the shapes of reliability.md §4.1.
-  const std::map<std::string, std::array<int64_t, 2>> shapes{
+  const std::map<std::string, std::array<std::int64_t, 2>> shapes{
       {"attn_norm", {576, 1}},   {"attn_q", {576, 576}},  {"attn_k", {576, 192}},
       {"attn_v", {576, 192}},    {"attn_output", {576, 576}}, {"ffn_norm", {576, 1}},
       {"ffn_gate", {576, 1536}}, {"ffn_up", {576, 1536}}, {"ffn_down", {1536, 576}}};
@@ -738,12 +738,12 @@ BOOST_AUTO_TEST_CASE(smollm2_metadata_and_tensors, *boost::unit_test::preconditi
 BOOST_AUTO_TEST_CASE(smollm2_rows_dequantize_finite_and_dot_row_agrees, *boost::unit_test::precondition(engine_test::model_available)) {
   const GgufFile f = GgufFile::open(engine_test::model_path());
   std::vector<float> x(1536);
-  for (size_t i = 0; i < x.size(); ++i) x[i] = std::sin(0.37f * static_cast<float>(i)) + 0.1f;
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] = std::sin(0.37f * static_cast<float>(i)) + 0.1f;
   for (const eng::TensorInfo& t : f.tensors()) {
     BOOST_TEST_CONTEXT(t.name << " (" << eng::type_name(t.type) << ")") {
-      for (const int64_t row : {int64_t{0}, t.rows() / 2, t.rows() - 1}) {
-        std::vector<float> w(static_cast<size_t>(t.row_length()));
-        eng::dequantize_row(t.type, t.data + static_cast<size_t>(row) * t.row_bytes(), w.data(), t.row_length());
+      for (const std::int64_t row : {std::int64_t{0}, t.rows() / 2, t.rows() - 1}) {
+        std::vector<float> w(static_cast<std::size_t>(t.row_length()));
+        eng::dequantize_row(t.type, t.data + static_cast<std::size_t>(row) * t.row_bytes(), w.data(), t.row_length());
         BOOST_TEST(std::all_of(w.begin(), w.end(), [](float v) { return std::isfinite(v); }));
         BOOST_TEST(dot_row_error(t, row, x) < 1e-5);
       }

@@ -28,7 +28,7 @@ constexpr GgmlType all_types[] = {GgmlType::F32,  GgmlType::F16,  GgmlType::BF16
                                   GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q8_0,
                                   GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K};
 
-uint32_t bits(float f) { return std::bit_cast<uint32_t>(f); }
+std::uint32_t bits(float f) { return std::bit_cast<std::uint32_t>(f); }
 
 // The golden vectors, a GGUF file written by gguf-py (named .bin: the repository ignores *.gguf).
 std::filesystem::path golden_path() {
@@ -40,26 +40,26 @@ std::filesystem::path golden_path() {
 // A block under construction: raw bytes with little-endian field writers.
 struct Block {
   std::vector<std::byte> b;
-  explicit Block(size_t size) : b(size) {}
-  void u8(size_t at, unsigned v) { b[at] = static_cast<std::byte>(v); }
-  void u16(size_t at, uint16_t v) { std::memcpy(&b[at], &v, 2); }
-  void u32(size_t at, uint32_t v) { std::memcpy(&b[at], &v, 4); }
+  explicit Block(std::size_t size) : b(size) {}
+  void u8(std::size_t at, unsigned v) { b[at] = static_cast<std::byte>(v); }
+  void u16(std::size_t at, std::uint16_t v) { std::memcpy(&b[at], &v, 2); }
+  void u32(std::size_t at, std::uint32_t v) { std::memcpy(&b[at], &v, 4); }
 };
 
-std::vector<float> dequant(GgmlType type, const Block& block, int64_t n) {
-  std::vector<float> out(static_cast<size_t>(n));
+std::vector<float> dequant(GgmlType type, const Block& block, std::int64_t n) {
+  std::vector<float> out(static_cast<std::size_t>(n));
   eng::dequantize_row(type, block.b.data(), out.data(), n);
   return out;
 }
 
 // fp16 bit patterns used below (exact values).
-constexpr uint16_t h_quarter = 0x3400, h_half = 0x3800, h_one = 0x3C00, h_two = 0x4000, h_minus_one = 0xBC00;
+constexpr std::uint16_t h_quarter = 0x3400, h_half = 0x3800, h_one = 0x3C00, h_two = 0x4000, h_minus_one = 0xBC00;
 
 // Element e's expected value must match bit for bit; values are chosen to be exact in float.
 void check_elements(const std::vector<float>& got, const std::vector<double>& want) {
   BOOST_TEST_REQUIRE(got.size() == want.size());
   int bad = 0;
-  for (size_t e = 0; e < got.size(); ++e) {
+  for (std::size_t e = 0; e < got.size(); ++e) {
     if (static_cast<double>(got[e]) != want[e] && ++bad <= 5)
       BOOST_ERROR("element " << e << ": got " << got[e] << ", want " << want[e]);
   }
@@ -82,17 +82,17 @@ BOOST_AUTO_TEST_CASE(dequantize_matches_gguf_py_bit_for_bit) {
       BOOST_TEST_REQUIRE((expected.type == GgmlType::F32));
       BOOST_TEST_REQUIRE(blocks.ne == expected.ne, boost::test_tools::per_element());
 
-      const int64_t n = blocks.row_length() * blocks.rows();
-      std::vector<float> want(static_cast<size_t>(n));
+      const std::int64_t n = blocks.row_length() * blocks.rows();
+      std::vector<float> want(static_cast<std::size_t>(n));
       std::memcpy(want.data(), expected.data, expected.nbytes);
       // Row by row (the engine's use) and the whole tensor in one call must both match.
       std::vector<float> by_row(want.size()), whole(want.size());
-      for (int64_t r = 0; r < blocks.rows(); ++r)
+      for (std::int64_t r = 0; r < blocks.rows(); ++r)
         eng::dequantize_row(type, blocks.data + r * blocks.row_bytes(), by_row.data() + r * blocks.row_length(),
                             blocks.row_length());
       eng::dequantize_row(type, blocks.data, whole.data(), n);
       int mismatches = 0;
-      for (size_t i = 0; i < want.size(); ++i) {
+      for (std::size_t i = 0; i < want.size(); ++i) {
         if ((bits(by_row[i]) != bits(want[i]) || bits(whole[i]) != bits(want[i])) && ++mismatches <= 5)
           BOOST_ERROR("element " << i << ": got 0x" << std::hex << bits(by_row[i]) << ", gguf-py 0x" << bits(want[i]));
       }
@@ -107,12 +107,12 @@ BOOST_AUTO_TEST_CASE(f16_every_bit_pattern) {
   // An independent formula for IEEE binary16: (-1)^s * 2^(e-15) * (1 + m/1024), or
   // 2^-14 * m/1024 when e = 0. Infinities and NaNs (with their payload, as numpy keeps it) apart.
   int bad = 0;
-  for (uint32_t h = 0; h < 0x10000; ++h) {
+  for (std::uint32_t h = 0; h < 0x10000; ++h) {
     const int sign = h >> 15, e = (h >> 10) & 0x1F, m = h & 0x3FF;
-    const float got = eng::half_to_float(static_cast<uint16_t>(h));
-    uint32_t want;
+    const float got = eng::half_to_float(static_cast<std::uint16_t>(h));
+    std::uint32_t want;
     if (e == 0x1F) {
-      want = (static_cast<uint32_t>(sign) << 31) | 0x7F800000U | (static_cast<uint32_t>(m) << 13);
+      want = (static_cast<std::uint32_t>(sign) << 31) | 0x7F800000U | (static_cast<std::uint32_t>(m) << 13);
     } else {
       const double magnitude = e == 0 ? std::ldexp(m, -24) : std::ldexp(1024 + m, e - 25);
       want = bits(static_cast<float>(sign ? -magnitude : magnitude));
@@ -123,8 +123,8 @@ BOOST_AUTO_TEST_CASE(f16_every_bit_pattern) {
 }
 
 BOOST_AUTO_TEST_CASE(f16_special_values_through_dequantize_row) {
-  const uint16_t in[8] = {0x0001, 0x03FF, 0x8000, 0x7BFF, 0x7C00, 0xFC00, 0x7E00, 0x7C01};
-  const uint32_t want[8] = {0x33800000,  // smallest subnormal, 2^-24
+  const std::uint16_t in[8] = {0x0001, 0x03FF, 0x8000, 0x7BFF, 0x7C00, 0xFC00, 0x7E00, 0x7C01};
+  const std::uint32_t want[8] = {0x33800000,  // smallest subnormal, 2^-24
                             0x387FC000,  // largest subnormal
                             0x80000000,  // -0
                             0x477FE000,  // 65504
@@ -138,7 +138,7 @@ BOOST_AUTO_TEST_CASE(f16_special_values_through_dequantize_row) {
 }
 
 BOOST_AUTO_TEST_CASE(bf16_nan_inf_and_subnormal) {
-  const uint16_t in[6] = {0x7FC1, 0x7F80, 0xFF80, 0x3F80, 0x0001, 0x8000};
+  const std::uint16_t in[6] = {0x7FC1, 0x7F80, 0xFF80, 0x3F80, 0x0001, 0x8000};
   Block b(sizeof in);
   std::memcpy(b.b.data(), in, sizeof in);
   const std::vector<float> got = dequant(GgmlType::BF16, b, 6);
@@ -157,8 +157,8 @@ BOOST_AUTO_TEST_CASE(q8_0_signed_quants) {
   std::vector<double> want(32);
   for (int j = 0; j < 32; ++j) {
     const int q = j * 9 - 128;  // -128 .. 151, wrapped into int8 below
-    const auto q8 = static_cast<int8_t>(static_cast<uint8_t>(q & 0xFF));
-    b.u8(2 + j, static_cast<uint8_t>(q8));
+    const auto q8 = static_cast<std::int8_t>(static_cast<std::uint8_t>(q & 0xFF));
+    b.u8(2 + j, static_cast<std::uint8_t>(q8));
     want[j] = 0.5 * q8;
   }
   check_elements(dequant(GgmlType::Q8_0, b, 32), want);
@@ -186,7 +186,7 @@ BOOST_AUTO_TEST_CASE(q4_0_and_q4_1_nibble_order) {
 
 // Q5: bit j of the 32-bit qh is element j's fifth bit, for both nibble halves.
 BOOST_AUTO_TEST_CASE(q5_0_and_q5_1_fifth_bits) {
-  const uint32_t qh = 0xA5C3F00Fu;  // every byte of qh different, both halves mixed
+  const std::uint32_t qh = 0xA5C3F00Fu;  // every byte of qh different, both halves mixed
   Block q50(22), q51(24);
   q50.u16(0, h_one);
   q50.u32(2, qh);
@@ -214,12 +214,12 @@ namespace {
 // (reliability.md §3.4) from the writer's side: sub-blocks 0..3 in the low 6 bits of bytes 0..3
 // (scales) and 4..7 (mins); sub-blocks 4..7 as low nibbles (scale) and high nibbles (min) of bytes
 // 8..11, with their top 2 bits in bits 6..7 of bytes 0..3 (scales) and 4..7 (mins).
-std::array<uint8_t, 12> pack_k_scales(const int (&sc)[8], const int (&mn)[8]) {
-  std::array<uint8_t, 12> s{};
+std::array<std::uint8_t, 12> pack_k_scales(const int (&sc)[8], const int (&mn)[8]) {
+  std::array<std::uint8_t, 12> s{};
   for (int j = 0; j < 4; ++j) {
-    s[j] = static_cast<uint8_t>(sc[j] | (sc[j + 4] >> 4) << 6);
-    s[j + 4] = static_cast<uint8_t>(mn[j] | (mn[j + 4] >> 4) << 6);
-    s[j + 8] = static_cast<uint8_t>((sc[j + 4] & 0xF) | (mn[j + 4] & 0xF) << 4);
+    s[j] = static_cast<std::uint8_t>(sc[j] | (sc[j + 4] >> 4) << 6);
+    s[j + 4] = static_cast<std::uint8_t>(mn[j] | (mn[j + 4] >> 4) << 6);
+    s[j + 8] = static_cast<std::uint8_t>((sc[j + 4] & 0xF) | (mn[j + 4] & 0xF) << 4);
   }
   return s;
 }
@@ -235,7 +235,7 @@ Block k_block(bool five_bit) {
   b.u16(2, h_half);
   const auto s = pack_k_scales(k_scales, k_mins);
   for (int i = 0; i < 12; ++i) b.u8(4 + i, s[i]);
-  const size_t qs = five_bit ? 48 : 16;
+  const std::size_t qs = five_bit ? 48 : 16;
   for (int i = 0; i < 128; ++i) b.u8(qs + i, static_cast<unsigned>((i * 73 + 11) & 0xFF));
   if (five_bit)
     for (int l = 0; l < 32; ++l) b.u8(16 + l, static_cast<unsigned>((l * 37 + 5) & 0xFF));
@@ -246,7 +246,7 @@ Block k_block(bool five_bit) {
 // (j even) or high (j odd) nibbles of qs[32*(j/2) .. +31], plus bit j of qh[e%32] for Q5_K.
 double k_element(const Block& b, bool five_bit, int e) {
   const int j = e / 32, l = e % 32;
-  const auto byte = [&](size_t at) { return std::to_integer<int>(b.b[at]); };
+  const auto byte = [&](std::size_t at) { return std::to_integer<int>(b.b[at]); };
   int q = (byte((five_bit ? 48 : 16) + 32 * (j / 2) + l) >> (j % 2 ? 4 : 0)) & 0xF;
   if (five_bit) q += 16 * ((byte(16 + l) >> j) & 1);
   return 1.0 * k_scales[j] * q - 0.5 * k_mins[j];
@@ -278,7 +278,7 @@ BOOST_AUTO_TEST_CASE(q6_k_every_qh_lane) {
     b.u8(192 + i, static_cast<unsigned>(scales[i] & 0xFF));
   }
   b.u16(208, h_quarter);
-  const auto byte = [&](size_t at) { return std::to_integer<int>(b.b[at]); };
+  const auto byte = [&](std::size_t at) { return std::to_integer<int>(b.b[at]); };
   std::vector<double> want(256);
   for (int half = 0; half < 2; ++half) {
     for (int l = 0; l < 32; ++l) {
@@ -300,7 +300,7 @@ BOOST_AUTO_TEST_CASE(block_geometry_and_names) {
   struct Expect {
     GgmlType type;
     const char* name;
-    size_t block, bytes;
+    std::size_t block, bytes;
   };
   for (const Expect& e : {Expect{GgmlType::F32, "F32", 1, 4}, {GgmlType::F16, "F16", 1, 2},
                           {GgmlType::BF16, "BF16", 1, 2}, {GgmlType::Q4_0, "Q4_0", 32, 18},
@@ -311,11 +311,11 @@ BOOST_AUTO_TEST_CASE(block_geometry_and_names) {
     BOOST_TEST(eng::type_name(e.type) == e.name);
     BOOST_TEST(eng::block_size(e.type) == e.block);
     BOOST_TEST(eng::block_bytes(e.type) == e.bytes);
-    BOOST_TEST(eng::is_supported(static_cast<uint32_t>(e.type)));
+    BOOST_TEST(eng::is_supported(static_cast<std::uint32_t>(e.type)));
   }
   BOOST_TEST(eng::type_name(static_cast<GgmlType>(16)) == "IQ2_XXS");
   BOOST_TEST(eng::type_name(static_cast<GgmlType>(9999)) == "unknown");
-  for (const uint32_t id : {4u, 9u, 10u, 16u, 24u, 31u, 39u, 43u, 0xFFFFFFFFu}) BOOST_TEST(!eng::is_supported(id));
+  for (const std::uint32_t id : {4u, 9u, 10u, 16u, 24u, 31u, 39u, 43u, 0xFFFFFFFFu}) BOOST_TEST(!eng::is_supported(id));
 }
 
 BOOST_AUTO_TEST_CASE(bad_arguments_throw) {
@@ -335,40 +335,40 @@ BOOST_AUTO_TEST_CASE(bad_arguments_throw) {
 namespace {
 
 // Random blocks with finite, realistic fp16 scales (random bytes there would be NaN or inf).
-std::vector<std::byte> random_row(GgmlType type, int64_t n, std::mt19937& rng) {
-  const size_t bytes = static_cast<size_t>(n) / eng::block_size(type) * eng::block_bytes(type);
+std::vector<std::byte> random_row(GgmlType type, std::int64_t n, std::mt19937& rng) {
+  const std::size_t bytes = static_cast<std::size_t>(n) / eng::block_size(type) * eng::block_bytes(type);
   std::vector<std::byte> row(bytes);
   for (auto& b : row) b = static_cast<std::byte>(rng() & 0xFF);
   std::uniform_real_distribution<float> value(-1.0f, 1.0f);
-  const auto put_half = [&](size_t at) {  // a random fp16 in [0.0039, 0.5): exponent 7..13
-    const auto h = static_cast<uint16_t>(((7 + rng() % 7) << 10) | (rng() & 0x3FF) | (rng() % 2 ? 0x8000 : 0));
+  const auto put_half = [&](std::size_t at) {  // a random fp16 in [0.0039, 0.5): exponent 7..13
+    const auto h = static_cast<std::uint16_t>(((7 + rng() % 7) << 10) | (rng() & 0x3FF) | (rng() % 2 ? 0x8000 : 0));
     std::memcpy(&row[at], &h, 2);
   };
-  const size_t bb = eng::block_bytes(type);
+  const std::size_t bb = eng::block_bytes(type);
   switch (type) {
     case GgmlType::F32:
-      for (size_t i = 0; i < bytes; i += 4) {
+      for (std::size_t i = 0; i < bytes; i += 4) {
         const float f = value(rng);
         std::memcpy(&row[i], &f, 4);
       }
       break;
     case GgmlType::F16:
-      for (size_t i = 0; i < bytes; i += 2) put_half(i);
+      for (std::size_t i = 0; i < bytes; i += 2) put_half(i);
       break;
     case GgmlType::BF16:
-      for (size_t i = 0; i < bytes; i += 2) {
-        const auto h = static_cast<uint16_t>(bits(value(rng)) >> 16);
+      for (std::size_t i = 0; i < bytes; i += 2) {
+        const auto h = static_cast<std::uint16_t>(bits(value(rng)) >> 16);
         std::memcpy(&row[i], &h, 2);
       }
       break;
     case GgmlType::Q6_K:
-      for (size_t i = 0; i < bytes; i += bb) put_half(i + 208);
+      for (std::size_t i = 0; i < bytes; i += bb) put_half(i + 208);
       break;
     case GgmlType::Q4_1: case GgmlType::Q5_1: case GgmlType::Q4_K: case GgmlType::Q5_K:
-      for (size_t i = 0; i < bytes; i += bb) put_half(i), put_half(i + 2);  // d and m / dmin
+      for (std::size_t i = 0; i < bytes; i += bb) put_half(i), put_half(i + 2);  // d and m / dmin
       break;
     default:  // Q4_0, Q5_0, Q8_0
-      for (size_t i = 0; i < bytes; i += bb) put_half(i);
+      for (std::size_t i = 0; i < bytes; i += bb) put_half(i);
   }
   return row;
 }
@@ -377,11 +377,11 @@ struct DotCheck {
   double error_dispatched, error_portable;  // relative to sum |w_i x_i|
 };
 
-DotCheck check_dot(GgmlType type, const std::byte* row, const float* x, int64_t n) {
-  std::vector<float> w(static_cast<size_t>(n));
+DotCheck check_dot(GgmlType type, const std::byte* row, const float* x, std::int64_t n) {
+  std::vector<float> w(static_cast<std::size_t>(n));
   eng::dequantize_row(type, row, w.data(), n);
   double exact = 0, scale = 0;
-  for (int64_t i = 0; i < n; ++i) {
+  for (std::int64_t i = 0; i < n; ++i) {
     exact += static_cast<double>(w[i]) * x[i];
     scale += std::abs(static_cast<double>(w[i]) * x[i]);
   }
@@ -397,16 +397,16 @@ BOOST_AUTO_TEST_CASE(dot_row_agrees_with_dequantize_for_every_type_and_length) {
   std::mt19937 rng(12345);
   std::uniform_real_distribution<float> value(-1.0f, 1.0f);
   for (const GgmlType type : all_types) {
-    const int64_t bs = static_cast<int64_t>(eng::block_size(type));
+    const std::int64_t bs = static_cast<std::int64_t>(eng::block_size(type));
     // One block, odd block counts (the unrolled loops' tails), the model's widths, a long row.
-    std::vector<int64_t> lengths = {bs, 3 * bs, 7 * bs, 256 * 3, 1536, 8192};
+    std::vector<std::int64_t> lengths = {bs, 3 * bs, 7 * bs, 256 * 3, 1536, 8192};
     if (bs == 1) lengths.insert(lengths.end(), {1, 7, 15, 17, 33, 577});  // SIMD tails
     if (bs == 32) lengths.push_back(576);
-    for (const int64_t n : lengths) {
+    for (const std::int64_t n : lengths) {
       if (n % bs != 0) continue;
       BOOST_TEST_CONTEXT(eng::type_name(type) << ", n = " << n) {
         const std::vector<std::byte> row = random_row(type, n, rng);
-        std::vector<float> x(static_cast<size_t>(n));
+        std::vector<float> x(static_cast<std::size_t>(n));
         for (float& v : x) v = value(rng);
         const DotCheck c = check_dot(type, row.data(), x.data(), n);
         BOOST_TEST(c.error_dispatched < 1e-5);
@@ -422,7 +422,7 @@ BOOST_AUTO_TEST_CASE(dot_row_accepts_unaligned_rows_and_vectors) {
   std::mt19937 rng(99);
   for (const GgmlType type : all_types) {
     BOOST_TEST_CONTEXT(eng::type_name(type)) {
-      const int64_t n = 512;
+      const std::int64_t n = 512;
       const std::vector<std::byte> row = random_row(type, n, rng);
       std::vector<std::byte> shifted(row.size() + 3);
       std::memcpy(shifted.data() + 3, row.data(), row.size());
@@ -440,12 +440,12 @@ BOOST_AUTO_TEST_CASE(dot_row_on_the_golden_blocks) {
   // agree with the (golden-exact) dequantization on them too.
   const eng::GgufFile golden = eng::GgufFile::open(golden_path());
   std::vector<float> x(512);
-  for (size_t i = 0; i < x.size(); ++i) x[i] = std::cos(0.11f * static_cast<float>(i));
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] = std::cos(0.11f * static_cast<float>(i));
   for (const GgmlType type : all_types) {
     if (type == GgmlType::F32 || type == GgmlType::F16 || type == GgmlType::BF16) continue;  // random bits: NaNs
     const eng::TensorInfo& t = golden.tensor(std::string(eng::type_name(type)) + ".blocks");
     BOOST_TEST_CONTEXT(t.name) {
-      for (int64_t r = 0; r < t.rows(); ++r) {
+      for (std::int64_t r = 0; r < t.rows(); ++r) {
         const DotCheck c = check_dot(type, t.data + r * t.row_bytes(), x.data(), t.row_length());
         BOOST_TEST(c.error_dispatched < 1e-5);
         BOOST_TEST(c.error_portable < 1e-5);
@@ -458,20 +458,20 @@ BOOST_AUTO_TEST_CASE(dot_row_on_the_golden_blocks) {
 
 BOOST_AUTO_TEST_CASE(quantize_activations_rounds_each_block_to_its_own_scale) {
   std::vector<float> x(64);
-  for (int i = 0; i < 64; ++i) x[static_cast<size_t>(i)] = (i < 32 ? 0.01f : 3.0f) * std::sin(0.7f * static_cast<float>(i));
+  for (int i = 0; i < 64; ++i) x[static_cast<std::size_t>(i)] = (i < 32 ? 0.01f : 3.0f) * std::sin(0.7f * static_cast<float>(i));
   x[40] = -3.0f;  // block 1's largest magnitude
   eng::Int8Activations q;
   eng::quantize_activations(x.data(), 64, q);
   BOOST_TEST(q.d[1] == 3.0f / 127.0f);
   BOOST_TEST(q.q[40] == -127);
   for (int i = 0; i < 64; ++i) {
-    float const d = q.d[static_cast<size_t>(i / 32)];
-    BOOST_TEST(std::abs(x[static_cast<size_t>(i)] - q.q[static_cast<size_t>(i)] * d) <= 0.5f * d * 1.0001f, "element " << i);
+    float const d = q.d[static_cast<std::size_t>(i / 32)];
+    BOOST_TEST(std::abs(x[static_cast<std::size_t>(i)] - q.q[static_cast<std::size_t>(i)] * d) <= 0.5f * d * 1.0001f, "element " << i);
   }
   for (int b = 0; b < 2; ++b) {
     int sum = 0;
-    for (int j = 0; j < 32; ++j) sum += q.q[static_cast<size_t>(b * 32 + j)];
-    BOOST_TEST(q.sum[static_cast<size_t>(b)] == q.d[static_cast<size_t>(b)] * static_cast<float>(sum));
+    for (int j = 0; j < 32; ++j) sum += q.q[static_cast<std::size_t>(b * 32 + j)];
+    BOOST_TEST(q.sum[static_cast<std::size_t>(b)] == q.d[static_cast<std::size_t>(b)] * static_cast<float>(sum));
   }
   std::vector<float> zeros(32, 0.0f);
   eng::quantize_activations(zeros.data(), 32, q);  // all-zero block: scale 0, no division by zero
@@ -484,20 +484,20 @@ BOOST_AUTO_TEST_CASE(dot_row_int8_equals_the_exact_dot_of_the_rounded_operands) 
   std::mt19937 rng(2024);
   std::normal_distribution<float> dist(0.0f, 1.0f);
   for (GgmlType type : {GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0}) {
-    for (int64_t n : {32, 96, 576, 1536}) {
+    for (std::int64_t n : {32, 96, 576, 1536}) {
       auto const row = random_row(type, n, rng);
-      std::vector<float> x(static_cast<size_t>(n));
+      std::vector<float> x(static_cast<std::size_t>(n));
       for (auto& v : x) v = dist(rng);
       eng::Int8Activations q;
       eng::quantize_activations(x.data(), n, q);
-      std::vector<float> w(static_cast<size_t>(n));
+      std::vector<float> w(static_cast<std::size_t>(n));
       eng::dequantize_row(type, row.data(), w.data(), n);
       double want = 0;  // what the integer path computes, in exact arithmetic
-      for (int64_t i = 0; i < n; ++i) {
-        want += static_cast<double>(w[static_cast<size_t>(i)]) * q.q[static_cast<size_t>(i)] * q.d[static_cast<size_t>(i / 32)];
+      for (std::int64_t i = 0; i < n; ++i) {
+        want += static_cast<double>(w[static_cast<std::size_t>(i)]) * q.q[static_cast<std::size_t>(i)] * q.d[static_cast<std::size_t>(i / 32)];
       }
       double scale = 0;
-      for (int64_t i = 0; i < n; ++i) scale += std::abs(w[static_cast<size_t>(i)] * x[static_cast<size_t>(i)]);
+      for (std::int64_t i = 0; i < n; ++i) scale += std::abs(w[static_cast<std::size_t>(i)] * x[static_cast<std::size_t>(i)]);
       BOOST_TEST_CONTEXT(type_name(type) << " n=" << n) {
         BOOST_TEST(std::abs(eng::dot_row_int8(type, row.data(), q) - want) <= 1e-5 * scale + 1e-6);
         BOOST_TEST(std::abs(eng::dot_row_int8_portable(type, row.data(), q) - want) <= 1e-5 * scale + 1e-6);

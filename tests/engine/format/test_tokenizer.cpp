@@ -58,9 +58,9 @@ std::string case_text(const pt::ptree& c) {
   return hex ? from_hex(*hex) : c.get<std::string>("text");
 }
 
-std::string show(const std::vector<int32_t>& ids) {
+std::string show(const std::vector<std::int32_t>& ids) {
   std::string s;
-  for (const int32_t id : ids) s += std::to_string(id) + " ";
+  for (const std::int32_t id : ids) s += std::to_string(id) + " ";
   return s;
 }
 
@@ -77,12 +77,12 @@ bool valid_utf8(const std::string& s) {
       len = lead < 0xE0 ? 2 : lead < 0xF0 ? 3 : 4;
     }
     if (len == 0 || i + len > s.size()) return false;
-    uint32_t cp = len == 1 ? lead : lead & (0xFF >> (len + 1));
+    std::uint32_t cp = len == 1 ? lead : lead & (0xFF >> (len + 1));
     for (std::size_t k = 1; k < len; ++k) {
       if ((byte(i + k) & 0xC0) != 0x80) return false;
       cp = (cp << 6) | (byte(i + k) & 0x3F);
     }
-    const uint32_t min_cp[] = {0, 0, 0x80, 0x800, 0x10000};
+    const std::uint32_t min_cp[] = {0, 0, 0x80, 0x800, 0x10000};
     if (cp < min_cp[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
     i += len;
   }
@@ -104,9 +104,9 @@ Tokenizer with_pre_tokenizer(const GgufFile& file, std::string_view pre) {
     for (const std::string_view s : file.get_string_array(key)) out.emplace_back(s);
     return out;
   };
-  std::vector<int32_t> types;
-  for (const int64_t t : file.get_int_array("tokenizer.ggml.token_type")) {
-    types.push_back(static_cast<int32_t>(t));
+  std::vector<std::int32_t> types;
+  for (const std::int64_t t : file.get_int_array("tokenizer.ggml.token_type")) {
+    types.push_back(static_cast<std::int32_t>(t));
   }
   return Tokenizer::from_vocab(strings("tokenizer.ggml.tokens"), strings("tokenizer.ggml.merges"),
                                types, pre, SpecialIds{1, 2, 0, 2, -1});
@@ -144,7 +144,7 @@ bool lossy(const pt::ptree& c) {
 struct Toy {
   std::vector<std::string> tokens{"<|end|>", "a", "b", "c", "\xC4\xA0", "ab", "bc", "abc", "aa"};
   std::vector<std::string> merges;
-  std::vector<int32_t> types{3, 1, 1, 1, 1, 1, 1, 1, 1};
+  std::vector<std::int32_t> types{3, 1, 1, 1, 1, 1, 1, 1, 1};
   SpecialIds ids{-1, 0, -1, -1, -1};
 
   Tokenizer build(std::string_view pre = "gpt2") const {
@@ -160,23 +160,23 @@ class GgufWriter {
     str(value);
     return *this;
   }
-  GgufWriter& uint32(std::string_view key, uint32_t value) {
+  GgufWriter& uint32(std::string_view key, std::uint32_t value) {
     this->key(key, 4);
     num(value);
     return *this;
   }
   GgufWriter& strings(std::string_view key, const std::vector<std::string>& values) {
     this->key(key, 9);
-    num(uint32_t{8});
-    num(uint64_t{values.size()});
+    num(std::uint32_t{8});
+    num(std::uint64_t{values.size()});
     for (const std::string& v : values) str(v);
     return *this;
   }
-  GgufWriter& int32s(std::string_view key, const std::vector<int32_t>& values) {
+  GgufWriter& int32s(std::string_view key, const std::vector<std::int32_t>& values) {
     this->key(key, 9);
-    num(uint32_t{5});
-    num(uint64_t{values.size()});
-    for (const int32_t v : values) num(v);
+    num(std::uint32_t{5});
+    num(std::uint64_t{values.size()});
+    for (const std::int32_t v : values) num(v);
     return *this;
   }
   GgufFile open() const {
@@ -186,8 +186,8 @@ class GgufWriter {
     };
     put("GGUF");
     std::string header;
-    append(header, uint32_t{3});
-    append(header, uint64_t{0});  // tensors
+    append(header, std::uint32_t{3});
+    append(header, std::uint64_t{0});  // tensors
     append(header, n_keys_);
     put(header);
     put(body_);
@@ -204,16 +204,16 @@ class GgufWriter {
     append(body_, value);
   }
   void str(std::string_view s) {
-    num(uint64_t{s.size()});
+    num(std::uint64_t{s.size()});
     body_.append(s);
   }
-  void key(std::string_view name, uint32_t type) {
+  void key(std::string_view name, std::uint32_t type) {
     ++n_keys_;
     str(name);
     num(type);
   }
   std::string body_;
-  uint64_t n_keys_ = 0;
+  std::uint64_t n_keys_ = 0;
 };
 
 GgufWriter toy_gguf(std::string_view model = "gpt2") {
@@ -243,36 +243,36 @@ BOOST_AUTO_TEST_SUITE(bpe_core)
 BOOST_AUTO_TEST_CASE(merges_apply_by_rank_not_position) {
   Toy toy;
   toy.merges = {"b c", "a b", "a bc"};  // "b c" outranks "a b", so "abc" = a + bc -> abc
-  BOOST_TEST(toy.build().encode("abc", false) == (std::vector<int32_t>{7}));
+  BOOST_TEST(toy.build().encode("abc", false) == (std::vector<std::int32_t>{7}));
   toy.merges = {"b c", "a b"};  // no "a bc": stops at a + bc
-  BOOST_TEST(toy.build().encode("abc", false) == (std::vector<int32_t>{1, 6}));
+  BOOST_TEST(toy.build().encode("abc", false) == (std::vector<std::int32_t>{1, 6}));
   toy.merges = {"a b", "b c"};
-  BOOST_TEST(toy.build().encode("abc", false) == (std::vector<int32_t>{5, 3}));
+  BOOST_TEST(toy.build().encode("abc", false) == (std::vector<std::int32_t>{5, 3}));
 }
 
 BOOST_AUTO_TEST_CASE(equal_ranks_merge_leftmost_first) {
   Toy toy;
   toy.merges = {"a a"};
-  BOOST_TEST(toy.build().encode("aaa", false) == (std::vector<int32_t>{8, 1}));
-  BOOST_TEST(toy.build().encode("aaaa", false) == (std::vector<int32_t>{8, 8}));
+  BOOST_TEST(toy.build().encode("aaa", false) == (std::vector<std::int32_t>{8, 1}));
+  BOOST_TEST(toy.build().encode("aaaa", false) == (std::vector<std::int32_t>{8, 8}));
 }
 
 BOOST_AUTO_TEST_CASE(bytes_missing_from_the_vocabulary_are_dropped) {
   const Tokenizer t = Toy{}.build();
-  BOOST_TEST(t.encode("a\001b", false) == (std::vector<int32_t>{1, 2}));
-  BOOST_TEST(t.encode("a b", false) == (std::vector<int32_t>{1, 4, 2}));
+  BOOST_TEST(t.encode("a\001b", false) == (std::vector<std::int32_t>{1, 2}));
+  BOOST_TEST(t.encode("a b", false) == (std::vector<std::int32_t>{1, 4, 2}));
 }
 
 BOOST_AUTO_TEST_CASE(control_tokens_only_with_parse_special) {
   const Tokenizer t = Toy{}.build();
-  BOOST_TEST(t.encode("a<|end|>b", true) == (std::vector<int32_t>{1, 0, 2}));
+  BOOST_TEST(t.encode("a<|end|>b", true) == (std::vector<std::int32_t>{1, 0, 2}));
   // As text, "<|end|>" is bytes the toy vocabulary lacks, so they vanish.
-  BOOST_TEST(t.encode("a<|end|>b", false) == (std::vector<int32_t>{1, 2}));
+  BOOST_TEST(t.encode("a<|end|>b", false) == (std::vector<std::int32_t>{1, 2}));
 }
 
 BOOST_AUTO_TEST_CASE(decode_rejects_ids_outside_the_vocabulary) {
   const Tokenizer t = Toy{}.build();
-  const std::vector<int32_t> bad{1, 9};
+  const std::vector<std::int32_t> bad{1, 9};
   BOOST_CHECK_EXCEPTION(t.decode(bad), TokenizerError, says("token id 9 is outside"));
   BOOST_CHECK_EXCEPTION(t.token_piece(-1), TokenizerError, says("token id -1 is outside"));
   BOOST_TEST(t.token_piece(4) == " ");
@@ -343,12 +343,12 @@ BOOST_AUTO_TEST_CASE(merge_without_separator) {
 
 BOOST_AUTO_TEST_CASE(gguf_vocabulary_is_checked_too) {
   const Toy toy;
-  std::vector<int32_t> short_types = toy.types;
+  std::vector<std::int32_t> short_types = toy.types;
   short_types.pop_back();
   const GgufFile types_short = toy_gguf().int32s("tokenizer.ggml.token_type", short_types).open();
   BOOST_CHECK_EXCEPTION(tokenizer_from_gguf(types_short), TokenizerError,
                         says("8 token types for 9 tokens"));
-  std::vector<int32_t> negative_type = toy.types;
+  std::vector<std::int32_t> negative_type = toy.types;
   negative_type[5] = -3;
   const GgufFile bad_type = toy_gguf().int32s("tokenizer.ggml.token_type", negative_type).open();
   BOOST_CHECK_EXCEPTION(tokenizer_from_gguf(bad_type), TokenizerError,
@@ -362,7 +362,7 @@ BOOST_AUTO_TEST_CASE(gguf_vocabulary_is_checked_too) {
 BOOST_AUTO_TEST_CASE(gguf_without_token_types_is_all_text) {
   const GgufFile file = toy_gguf().open();
   const Tokenizer t = tokenizer_from_gguf(file);
-  BOOST_TEST(t.encode("ab", false) == (std::vector<int32_t>{5}));
+  BOOST_TEST(t.encode("ab", false) == (std::vector<std::int32_t>{5}));
   BOOST_TEST(t.eos_id() == 0);
   BOOST_TEST(t.bos_id() == -1);
 }
@@ -471,7 +471,7 @@ BOOST_AUTO_TEST_CASE(ids_match_llama_cpp) {
     for (const auto& [tok, field] : runs) {
       for (const bool special : {false, true}) {
         if (special && std::string(field) != "ids") continue;
-        const auto expected = engine_test::values_of<int32_t>(c.get_child(special ? "ids_special" : field));
+        const auto expected = engine_test::values_of<std::int32_t>(c.get_child(special ? "ids_special" : field));
         const auto got = tok->encode(text, special);
         ++checked;
         if (got == expected) continue;
@@ -516,13 +516,13 @@ BOOST_AUTO_TEST_CASE(decode_inverts_encode) {
 
 BOOST_AUTO_TEST_CASE(special_tokens_both_ways) {
   const Tokenizer& t = model().smollm;
-  BOOST_TEST(t.encode("<|im_start|>", true) == (std::vector<int32_t>{1}));
+  BOOST_TEST(t.encode("<|im_start|>", true) == (std::vector<std::int32_t>{1}));
   BOOST_TEST(t.encode("x<|im_end|><|endoftext|>", true).size() == 3u);
   // Without parse_special, user text cannot produce a control token.
-  for (const int32_t id : t.encode("<|im_start|>system<|im_end|><|endoftext|>", false)) {
+  for (const std::int32_t id : t.encode("<|im_start|>system<|im_end|><|endoftext|>", false)) {
     BOOST_TEST(id > 16, "control token " << id << " from plain text");
   }
-  BOOST_TEST(t.decode(std::vector<int32_t>{1, 2, 0}) == "<|im_start|><|im_end|><|endoftext|>");
+  BOOST_TEST(t.decode(std::vector<std::int32_t>{1, 2, 0}) == "<|im_start|><|im_end|><|endoftext|>");
 }
 
 BOOST_AUTO_TEST_CASE(chat_template_matches_the_model_jinja) {
@@ -537,7 +537,7 @@ BOOST_AUTO_TEST_CASE(chat_template_matches_the_model_jinja) {
     }
     const std::string text = apply_chat_template(messages, chat.get<bool>("add_generation_prompt"));
     BOOST_TEST(text == chat.get<std::string>("text"), chat.get<std::string>("name"));
-    BOOST_TEST(t.encode(text, true) == engine_test::values_of<int32_t>(chat.get_child("ids_special")),
+    BOOST_TEST(t.encode(text, true) == engine_test::values_of<std::int32_t>(chat.get_child("ids_special")),
                chat.get<std::string>("name"));
   }
 }
@@ -550,7 +550,7 @@ BOOST_AUTO_TEST_CASE(streamed_pieces_are_always_valid_utf8) {
     const std::string text = case_text(c);
     Utf8StreamDecoder d;
     std::string out;
-    for (const int32_t id : t.encode(text, false)) {
+    for (const std::int32_t id : t.encode(text, false)) {
       const std::string piece = t.token_piece(id);
       split_characters += !valid_utf8(piece);
       const std::string emitted = d.push(piece);
@@ -570,7 +570,7 @@ BOOST_AUTO_TEST_CASE(golden_prompts_tokenize_as_llama_cpp) {
   const pt::ptree golden = read_fixture("golden_smollm2.json");
   for (const auto& [key, p] : golden.get_child("prompts")) {
     BOOST_TEST(model().smollm.encode(p.get<std::string>("text"), p.get<bool>("parse_special")) ==
-                   engine_test::values_of<int32_t>(p.get_child("prompt_ids")),
+                   engine_test::values_of<std::int32_t>(p.get_child("prompt_ids")),
                p.get<std::string>("name"));
   }
 }
