@@ -22,6 +22,11 @@ enum class FfnDecision : std::uint8_t {
   kRunDense = 3,   //!< ran because the whole token is dense (sink warm-up or periodic refresh)
 };
 
+//! How many FfnDecision values there are: one counter per decision kind, indexed by the value.
+inline constexpr int kNumFfnDecisions = 4;
+static_assert(static_cast<int>(FfnDecision::kRunDense) + 1 == kNumFfnDecisions,
+              "kNumFfnDecisions counts every FfnDecision; the values are 0, 1, 2, ...");
+
 SKIPLLM_HOST_DEVICE constexpr bool runs_ffn(FfnDecision d) noexcept { return d != FfnDecision::kSkip; }
 
 //! Where a decision is being made.

@@ -8,10 +8,15 @@
 //!    after the warm-up), refresh tokens included in the denominator;
 //!  - `skip_ratio_eligible()`: skipped / blocks the skip policy was asked about (not cold,
 //!    not in a dense token), i.e. how often the policy said "skip" when it could.
+//!
+//! Tokens come in one at a time (`record_token`, the CPU driver) or as counts summed elsewhere
+//! (`add_counts`: the CUDA driver's device counters, or another thread's statistics).
 #pragma once
 
 #include <cstdint>
 #include <span>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "skip_state.hpp"
@@ -26,6 +31,23 @@ struct LayerCounts {
   std::uint64_t ran_dense = 0;  //!< ran because the token was dense
   std::uint64_t eligible() const noexcept { return ran + skipped; }
   std::uint64_t total() const noexcept { return ran + skipped + ran_cold + ran_dense; }
+
+  //! Counts `n` blocks that ended in `d`.
+  void add(FfnDecision d, std::uint64_t n = 1) noexcept {
+    switch (d) {
+      case FfnDecision::kRun: ran += n; break;
+      case FfnDecision::kSkip: skipped += n; break;
+      case FfnDecision::kRunCold: ran_cold += n; break;
+      case FfnDecision::kRunDense: ran_dense += n; break;
+    }
+  }
+  LayerCounts& operator+=(LayerCounts const& o) noexcept {
+    ran += o.ran;
+    skipped += o.skipped;
+    ran_cold += o.ran_cold;
+    ran_dense += o.ran_dense;
+    return *this;
+  }
 };
 
 class SkipStatistics {
@@ -39,7 +61,37 @@ class SkipStatistics {
     ++tokens_;
     if (decode_index >= warmup_tokens_) ++tokens_after_warmup_;
     if (!decisions.empty() && decisions.front() == FfnDecision::kRunDense) ++dense_tokens_;
-    for (std::size_t l = 0; l < decisions.size() && l < layers_.size(); ++l) count(layers_[l], decisions[l]);
+    for (std::size_t l = 0; l < decisions.size() && l < layers_.size(); ++l) layers_[l].add(decisions[l]);
+  }
+
+  //! Adds decode tokens counted elsewhere: `layers[l]` sums layer l's decisions over those
+  //! tokens ([num_layers]), and `after_warmup` of them had a decode index at or past the
+  //! warm-up. The same statistics as recording the tokens one by one: every token has one
+  //! decision per layer, so layer 0's total is the token count, and layer 0's `ran_dense` the
+  //! dense tokens (record_token reads a token's first decision). Throws std::invalid_argument,
+  //! adding nothing, when the layer count differs, the layers count different numbers of
+  //! tokens, or `after_warmup` exceeds the tokens.
+  void add_counts(std::span<LayerCounts const> layers, std::uint64_t after_warmup) {
+    if (layers.size() != layers_.size()) {
+      throw std::invalid_argument("skipllm: SkipStatistics::add_counts got counts for " + std::to_string(layers.size()) +
+                                  " layers; the statistics have " + std::to_string(layers_.size()));
+    }
+    std::uint64_t const tokens = layers.empty() ? 0 : layers.front().total();
+    for (std::size_t l = 0; l < layers.size(); ++l) {
+      if (layers[l].total() != tokens) {
+        throw std::invalid_argument("skipllm: SkipStatistics::add_counts: layer " + std::to_string(l) + " counts " +
+                                    std::to_string(layers[l].total()) + " tokens, layer 0 counts " +
+                                    std::to_string(tokens));
+      }
+    }
+    if (after_warmup > tokens) {
+      throw std::invalid_argument("skipllm: SkipStatistics::add_counts: " + std::to_string(after_warmup) +
+                                  " tokens after the warm-up, but only " + std::to_string(tokens) + " tokens");
+    }
+    tokens_ += tokens;
+    tokens_after_warmup_ += after_warmup;
+    if (!layers.empty()) dense_tokens_ += layers.front().ran_dense;
+    for (std::size_t l = 0; l < layers.size(); ++l) layers_[l] += layers[l];
   }
 
   void record_prefill(std::uint64_t tokens) noexcept { prefill_tokens_ += tokens; }
@@ -68,14 +120,6 @@ class SkipStatistics {
   }
 
  private:
-  static void count(LayerCounts& c, FfnDecision d) noexcept {
-    switch (d) {
-      case FfnDecision::kRun: ++c.ran; break;
-      case FfnDecision::kSkip: ++c.skipped; break;
-      case FfnDecision::kRunCold: ++c.ran_cold; break;
-      case FfnDecision::kRunDense: ++c.ran_dense; break;
-    }
-  }
   std::uint64_t sum(std::uint64_t LayerCounts::*field) const noexcept {
     std::uint64_t s = 0;
     for (auto const& l : layers_) s += l.*field;

@@ -1,8 +1,10 @@
 #define BOOST_TEST_MODULE skipllm statistics trace and JSON
 #include <boost/test/unit_test.hpp>
 
+#include <cstdint>
 #include <limits>
 #include <sstream>
+#include <stdexcept>
 #include <vector>
 
 #include <skipllm/json.hpp>
@@ -47,6 +49,61 @@ BOOST_AUTO_TEST_CASE(ratios_over_all_eligible_and_after_warmup) {
   BOOST_TEST(st.tokens() == 0u);
   BOOST_TEST(st.skip_ratio() == 0.0);  // no division by zero
   BOOST_TEST(st.layers()[1].skipped == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(added_counts_equal_the_recorded_tokens) {
+  // Four tokens recorded one by one, and the same tokens summed per layer (as a device counts them).
+  std::vector<std::vector<FfnDecision>> const tokens{{D, D, D}, {C, S, R}, {C, R, S}, {C, S, S}};
+  std::vector<int> const decode_index{0, 1, 2, 3};
+  skipllm::SkipStatistics recorded(3, 2);
+  std::vector<skipllm::LayerCounts> sums(3);
+  std::uint64_t after_warmup = 0;
+  for (std::size_t t = 0; t < tokens.size(); ++t) {
+    recorded.record_token(decode_index[t], tokens[t]);
+    for (std::size_t l = 0; l < sums.size(); ++l) sums[l].add(tokens[t][l]);
+    if (decode_index[t] >= recorded.warmup_tokens()) ++after_warmup;
+  }
+  BOOST_TEST(sums[1].skipped == 2u);
+  BOOST_TEST(sums[0].ran_dense == 1u);
+  skipllm::SkipStatistics added(3, 2);
+  added.record_prefill(5);
+  added.add_counts(sums, after_warmup);
+  BOOST_TEST(added.tokens() == 4u);
+  BOOST_TEST(added.tokens_after_warmup() == 2u);
+  BOOST_TEST(added.dense_tokens() == 1u);
+  BOOST_TEST(added.prefill_tokens() == 5u);  // untouched by add_counts
+  BOOST_TEST(added.skipped_blocks() == recorded.skipped_blocks());
+  BOOST_TEST(added.eligible_blocks() == recorded.eligible_blocks());
+  BOOST_TEST(added.skip_ratio() == recorded.skip_ratio());
+  BOOST_TEST(added.skip_ratio_after_warmup() == recorded.skip_ratio_after_warmup());
+  for (std::size_t l = 0; l < sums.size(); ++l) {
+    BOOST_TEST(added.layers()[l].ran == recorded.layers()[l].ran);
+    BOOST_TEST(added.layers()[l].skipped == recorded.layers()[l].skipped);
+    BOOST_TEST(added.layers()[l].ran_cold == recorded.layers()[l].ran_cold);
+    BOOST_TEST(added.layers()[l].ran_dense == recorded.layers()[l].ran_dense);
+  }
+  // Adding again adds up, as recording more tokens does.
+  added.add_counts(sums, after_warmup);
+  BOOST_TEST(added.tokens() == 8u);
+  BOOST_TEST(added.layers()[2].skipped == 4u);
+}
+
+BOOST_AUTO_TEST_CASE(inconsistent_counts_are_rejected_and_add_nothing) {
+  skipllm::SkipStatistics st(2, 0);
+  std::vector<skipllm::LayerCounts> two(2);
+  two[0].add(S, 3);
+  two[1].add(R, 3);
+  std::vector<skipllm::LayerCounts> const one(1);
+  BOOST_CHECK_THROW(st.add_counts(one, 0), std::invalid_argument);  // wrong number of layers
+  BOOST_CHECK_THROW(st.add_counts(two, 4), std::invalid_argument);  // more tokens past the warm-up than tokens
+  auto uneven = two;
+  uneven[1].add(C);
+  BOOST_CHECK_THROW(st.add_counts(uneven, 0), std::invalid_argument);  // layers count different tokens
+  BOOST_TEST(st.tokens() == 0u);
+  BOOST_TEST(st.layers()[0].total() == 0u);
+  st.add_counts(two, 3);
+  BOOST_TEST(st.tokens() == 3u);
+  BOOST_TEST(st.skip_ratio() == 0.5);
 }
 
 BOOST_AUTO_TEST_CASE(trace_rows_and_replay_buffer) {
