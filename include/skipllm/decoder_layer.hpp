@@ -22,14 +22,12 @@
 #include "concepts.hpp"
 #include "cpu/residual_similarity.hpp"
 #include "decision.hpp"
+#include "detail/dependent_false.hpp"
 #include "policy/bundle.hpp"
 
 namespace skipllm {
 
 namespace detail {
-
-template <class>
-inline constexpr bool dependent_false_v = false;
 
 //! Always true; naming `checks_ran<expr>` forces `expr` (a chain of check_* calls, each with
 //! its own static_assert message) to be evaluated where a class template is instantiated.
@@ -67,18 +65,6 @@ struct step_of<H> {
   using type = typename H::Step;
 };
 
-//! A host may name its backend (`using backend = skipllm::cuda::Backend;`); the default is
-//! host memory.
-template <class H>
-struct backend_of {
-  using type = cpu::Backend;
-};
-template <class H>
-  requires requires { typename H::backend; }
-struct backend_of<H> {
-  using type = typename H::backend;
-};
-
 }  // namespace detail
 
 template <class Host, class... P>
@@ -88,7 +74,6 @@ class DecoderLayer {
   using policies_type = typename detail::resolve_policies<P...>::type;
   using metric = typename policies_type::metric;
   using step_type = typename detail::step_of<Host>::type;
-  using backend = typename detail::backend_of<Host>::type;
 
   static constexpr bool valid = check_host<Host>() && policies_type::valid;
   static_assert(detail::checks_ran<valid>);  // report a bad host or policy as soon as the type is named
@@ -122,7 +107,7 @@ class DecoderLayer {
       auto const x = host_->residual(step);
       auto const f = host_->ffn_output(step);
       for (int const r : rows) {
-        float const score = backend::template residual_add_similarity<metric>(x, f, r);
+        float const score = cpu::residual_add_similarity<metric>(x.row(r), f.row(r), x.cols);
         scores[static_cast<std::size_t>(r)] = score;
         skipllm::observe(states[static_cast<std::size_t>(slots[static_cast<std::size_t>(r)])], score);
       }
@@ -138,7 +123,7 @@ class DecoderLayer {
       for (std::int64_t r = 0; r < x.rows; ++r) run_rows_[static_cast<std::size_t>(r)] = static_cast<int>(r);
       host_->ffn_block(layer, step, std::span<int const>(run_rows_.data(), static_cast<std::size_t>(x.rows)));
       auto const f = host_->ffn_output(step);
-      for (std::int64_t r = 0; r < x.rows; ++r) backend::residual_add(x, f, r);
+      for (std::int64_t r = 0; r < x.rows; ++r) cpu::residual_add(x.row(r), f.row(r), x.cols);
     }
   }
 

@@ -13,23 +13,18 @@
 //! (the trace, when enabled, grows by amortised doubling unless reserved).
 #pragma once
 
-#include <algorithm>
+#include <cstdint>
 #include <span>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "decoder_layer.hpp"
+#include "stack_options.hpp"
 #include "statistics.hpp"
 #include "trace.hpp"
 
 namespace skipllm {
-
-struct StackOptions {
-  int max_sequences = 1;      //!< sequence slots (concurrent requests)
-  int max_rows = 0;           //!< rows per decode step; 0 means max_sequences
-  bool record_trace = false;  //!< keep the per-token decision trace
-};
 
 template <class Host, class... P>
 class DecoderStack {
@@ -39,11 +34,11 @@ class DecoderStack {
   using step_type = typename layer_type::step_type;
 
   DecoderStack(Host& host, policies_type const& policies = {}, StackOptions options = {})
-      : layer_(host, policies, rows_for(options)),
+      : layer_(host, policies, options.rows_per_step()),
         num_layers_(num_layers_of(host)),
         states_(static_cast<std::size_t>(checked_positive(options.max_sequences, "max_sequences"))),
         slot_stamp_(states_.size(), 0),
-        step_decisions_(static_cast<std::size_t>(rows_for(options) * num_layers_)),
+        step_decisions_(static_cast<std::size_t>(options.rows_per_step() * num_layers_)),
         step_scores_(step_decisions_.size()),
         token_decisions_(static_cast<std::size_t>(num_layers_)),
         token_scores_(static_cast<std::size_t>(num_layers_)),
@@ -96,8 +91,6 @@ class DecoderStack {
   int num_layers() const noexcept { return num_layers_; }
 
  private:
-  static int rows_for(StackOptions const& o) { return o.max_rows > 0 ? o.max_rows : std::max(o.max_sequences, 1); }
-
   static int num_layers_of(Host& host) {
     if constexpr (layer_type::valid) {
       return checked_positive(static_cast<int>(host.num_layers()), "num_layers");
@@ -113,13 +106,7 @@ class DecoderStack {
     return value;
   }
 
-  std::size_t checked_slot(int slot) const {
-    if (slot < 0 || static_cast<std::size_t>(slot) >= states_.size()) {
-      throw std::out_of_range("skipllm: sequence slot " + std::to_string(slot) + " is outside [0, " +
-                              std::to_string(states_.size()) + ")");
-    }
-    return static_cast<std::size_t>(slot);
-  }
+  std::size_t checked_slot(int slot) const { return detail::checked_slot(slot, static_cast<int>(states_.size())); }
 
   // Bad batches fail here, before the host runs anything.
   void check_rows(step_type& step, std::span<int const> slots) {

@@ -23,5 +23,6 @@
 #include "report.hpp"
 #include "row_view.hpp"
 #include "skip_state.hpp"
+#include "stack_options.hpp"
 #include "statistics.hpp"
 #include "trace.hpp"

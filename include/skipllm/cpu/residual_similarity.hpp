@@ -55,17 +55,4 @@ void residual_add(T* x, F const* f, std::int64_t n) noexcept {
   for (std::int64_t i = 0; i < n; ++i) x[i] = from_float<T>(to_float(x[i]) + to_float(f[i]));
 }
 
-//! The CPU backend as DecoderLayer sees it: per-row operations on host memory.
-struct Backend {
-  template <class Metric, class T, class F>
-  static float residual_add_similarity(RowView<T> x, RowView<F> f, std::int64_t row) noexcept {
-    return cpu::residual_add_similarity<Metric>(x.row(row), f.row(row), x.cols);
-  }
-
-  template <class T, class F>
-  static void residual_add(RowView<T> x, RowView<F> f, std::int64_t row) noexcept {
-    cpu::residual_add(x.row(row), f.row(row), x.cols);
-  }
-};
-
 }  // namespace skipllm::cpu
