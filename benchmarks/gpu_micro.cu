@@ -326,7 +326,7 @@ void bench_dense(Report& rep, Options const& o, cudaStream_t stream, double copy
 
   BenchHost<D> host{&ffn};
   using Stack = cu::DecoderStack<BenchHost<D>, p::DensePolicies>;
-  cu::StackOptions const options{.max_sequences = 1, .hidden = kHidden};
+  cu::StackOptions const options{.stack = {.max_sequences = 1}, .hidden = kHidden};
   Buffer ws(Stack::workspace_bytes(host, options));
   Stack stack(host, {}, options, ws.get(), ws.bytes(), stream);
   typename BenchHost<D>::Step step{xv};

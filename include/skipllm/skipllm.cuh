@@ -4,12 +4,16 @@
 #pragma once
 
 #include "skipllm.hpp"
+#include "cuda/begin_sequences_kernel.cuh"
 #include "cuda/block_gate.cuh"
 #include "cuda/block_residual_similarity.cuh"
 #include "cuda/conditional_node.cuh"
 #include "cuda/config.cuh"
 #include "cuda/decoder_layer.cuh"
 #include "cuda/decoder_stack.cuh"
+#include "cuda/dense_batch_kernel.cuh"
+#include "cuda/device_counters.cuh"
+#include "cuda/device_trace.cuh"
 #include "cuda/gate.cuh"
 #include "cuda/gate_kernel.cuh"
 #include "cuda/graph.cuh"

@@ -1,6 +1,6 @@
 // The host-side parts of the CUDA backend, which run without a GPU: the row split of the
-// vectorized loads, block-size choice, workspace planning, the statistics fold, the CUDA Host
-// concept. (Compiled with nvcc; labelled unit, so it always runs.)
+// vectorized loads, block-size choice, workspace planning, the statistics fold, the stack
+// options, the CUDA Host concept. (Compiled with nvcc; labelled unit, so it always runs.)
 #define BOOST_TEST_MODULE skipllm CUDA backend host side
 #include <boost/test/unit_test.hpp>
 
@@ -202,47 +202,52 @@ BOOST_AUTO_TEST_CASE(cuda_host_concept) {
 }
 
 BOOST_AUTO_TEST_CASE(device_counts_fold_into_the_same_statistics) {
-  using Stack = cu::DecoderStack<GoodHost, skipllm::policy::RuntimePolicies>;
   constexpr int kLayers = 9;
   constexpr int kWarmup = 3;
   std::mt19937 gen(7);
   skipllm::SkipStatistics direct(kLayers, kWarmup);
-  std::vector<unsigned long long> counts(kLayers * 4, 0);
+  // What the token-end kernel adds up: [layer][decision] counts and the tokens past the warm-up.
+  std::vector<unsigned long long> counters(cu::layer_counter_count(kLayers), 0);
+  BOOST_TEST(counters.size() == static_cast<std::size_t>(kLayers * skipllm::kNumFfnDecisions));
   unsigned long long after = 0;
   for (int t = 0; t < 200; ++t) {
     int const index = static_cast<int>(gen() % 12);
     bool const dense = index < kWarmup || gen() % 5 == 0;
     std::vector<skipllm::FfnDecision> d(kLayers);
-    for (int l = 0; l < kLayers; ++l) {
-      d[static_cast<std::size_t>(l)] = dense ? skipllm::FfnDecision::kRunDense
-                                             : static_cast<skipllm::FfnDecision>(gen() % 3);  // R, S or C
-      ++counts[static_cast<std::size_t>(l * 4 + static_cast<int>(d[static_cast<std::size_t>(l)]))];
+    for (std::size_t l = 0; l < d.size(); ++l) {
+      d[l] = dense ? skipllm::FfnDecision::kRunDense : static_cast<skipllm::FfnDecision>(gen() % 3);  // R, S or C
+      ++counters[l * skipllm::kNumFfnDecisions + static_cast<std::size_t>(d[l])];
     }
     if (index >= kWarmup) ++after;
     direct.record_token(index, d);
   }
+  std::vector<skipllm::LayerCounts> const layers = cu::to_layer_counts(counters);
+  BOOST_TEST_REQUIRE(layers.size() == static_cast<std::size_t>(kLayers));
   skipllm::SkipStatistics folded(kLayers, kWarmup);
-  Stack::fold_counts(folded, counts, after, kWarmup);
+  folded.add_counts(layers, after);
   BOOST_TEST(folded.tokens() == direct.tokens());
   BOOST_TEST(folded.tokens_after_warmup() == direct.tokens_after_warmup());
   BOOST_TEST(folded.dense_tokens() == direct.dense_tokens());
-  BOOST_TEST(folded.skipped_blocks() == direct.skipped_blocks());
-  BOOST_TEST(folded.eligible_blocks() == direct.eligible_blocks());
   BOOST_TEST(folded.skip_ratio() == direct.skip_ratio());
   BOOST_TEST(folded.skip_ratio_after_warmup() == direct.skip_ratio_after_warmup());
-  for (int l = 0; l < kLayers; ++l) {
-    auto const& a = folded.layers()[static_cast<std::size_t>(l)];
-    auto const& b = direct.layers()[static_cast<std::size_t>(l)];
+  for (std::size_t l = 0; l < layers.size(); ++l) {
+    auto const& a = folded.layers()[l];
+    auto const& b = direct.layers()[l];
     BOOST_TEST(a.ran == b.ran);
     BOOST_TEST(a.skipped == b.skipped);
     BOOST_TEST(a.ran_cold == b.ran_cold);
     BOOST_TEST(a.ran_dense == b.ran_dense);
   }
-  // Folding twice adds up, as recording more tokens does.
-  Stack::fold_counts(folded, counts, after, kWarmup);
-  BOOST_TEST(folded.tokens() == 2 * direct.tokens());
-  // No warm-up: every token is after it.
-  skipllm::SkipStatistics no_warmup(kLayers, 0);
-  Stack::fold_counts(no_warmup, counts, direct.tokens(), 0);
-  BOOST_TEST(no_warmup.tokens_after_warmup() == direct.tokens());
+}
+
+BOOST_AUTO_TEST_CASE(options_shared_with_the_cpu_stack_plan_the_workspace) {
+  using Stack = cu::DecoderStack<GoodHost, skipllm::policy::RuntimePolicies>;
+  cu::WorkspaceShape const s = Stack::shape_for({.stack = {.max_sequences = 3}, .hidden = 8, .trace_capacity = 5}, 4);
+  BOOST_TEST(s.max_sequences == 3);
+  BOOST_TEST(s.max_rows == 3);  // 0 rows per step: one per sequence, as on the CPU
+  BOOST_TEST(s.trace_capacity == 5);
+  BOOST_TEST(Stack::shape_for({.stack = {.max_sequences = 3, .max_rows = 7}, .hidden = 8}, 4).max_rows == 7);
+  // Recording the trace needs room for it on the device.
+  BOOST_CHECK_THROW(Stack::shape_for({.stack = {.record_trace = true}, .hidden = 8}, 4), std::invalid_argument);
+  BOOST_CHECK_NO_THROW(Stack::shape_for({.stack = {.record_trace = true}, .hidden = 8, .trace_capacity = 1}, 4));
 }

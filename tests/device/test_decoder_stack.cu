@@ -264,7 +264,8 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(graph_replay_matches_the_cpu_stack, T, Storages) {
 
   GpuHost<T> gpu_host(model, 1);
   using GpuStack = cu::DecoderStack<GpuHost<T>, Runtime>;
-  cu::StackOptions const options{.max_sequences = 1, .hidden = kHidden, .trace_capacity = kTokens};
+  cu::StackOptions const options{.stack = {.max_sequences = 1, .record_trace = true}, .hidden = kHidden,
+                                 .trace_capacity = kTokens};
   test::DeviceBuffer<unsigned char> ws(GpuStack::workspace_bytes(gpu_host, options));
   GpuStack gpu(gpu_host, runtime_policies(), options, ws.get(), ws.size(), stream.s);
   test::DeviceBuffer<T> x(static_cast<std::size_t>(kHidden));
@@ -323,8 +324,8 @@ BOOST_AUTO_TEST_CASE(batched_steps_with_mixed_decisions) {
   Stream stream;
   GpuHost<T> gpu_host(model, kRows);
   using GpuStack = cu::DecoderStack<GpuHost<T>, Runtime>;
-  cu::StackOptions const options{.max_sequences = kSlots, .max_rows = kRows, .hidden = kHidden,
-                                 .trace_capacity = kRows * kTokens};
+  cu::StackOptions const options{.stack = {.max_sequences = kSlots, .max_rows = kRows, .record_trace = true},
+                                 .hidden = kHidden, .trace_capacity = kRows * kTokens};
   test::DeviceBuffer<unsigned char> ws(GpuStack::workspace_bytes(gpu_host, options));
   GpuStack gpu(gpu_host, runtime_policies(), options, ws.get(), ws.size(), stream.s);
   test::DeviceBuffer<T> x(static_cast<std::size_t>(kRows * kHidden));
@@ -431,8 +432,8 @@ MaskRun run_masked(cu::SkipMechanism mechanism, bool graph, int tokens) {
   Stream stream;
   GpuHost<T> host(model, kRows);
   using Stack = cu::DecoderStack<GpuHost<T>, MaskPolicies>;
-  cu::StackOptions const options{.max_sequences = kRows, .hidden = kHidden, .trace_capacity = 64,
-                                 .mechanism = mechanism};
+  cu::StackOptions const options{.stack = {.max_sequences = kRows, .record_trace = true}, .hidden = kHidden,
+                                 .trace_capacity = 64, .mechanism = mechanism};
   test::DeviceBuffer<unsigned char> ws(Stack::workspace_bytes(host, options));
   Stack stack(host, policies, options, ws.get(), ws.size(), stream.s);
   test::DeviceBuffer<T> x(static_cast<std::size_t>(kRows * kHidden));
@@ -501,7 +502,7 @@ BOOST_AUTO_TEST_CASE(prefill_is_dense_and_matches_the_cpu) {
   Stream stream;
   GpuHost<T> host(model, kPrompt);
   using Stack = cu::DecoderStack<GpuHost<T>, Runtime>;
-  cu::StackOptions const options{.max_sequences = 1, .hidden = kHidden, .max_prefill_rows = kPrompt};
+  cu::StackOptions const options{.stack = {.max_sequences = 1}, .hidden = kHidden, .max_prefill_rows = kPrompt};
   test::DeviceBuffer<unsigned char> ws(Stack::workspace_bytes(host, options));
   Stack gpu(host, runtime_policies(), options, ws.get(), ws.size(), stream.s);
   std::vector<T> prompt;
@@ -535,7 +536,7 @@ BOOST_AUTO_TEST_CASE(policy_updates_need_no_recapture) {
   Stream stream;
   GpuHost<T> host(model, 1);
   using Stack = cu::DecoderStack<GpuHost<T>, Runtime>;
-  cu::StackOptions const options{.max_sequences = 1, .hidden = kHidden};
+  cu::StackOptions const options{.stack = {.max_sequences = 1}, .hidden = kHidden};
   test::DeviceBuffer<unsigned char> ws(Stack::workspace_bytes(host, options));
   Runtime never = runtime_policies();
   never.skip.tau = 2.0f;  // no cosine exceeds 2
@@ -573,7 +574,7 @@ BOOST_AUTO_TEST_CASE(bad_rows_are_rejected_on_the_host) {
   Stream stream;
   GpuHost<T> host(model, 2);
   using Stack = cu::DecoderStack<GpuHost<T>, Runtime>;
-  cu::StackOptions const options{.max_sequences = 2, .hidden = 16};
+  cu::StackOptions const options{.stack = {.max_sequences = 2}, .hidden = 16};
   test::DeviceBuffer<unsigned char> ws(Stack::workspace_bytes(host, options));
   Stack gpu(host, runtime_policies(), options, ws.get(), ws.size(), stream.s);
   BOOST_CHECK_THROW(gpu.set_rows(std::vector<int>{1, 1}, stream.s), std::invalid_argument);

@@ -2,7 +2,7 @@
 //! cuda::DecoderLayer<Host, Policies...>: one transformer layer with an adaptive FFN, enqueued
 //! on a CUDA stream with no host sync.
 //!
-//! Why a counterpart rather than a `cuda::Backend` plugged into skipllm::DecoderLayer: the CPU
+//! Why a counterpart rather than a device backend plugged into skipllm::DecoderLayer: the CPU
 //! layer decides on the host, row by row, and hands the FFN a host-side row list. On a GPU
 //! that is a device-to-host read per layer (a sync, and no graph capture). Here the decision
 //! lives on the device: the gate kernel runs `decide` on device-resident states and writes the
@@ -32,10 +32,10 @@
 
 #include "../decoder_layer.hpp"
 #include "conditional_node.cuh"
+#include "dense_batch_kernel.cuh"
 #include "gate_kernel.cuh"
 #include "host.cuh"
 #include "residual_similarity_kernel.cuh"
-#include "token_kernel.cuh"
 #include "workspace.cuh"
 
 namespace skipllm::cuda {
@@ -98,9 +98,9 @@ class DecoderLayer {
       launch_gate(g, gather ? rows : 1, stream);
 
       FfnBatch<value_type> batch;
-      batch.input = gather ? host_view<value_type const>(b.ffn_input.data, rows, x.cols, b.ffn_input.stride)
-                           : host_view<value_type const>(x.data, rows, x.cols, x.stride);
-      batch.output = host_view<value_type>(b.ffn_output.data, rows, x.cols, b.ffn_output.stride);
+      batch.input = gather ? value_view<value_type const>(b.ffn_input.data, rows, x.cols, b.ffn_input.stride)
+                           : value_view<value_type const>(x.data, rows, x.cols, x.stride);
+      batch.output = value_view<value_type>(b.ffn_output.data, rows, x.cols, b.ffn_output.stride);
       batch.gate = b.gate();
       batch.max_rows = rows;
 
@@ -141,8 +141,8 @@ class DecoderLayer {
       if (rows == 0) return;
       launch_dense_batch(b.run_rows, b.row_runs, b.num_run_rows, rows, stream);
       FfnBatch<value_type> batch;
-      batch.input = host_view<value_type const>(x.data, rows, x.cols, x.stride);
-      batch.output = host_view<value_type>(b.ffn_output.data, rows, x.cols, b.ffn_output.stride);
+      batch.input = value_view<value_type const>(x.data, rows, x.cols, x.stride);
+      batch.output = value_view<value_type>(b.ffn_output.data, rows, x.cols, b.ffn_output.stride);
       batch.gate = b.gate();
       batch.max_rows = rows;
       host_->ffn_block(layer, step, batch, stream);
@@ -154,12 +154,16 @@ class DecoderLayer {
   }
 
  private:
+  // Both views alias device memory; they differ in the element type the rows are read as.
+  // device_view: the host's residual rows as the kernels' type (device_type).
   template <class V>
   static RowView<device_type> device_view(RowView<V> v) {
     return RowView<device_type>{device_pointer(v.data), v.rows, v.cols, v.stride};
   }
+  // value_view: kernel-typed rows (the residual, the workspace's FFN buffers) as the host's
+  // storage type (value_type, const or not), for the FfnBatch handed to the host.
   template <class V, class D>
-  static RowView<V> host_view(D* data, std::int64_t rows, std::int64_t cols, std::int64_t stride) {
+  static RowView<V> value_view(D* data, std::int64_t rows, std::int64_t cols, std::int64_t stride) {
     using Raw = std::remove_cv_t<D>;
     return RowView<V>{reinterpret_cast<V*>(const_cast<Raw*>(data)), rows, cols, stride};
   }

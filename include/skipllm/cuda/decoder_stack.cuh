@@ -4,7 +4,8 @@
 //! host sync, and can be captured once into a graph and replayed per token.
 //!
 //!     using Stack = skipllm::cuda::DecoderStack<MyGpuEngine, Policies>;
-//!     StackOptions o{.max_sequences = 8, .hidden = 4096, .trace_capacity = 4096};
+//!     StackOptions o{.stack = {.max_sequences = 8, .record_trace = true}, .hidden = 4096,
+//!                    .trace_capacity = 4096};
 //!     std::size_t bytes = Stack::workspace_bytes(engine, o);   // plan: query ...
 //!     cudaMalloc(&ws, bytes);                                  // ... the caller allocates
 //!     Stack stack(engine, policies, o, ws, bytes, stream);     // carve + initialize (enqueued)
@@ -17,7 +18,7 @@
 //!     stack.statistics().skip_ratio();
 //!
 //! Nothing is allocated, synchronized or read back per token: decisions, scores, statistics
-//! counters and the trace ring stay on the device until `collect`.
+//! counters and the trace buffer stay on the device until `collect`.
 #pragma once
 
 #include <algorithm>
@@ -27,19 +28,24 @@
 #include <string>
 #include <vector>
 
+#include "../stack_options.hpp"
 #include "../statistics.hpp"
 #include "../trace.hpp"
+#include "begin_sequences_kernel.cuh"
 #include "decoder_layer.cuh"
+#include "device_counters.cuh"
 #include "graph.cuh"
+#include "token_kernel.cuh"
 
 namespace skipllm::cuda {
 
+//! The options every stack takes (as the CPU stack's), plus what the device workspace is
+//! planned for.
 struct StackOptions {
-  int max_sequences = 1;       //!< sequence slots (concurrent requests)
-  int max_rows = 0;            //!< rows per decode step; 0 means max_sequences
-  std::int64_t hidden = 0;     //!< elements per residual row (required)
-  int max_prefill_rows = 0;    //!< rows of a prefill chunk through prefill() (0: none)
-  int trace_capacity = 0;      //!< token records the device keeps between collects; 0: no trace
+  skipllm::StackOptions stack;  //!< sequence slots, rows per step, whether the trace records from the start
+  std::int64_t hidden = 0;      //!< elements per residual row (required)
+  int max_prefill_rows = 0;     //!< rows of a prefill chunk through prefill() (0: none)
+  int trace_capacity = 0;       //!< token records the device keeps between collects (0: no trace)
   SkipMechanism mechanism = SkipMechanism::kConditionalNode;
 };
 
@@ -53,12 +59,16 @@ class DecoderStack {
   using device_type = typename layer_type::device_type;
   using buffers_type = typename layer_type::buffers_type;
 
-  //! The workspace shape for `options` on a model of `num_layers` layers.
+  //! The workspace shape for `options` on a model of `num_layers` layers. Throws
+  //! std::invalid_argument when the trace is to be recorded with no room for it.
   static WorkspaceShape shape_for(StackOptions const& o, int num_layers) {
+    if (o.stack.record_trace && o.trace_capacity <= 0) {
+      throw std::invalid_argument("skipllm: record_trace needs trace_capacity > 0 (the device's room for the trace)");
+    }
     WorkspaceShape s;
     s.num_layers = num_layers;
-    s.max_sequences = o.max_sequences;
-    s.max_rows = o.max_rows > 0 ? o.max_rows : o.max_sequences;
+    s.max_sequences = o.stack.max_sequences;
+    s.max_rows = o.stack.rows_per_step();
     s.max_prefill_rows = o.max_prefill_rows;
     s.hidden = o.hidden;
     s.trace_capacity = o.trace_capacity;
@@ -95,10 +105,10 @@ class DecoderStack {
                           stream),
           "cudaMemsetAsync(row_slots)");
     check(cudaMemsetAsync(buffers_.layer_counts, 0,
-                          sizeof(unsigned long long) * 4 * static_cast<std::size_t>(buffers_.shape.num_layers), stream),
+                          sizeof(unsigned long long) * layer_counter_count(buffers_.shape.num_layers), stream),
           "cudaMemsetAsync(layer_counts)");
     check(cudaMemsetAsync(buffers_.totals, 0, sizeof(unsigned long long) * kNumTotals, stream), "cudaMemsetAsync(totals)");
-    record_trace(options.trace_capacity > 0, stream);
+    record_trace(options.stack.record_trace, stream);
   }
 
   DecoderStack(DecoderStack const&) = delete;
@@ -235,7 +245,7 @@ class DecoderStack {
   //! The one call that synchronizes; make it when the numbers are wanted, not per token.
   void collect(cudaStream_t stream) {
     int const L = buffers_.shape.num_layers;
-    std::vector<unsigned long long> counts(static_cast<std::size_t>(L) * 4);
+    std::vector<unsigned long long> counts(layer_counter_count(L));
     unsigned long long totals[kNumTotals] = {};
     check(cudaMemcpyAsync(counts.data(), buffers_.layer_counts, sizeof(unsigned long long) * counts.size(),
                           cudaMemcpyDeviceToHost, stream),
@@ -268,7 +278,7 @@ class DecoderStack {
     check(cudaMemsetAsync(buffers_.totals, 0, sizeof(unsigned long long) * kTraceEnabled, stream),
           "cudaMemsetAsync(totals)");
 
-    fold_counts(statistics_, counts, totals[kTokensAfterWarmup], warmup_tokens_of(policies_.warmup));
+    statistics_.add_counts(to_layer_counts(counts), totals[kTokensAfterWarmup]);
     std::size_t const layers = static_cast<std::size_t>(L);
     for (std::size_t i = 0; i < records; ++i) {
       trace_.append({slots[i], indices[i]}, std::span<FfnDecision const>(decisions).subspan(i * layers, layers),
@@ -280,7 +290,7 @@ class DecoderStack {
   SkipStatistics const& statistics() const noexcept { return statistics_; }
   DecisionTrace const& trace() const noexcept { return trace_; }
   DecisionTrace& trace() noexcept { return trace_; }
-  //! Trace records lost because the ring was full between two collects.
+  //! Trace records lost because the device trace buffer was full between two collects.
   std::uint64_t dropped_trace_records() const noexcept { return dropped_trace_records_; }
   //! Clears the host-side statistics and trace (device counters are cleared by each collect).
   void reset_statistics() noexcept {
@@ -305,37 +315,6 @@ class DecoderStack {
   int num_layers() const noexcept { return buffers_.shape.num_layers; }
   StackOptions const& options() const noexcept { return options_; }
 
-  //! Adds device-side counts to `stats` through its one entry point, record_token. The counts
-  //! are per-layer sums, so any tokens whose per-layer decisions have the same multisets give
-  //! the same statistics: token t takes, at each layer, the next decision left in that layer's
-  //! counts, and a decode index below the warm-up for the first (tokens - after_warmup) tokens.
-  //! (dense_tokens counts tokens whose layer 0 says kRunDense, i.e. layer 0's ran_dense.)
-  //! Same cost as recording the tokens one by one, as the CPU driver does.
-  static void fold_counts(SkipStatistics& stats, std::span<unsigned long long const> layer_counts,
-                          unsigned long long after_warmup, int warmup_tokens) {
-    std::size_t const layers = layer_counts.size() / 4;
-    if (layers == 0) return;
-    unsigned long long tokens = 0;
-    for (int k = 0; k < 4; ++k) tokens += layer_counts[static_cast<std::size_t>(k)];
-    std::vector<unsigned long long> left(layer_counts.begin(), layer_counts.end());
-    std::vector<FfnDecision> decisions(layers, FfnDecision::kRun);
-    unsigned long long const before = after_warmup < tokens ? tokens - after_warmup : 0;
-    for (unsigned long long t = 0; t < tokens; ++t) {
-      for (std::size_t l = 0; l < layers; ++l) {
-        for (int k = 0; k < 4; ++k) {
-          unsigned long long& n = left[l * 4 + static_cast<std::size_t>(k)];
-          if (n > 0) {
-            --n;
-            decisions[l] = static_cast<FfnDecision>(k);
-            break;
-          }
-        }
-      }
-      int const decode_index = t < before ? 0 : warmup_tokens;
-      stats.record_token(decode_index, decisions);
-    }
-  }
-
  private:
   static cudaStream_t make_body_stream() {
     cudaStream_t stream = nullptr;
@@ -351,13 +330,7 @@ class DecoderStack {
     }
   }
 
-  std::size_t checked_slot(int slot) const {
-    if (slot < 0 || slot >= buffers_.shape.max_sequences) {
-      throw std::out_of_range("skipllm: sequence slot " + std::to_string(slot) + " is outside [0, " +
-                              std::to_string(buffers_.shape.max_sequences) + ")");
-    }
-    return static_cast<std::size_t>(slot);
-  }
+  std::size_t checked_slot(int slot) const { return skipllm::detail::checked_slot(slot, buffers_.shape.max_sequences); }
 
   StackOptions options_;
   policies_type policies_;

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "../detail/dependent_false.hpp"
 #include "../numeric.hpp"
 #include "config.cuh"
 
@@ -27,16 +28,11 @@ namespace skipllm::cuda {
 // ---------------------------------------------------------------------------------------------
 // The closed list of storage types
 
-namespace detail {
-template <class>
-inline constexpr bool dependent_false_v = false;
-}  // namespace detail
-
 //! Maps a host-facing storage type to the type kernels use. The primary template rejects
 //! everything outside the list.
 template <class T>
 struct storage {
-  static_assert(detail::dependent_false_v<T>,
+  static_assert(skipllm::detail::dependent_false_v<T>,
                 "skipllm: CUDA storage type must be float, __half, __nv_bfloat16, skipllm::half_t or "
                 "skipllm::bfloat16_t");
   using device_type = float;  // keeps later errors from piling up

@@ -1,42 +1,28 @@
 //! @file
-//! Token-boundary kernels: closing a decode step (end_token, statistics counters, trace ring),
-//! starting sequences, and the dense batch of a prefill step.
+//! token_end_kernel: closes a decode step, once per step after the last layer, in one block.
 //!
-//! token_end_kernel runs once per decode step, after the last layer, in one block. For every
-//! active row it (1) adds the row's per-layer decisions to device-side counters, (2) appends
-//! the row's record (slot, decode index, decisions, scores) to the trace ring when tracing is
-//! on and there is room, counting what did not fit, and (3) calls `skipllm::end_token` on the
-//! row's state. Nothing is read back: the host downloads counters and ring when asked
-//! (DecoderStack::collect). Rows are appended in row order, as the CPU driver does.
+//! For every active row it (1) adds the row's per-layer decisions to the device counters
+//! (device_counters.cuh), (2) appends the row's record (slot, decode index, decisions, scores)
+//! to the device trace buffer (device_trace.cuh) when tracing is on and there is room, counting
+//! what did not fit, and (3) calls `skipllm::end_token` on the row's state. Nothing is read
+//! back: the host downloads counters and trace when asked (DecoderStack::collect). Rows are
+//! appended in row order, as the CPU driver does.
 #pragma once
 
 #include <cub/block/block_scan.cuh>
 
+#include <cstdint>
+
 #include "../decision.hpp"
 #include "../skip_state.hpp"
 #include "config.cuh"
+#include "device_counters.cuh"
+#include "device_trace.cuh"
 
 namespace skipllm::cuda {
 
-inline constexpr int kTokenThreads = 256;
-
-//! Indices into the device-side totals (unsigned long long each).
-enum TotalIndex : int {
-  kTokensAfterWarmup = 0,  //!< decoded tokens with decode_index >= the warm-up length
-  kTraceCount = 1,         //!< records in the trace ring
-  kTraceDropped = 2,       //!< records that found the ring full
-  kTraceEnabled = 3,       //!< non-zero: append to the ring
-  kNumTotals = 4,
-};
-
-//! The device-side trace ring: `capacity` token records of `num_layers` decisions and scores.
-struct TraceRing {
-  int* slots = nullptr;               //!< [capacity]
-  int* decode_indices = nullptr;      //!< [capacity]
-  FfnDecision* decisions = nullptr;   //!< [capacity][num_layers]
-  float* scores = nullptr;            //!< [capacity][num_layers]
-  int capacity = 0;
-};
+//! Threads of the one token-end block.
+inline constexpr int kTokenEndThreads = 256;
 
 struct TokenEndParams {
   int const* row_slots = nullptr;      //!< [rows]
@@ -48,9 +34,9 @@ struct TokenEndParams {
   SkipState* states_out = nullptr;       //!< where the closed states go (may equal states_in)
   FfnDecision const* decisions = nullptr;  //!< [num_layers][rows]: the step record
   float const* scores = nullptr;           //!< [num_layers][rows]
-  unsigned long long* layer_counts = nullptr;  //!< [num_layers][4], indexed by FfnDecision
-  unsigned long long* totals = nullptr;        //!< [kNumTotals]
-  TraceRing trace;
+  unsigned long long* layer_counts = nullptr;  //!< [num_layers][kNumFfnDecisions], indexed by FfnDecision
+  unsigned long long* totals = nullptr;        //!< [kNumTotals], indexed by TotalIndex
+  DeviceTraceBuffer trace;
 };
 
 template <int Threads>
@@ -67,13 +53,13 @@ SKIPLLM_KERNEL void __launch_bounds__(Threads) token_end_kernel(TokenEndParams c
 
   // (1) Per-layer counts: each thread owns whole layers, so no atomics are needed.
   for (int l = tid; l < p.num_layers; l += Threads) {
-    unsigned long long counts[4] = {0, 0, 0, 0};
+    unsigned long long counts[kNumFfnDecisions] = {};
     FfnDecision const* const record = p.decisions + static_cast<std::int64_t>(l) * p.rows;
     for (int r = 0; r < p.rows; ++r) {
-      if (active(r)) ++counts[static_cast<int>(record[r]) & 3];
+      if (active(r)) ++counts[static_cast<unsigned>(record[r]) % kNumFfnDecisions];
     }
-    for (int k = 0; k < 4; ++k) {
-      if (counts[k] != 0) p.layer_counts[l * 4 + k] += counts[k];
+    for (int k = 0; k < kNumFfnDecisions; ++k) {
+      if (counts[k] != 0) p.layer_counts[l * kNumFfnDecisions + k] += counts[k];
     }
   }
 
@@ -132,41 +118,9 @@ SKIPLLM_KERNEL void __launch_bounds__(Threads) token_end_kernel(TokenEndParams c
   }
 }
 
-//! `skipllm::begin_sequence` on slots [first, first + count).
-template <int Threads>
-SKIPLLM_KERNEL void __launch_bounds__(Threads) begin_sequences_kernel(SkipState* states, int first, int count) {
-  int const i = static_cast<int>(blockIdx.x) * Threads + static_cast<int>(threadIdx.x);
-  if (i < count) skipllm::begin_sequence(states[first + i]);
-}
-
-//! A dense FFN batch of `rows` rows (prefill): identity row list, every flag set, the count.
-template <int Threads>
-SKIPLLM_KERNEL void __launch_bounds__(Threads) dense_batch_kernel(int* run_rows, unsigned char* row_runs,
-                                                                  int* num_run_rows, int rows) {
-  int const i = static_cast<int>(blockIdx.x) * Threads + static_cast<int>(threadIdx.x);
-  if (i < rows) {
-    run_rows[i] = i;
-    row_runs[i] = 1;
-  }
-  if (i == 0) *num_run_rows = rows;
-}
-
 inline void launch_token_end(TokenEndParams const& params, cudaStream_t stream) {
-  token_end_kernel<kTokenThreads><<<1, kTokenThreads, 0, stream>>>(params);
+  token_end_kernel<kTokenEndThreads><<<1, kTokenEndThreads, 0, stream>>>(params);
   check_launch("token_end_kernel launch");
-}
-
-inline void launch_begin_sequences(SkipState* states, int first, int count, cudaStream_t stream) {
-  if (count <= 0) return;
-  begin_sequences_kernel<kTokenThreads><<<(count + kTokenThreads - 1) / kTokenThreads, kTokenThreads, 0, stream>>>(
-      states, first, count);
-  check_launch("begin_sequences_kernel launch");
-}
-
-inline void launch_dense_batch(int* run_rows, unsigned char* row_runs, int* num_run_rows, int rows, cudaStream_t stream) {
-  int const blocks = rows > 0 ? (rows + kTokenThreads - 1) / kTokenThreads : 1;
-  dense_batch_kernel<kTokenThreads><<<blocks, kTokenThreads, 0, stream>>>(run_rows, row_runs, num_run_rows, rows);
-  check_launch("dense_batch_kernel launch");
 }
 
 }  // namespace skipllm::cuda

@@ -14,9 +14,10 @@
 //!   row_slots         [max_rows] int: the slot of each row of the step; < 0 marks padding
 //!   row_runs          [rows] byte, run_rows [rows] int, num_run_rows int: the gate's output
 //!   decisions/scores  [num_layers][max_rows]: the step record
-//!   layer_counts      [num_layers][4] u64, totals [4] u64: statistics counters
-//!   trace ring        [trace_capacity] slots, decode indices, [trace_capacity][num_layers]
-//!                     decisions and scores
+//!   layer_counts      [num_layers][kNumFfnDecisions] u64, totals [kNumTotals] u64: the
+//!                     device counters (device_counters.cuh)
+//!   trace             [trace_capacity] slots, decode indices, [trace_capacity][num_layers]
+//!                     decisions and scores: the device trace buffer (device_trace.cuh)
 //!   ffn_input         [max_rows][row_stride] compacted FFN input (only when max_rows > 1)
 //!   ffn_output        [rows][row_stride] compacted FFN output
 //! where rows = max(max_rows, max_prefill_rows) and row_stride is hidden rounded up to whole
@@ -30,9 +31,10 @@
 
 #include "../row_view.hpp"
 #include "../skip_state.hpp"
+#include "device_counters.cuh"
+#include "device_trace.cuh"
 #include "gate.cuh"
 #include "storage.cuh"
-#include "token_kernel.cuh"
 
 namespace skipllm::cuda {
 
@@ -101,7 +103,7 @@ inline WorkspaceLayout plan_workspace(WorkspaceShape const& s) {
   w.num_run_rows = take(sizeof(int));
   w.decisions = take(sizeof(FfnDecision) * L * B);
   w.scores = take(sizeof(float) * L * B);
-  w.layer_counts = take(sizeof(unsigned long long) * L * 4);
+  w.layer_counts = take(sizeof(unsigned long long) * layer_counter_count(s.num_layers));
   w.totals = take(sizeof(unsigned long long) * kNumTotals);
   w.trace_slots = take(sizeof(int) * C);
   w.trace_decode_indices = take(sizeof(int) * C);
@@ -130,9 +132,9 @@ struct StackBuffers {
   int* num_run_rows = nullptr;
   FfnDecision* decisions = nullptr;  //!< [num_layers][max_rows]
   float* scores = nullptr;           //!< [num_layers][max_rows]
-  unsigned long long* layer_counts = nullptr;
-  unsigned long long* totals = nullptr;
-  TraceRing trace;
+  unsigned long long* layer_counts = nullptr;  //!< [num_layers][kNumFfnDecisions]
+  unsigned long long* totals = nullptr;        //!< [kNumTotals]
+  DeviceTraceBuffer trace;
   RowView<T> ffn_input;   //!< data == nullptr when the step does not gather
   RowView<T> ffn_output;
 
