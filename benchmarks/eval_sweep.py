@@ -32,6 +32,8 @@ import subprocess
 import sys
 import time
 
+import policy_config  # the format's Python reader and writer (benchmarks/policy_config.py)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(ROOT, "examples", "engine", "data")
 OUT = os.path.join(ROOT, "benchmarks", "results", "sweep")
@@ -99,9 +101,9 @@ def base_policy(**kw):
 
 
 def config_doc(policy, notes):
-    return {"schema": "skipllm.policy", "version": 1,
-            "model": {"name": "SmolLM2-135M-Instruct", "layers": 30, "file": "SmolLM2-135M-Instruct.Q4_1.gguf"},
-            "produced_by": {"tool": "benchmarks/eval_sweep.py", "notes": notes}, "policy": policy}
+    return policy_config.document(
+        policy, model={"name": "SmolLM2-135M-Instruct", "layers": 30, "file": "SmolLM2-135M-Instruct.Q4_1.gguf"},
+        produced_by={"tool": "benchmarks/eval_sweep.py", "notes": notes})
 
 
 def layer_bytes(skipllm, model):
@@ -165,7 +167,7 @@ def main():
         else:
             cached([skipllm, "calibrate", "-m", model, "--text", cal_text, "--sensitivity", sens, "-t", threads,
                     "-o", path] + extra + CAL_ARGS)
-        calibrated[name] = json.load(open(path))
+        calibrated[name] = policy_config.load(path)
     if args.ship in calibrated:
         shutil.copyfile(os.path.join(OUT, "configs", args.ship + ".json"), SHIPPED)
         COMMANDS.append(f"cp {rel(os.path.join(OUT, 'configs', args.ship + '.json'))} {rel(SHIPPED)}")
@@ -183,7 +185,7 @@ def main():
     def add(name, family, policy, notes=""):
         path = os.path.join(OUT, "configs", name + ".json")
         if isinstance(policy, dict):
-            write_json(path, config_doc(policy, notes))
+            policy_config.save(path, config_doc(policy, notes))
         methods.append((name, family, path))
 
     add("dense", "dense", base_policy(kind="dense", spans_per_token=0), "dense baseline")
@@ -199,7 +201,7 @@ def main():
     methods.append(("cal-layer-0.10", "calibrated per-layer (ours)", os.path.join(OUT, "configs", "cal-layer-0.10.json")))
     for name in ("static-0.03", "static-0.05", "static-0.10"):
         methods.append((name, "static cheapest layers (ours)", os.path.join(OUT, "configs", name + ".json")))
-    ref = calibrated["cal-0.10"]["policy"]
+    ref = policy_config.effective_policy(calibrated["cal-0.10"])
     add("cal-0.10-nowarmup", "ablation", dict(ref, warmup={"tokens": 0, "every": 0}), "cal-0.10 without warm-up")
     add("cal-0.10-nocold", "ablation", dict(ref, cold={"first": 0, "last": 0, "layers": []}),
         "cal-0.10 without cold layers")
@@ -267,7 +269,7 @@ def main():
     d_ppl = dense["perplexity"]["perplexity"]
     for name, family, path in methods:
         r = results[name][2]
-        pol = json.load(open(path))["policy"]
+        pol = policy_config.effective_policy(policy_config.load(path))
         layer = pol.get("skip_attention", False)
         ppl_stats = r["perplexity"]["statistics"]
         skip = r["perplexity"]["skip_ratio"]

@@ -13,5 +13,7 @@ configure_package_config_file("${PROJECT_SOURCE_DIR}/cmake/skipllmConfig.cmake.i
 # Header-only and architecture-independent.
 write_basic_package_version_file("${PROJECT_BINARY_DIR}/skipllmConfigVersion.cmake"
   COMPATIBILITY SameMinorVersion ARCH_INDEPENDENT)
+# The config baker (skipllm_bake_policy_config) comes with the package: skipllmConfig.cmake includes it.
 install(FILES "${PROJECT_BINARY_DIR}/skipllmConfig.cmake" "${PROJECT_BINARY_DIR}/skipllmConfigVersion.cmake"
+              "${PROJECT_SOURCE_DIR}/cmake/SkipllmBakedConfig.cmake"
   DESTINATION "${CMAKE_INSTALL_LIBDIR}/cmake/skipllm")

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing skipllm needs, if it is missing: a C++20 compiler, CMake,
-# Boost.Test (Debian/Ubuntu packages). CUDA is optional and never installed here: with nvcc on
-# PATH the CUDA targets are compiled too.
+# Boost.Test, nlohmann/json (the reference engine's JSON reader), Python 3 (Debian/Ubuntu
+# packages). CUDA is optional and never installed here: with nvcc on PATH the CUDA targets are
+# compiled too.
 set -euo pipefail
 
 missing=()
@@ -9,6 +10,7 @@ command -v cmake >/dev/null || missing+=(cmake)
 command -v g++ >/dev/null || missing+=(g++)
 command -v make >/dev/null || missing+=(make)
 [ -f /usr/include/boost/test/unit_test.hpp ] || missing+=(libboost-test-dev)
+[ -f /usr/include/nlohmann/json.hpp ] || missing+=(nlohmann-json3-dev)
 command -v python3 >/dev/null || missing+=(python3 python3-pip)
 
 if [ ${#missing[@]} -eq 0 ]; then

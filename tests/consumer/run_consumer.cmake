@@ -1,6 +1,7 @@
 # cmake -DMODE=<package|subdirectory|fetchcontent> -DSOURCE=<skipllm> -DWORK=<scratch dir>
 #       -DCXX=<compiler> -P run_consumer.cmake
-# Builds tests/consumer against skipllm the way a user would, then runs it.
+# Builds tests/consumer against skipllm the way a user would (baking a policy config too), then
+# runs both programs.
 file(REMOVE_RECURSE "${WORK}")
 set(consumer_args -DCMAKE_CXX_COMPILER=${CXX} -DSKIPLLM_CONSUMER_MODE=${MODE})
 
@@ -24,3 +25,4 @@ endif()
 run(${CMAKE_COMMAND} -S ${SOURCE}/tests/consumer -B ${WORK}/consumer-build ${consumer_args})
 run(${CMAKE_COMMAND} --build ${WORK}/consumer-build)
 run(${WORK}/consumer-build/consumer)
+run(${WORK}/consumer-build/consumer_baked)

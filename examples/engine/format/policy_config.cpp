@@ -1,179 +1,44 @@
 #include "format/policy_config.hpp"
 
+#include <algorithm>
 #include <cerrno>
-#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <iterator>
-#include <limits>
-#include <map>
-#include <memory>
 #include <set>
 #include <sstream>
-#include <variant>
 
 #include <skipllm/json.hpp>
+
+#include "format/json_reader.hpp"
 
 namespace skipllm::engine {
 
 namespace {
 
-// ---- A small strict JSON reader -----------------------------------------------------------------
+using Json = nlohmann::json;
 
-struct Json;
-using JsonArray = std::vector<Json>;
-using JsonObject = std::vector<std::pair<std::string, Json>>;  // in file order
-
-struct Json {
-  std::variant<std::nullptr_t, bool, double, std::string, std::shared_ptr<JsonArray>, std::shared_ptr<JsonObject>> v;
-  bool is_null() const { return std::holds_alternative<std::nullptr_t>(v); }
-};
-
-class Reader {
- public:
-  Reader(std::string_view text, std::string const& source) : t_(text), source_(source) {}
-
-  Json document() {
-    Json j = value(0);
-    skip_ws();
-    if (i_ != t_.size()) fail("unexpected text after the JSON value");
-    return j;
+Json parse_document(std::string_view text, std::string const& source) {
+  try {
+    return parse_json(text, DuplicateKeys::reject);  // a config must say one thing per field
+  } catch (JsonSyntaxError const& e) {
+    std::string const where = e.line == 0 ? "" : ":" + std::to_string(e.line) + ":" + std::to_string(e.column);
+    throw PolicyConfigError(source + where + ": invalid JSON: " + e.reason);
   }
-
- private:
-  [[noreturn]] void fail(std::string const& what) const {
-    int line = 1, col = 1;
-    for (std::size_t k = 0; k < i_ && k < t_.size(); ++k) {
-      if (t_[k] == '\n') ++line, col = 1; else ++col;
-    }
-    throw PolicyConfigError(source_ + ":" + std::to_string(line) + ":" + std::to_string(col) + ": invalid JSON: " + what);
-  }
-  void skip_ws() {
-    while (i_ < t_.size() && (t_[i_] == ' ' || t_[i_] == '\t' || t_[i_] == '\n' || t_[i_] == '\r')) ++i_;
-  }
-  bool eat(char c) {
-    skip_ws();
-    if (i_ < t_.size() && t_[i_] == c) { ++i_; return true; }
-    return false;
-  }
-  void expect(char c) {
-    if (!eat(c)) fail(std::string("expected '") + c + "'");
-  }
-  Json value(int depth) {
-    if (depth > 64) fail("nested too deeply");
-    skip_ws();
-    if (i_ >= t_.size()) fail("unexpected end of input");
-    char const c = t_[i_];
-    if (c == '{') return object(depth);
-    if (c == '[') return array(depth);
-    if (c == '"') return Json{string()};
-    if (literal("true")) return Json{true};
-    if (literal("false")) return Json{false};
-    if (literal("null")) return Json{nullptr};
-    return Json{number()};
-  }
-  bool literal(std::string_view word) {
-    if (t_.substr(i_, word.size()) == word) { i_ += word.size(); return true; }
-    return false;
-  }
-  double number() {
-    std::size_t const start = i_;
-    if (i_ < t_.size() && t_[i_] == '-') ++i_;
-    while (i_ < t_.size() && (std::isdigit(static_cast<unsigned char>(t_[i_])) || t_[i_] == '.' || t_[i_] == 'e' ||
-                              t_[i_] == 'E' || t_[i_] == '+' || t_[i_] == '-')) {
-      ++i_;
-    }
-    double v = 0;
-    auto const [end, ec] = std::from_chars(t_.data() + start, t_.data() + i_, v);
-    if (start == i_ || ec != std::errc() || end != t_.data() + i_ || !std::isfinite(v)) {
-      i_ = start;
-      fail("expected a value");
-    }
-    return v;
-  }
-  std::string string() {
-    expect('"');
-    std::string out;
-    while (true) {
-      if (i_ >= t_.size()) fail("unterminated string");
-      char const c = t_[i_++];
-      if (c == '"') return out;
-      if (static_cast<unsigned char>(c) < 0x20) fail("control character in a string");
-      if (c != '\\') { out += c; continue; }
-      if (i_ >= t_.size()) fail("unterminated string");
-      char const e = t_[i_++];
-      switch (e) {
-        case '"': out += '"'; break;
-        case '\\': out += '\\'; break;
-        case '/': out += '/'; break;
-        case 'b': out += '\b'; break;
-        case 'f': out += '\f'; break;
-        case 'n': out += '\n'; break;
-        case 'r': out += '\r'; break;
-        case 't': out += '\t'; break;
-        case 'u': {
-          if (i_ + 4 > t_.size()) fail("bad \\u escape");
-          unsigned cp = 0;
-          auto const [end, ec] = std::from_chars(t_.data() + i_, t_.data() + i_ + 4, cp, 16);
-          if (ec != std::errc() || end != t_.data() + i_ + 4) fail("bad \\u escape");
-          i_ += 4;
-          if (cp >= 0xD800 && cp < 0xE000) fail("surrogate \\u escapes are not supported");
-          if (cp < 0x80) {
-            out += static_cast<char>(cp);
-          } else if (cp < 0x800) {
-            out += static_cast<char>(0xC0 | (cp >> 6));
-            out += static_cast<char>(0x80 | (cp & 0x3F));
-          } else {
-            out += static_cast<char>(0xE0 | (cp >> 12));
-            out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-            out += static_cast<char>(0x80 | (cp & 0x3F));
-          }
-          break;
-        }
-        default: fail(std::string("bad escape '\\") + e + "'");
-      }
-    }
-  }
-  Json array(int depth) {
-    expect('[');
-    auto a = std::make_shared<JsonArray>();
-    if (eat(']')) return Json{a};
-    do a->push_back(value(depth + 1)); while (eat(','));
-    expect(']');
-    return Json{a};
-  }
-  Json object(int depth) {
-    expect('{');
-    auto o = std::make_shared<JsonObject>();
-    if (eat('}')) return Json{o};
-    do {
-      skip_ws();
-      std::string key = string();
-      for (auto const& [k, v] : *o) {
-        if (k == key) fail("duplicate key \"" + key + "\"");
-      }
-      expect(':');
-      o->emplace_back(std::move(key), value(depth + 1));
-    } while (eat(','));
-    expect('}');
-    return Json{o};
-  }
-
-  std::string_view t_;
-  std::string const& source_;
-  std::size_t i_ = 0;
-};
+}
 
 // ---- Typed access with field paths in the messages -----------------------------------------------
 
 class Fields {
  public:
-  Fields(Json const& j, std::string path, std::string const& source) : path_(std::move(path)), source_(source) {
-    auto const* o = std::get_if<std::shared_ptr<JsonObject>>(&j.v);
-    if (o == nullptr) fail(path_, "expected an object");
-    obj_ = o->get();
+  Fields(Json const& j, std::string path, std::string const& source)
+      : path_(std::move(path)), source_(source), obj_(&j) {
+    if (!j.is_object()) {
+      if (path_.empty()) throw PolicyConfigError(source_ + ": expected an object at the top level");
+      fail(path_, "expected an object");
+    }
   }
   [[noreturn]] void fail(std::string const& field, std::string const& what) const {
     throw PolicyConfigError(source_ + ": field '" + field + "': " + what);
@@ -181,10 +46,8 @@ class Fields {
   std::string at(std::string_view key) const { return path_.empty() ? std::string(key) : path_ + "." + std::string(key); }
   Json const* find(std::string_view key) {
     seen_.insert(std::string(key));
-    for (auto const& [k, v] : *obj_) {
-      if (k == key) return &v;
-    }
-    return nullptr;
+    auto const it = obj_->find(key);
+    return it == obj_->end() ? nullptr : &*it;
   }
   Json const& need(std::string_view key) {
     Json const* j = find(key);
@@ -193,15 +56,15 @@ class Fields {
   }
   // Every key must have been asked for: unknown fields are errors (a typo must not be ignored).
   void done() const {
-    for (auto const& [k, v] : *obj_) {
+    for (auto const& [k, v] : obj_->items()) {
       if (!seen_.count(k)) fail(at(k), "unknown field");
     }
   }
   double number(std::string_view key, Json const& j, double lo, double hi) const {
-    auto const* d = std::get_if<double>(&j.v);
-    if (d == nullptr) fail(at(key), "expected a number");
-    if (*d < lo || *d > hi) fail(at(key), "must be between " + fmt(lo) + " and " + fmt(hi) + ", got " + fmt(*d));
-    return *d;
+    if (!j.is_number()) fail(at(key), "expected a number");
+    double const d = j.get<double>();
+    if (d < lo || d > hi) fail(at(key), "must be between " + fmt(lo) + " and " + fmt(hi) + ", got " + fmt(d));
+    return d;
   }
   int integer(std::string_view key, Json const& j, int lo, int hi) const {
     double const d = number(key, j, lo, hi);
@@ -209,19 +72,16 @@ class Fields {
     return static_cast<int>(d);
   }
   std::string string(std::string_view key, Json const& j) const {
-    auto const* s = std::get_if<std::string>(&j.v);
-    if (s == nullptr) fail(at(key), "expected a string");
-    return *s;
+    if (!j.is_string()) fail(at(key), "expected a string");
+    return j.get<std::string>();
   }
   bool boolean(std::string_view key, Json const& j) const {
-    auto const* b = std::get_if<bool>(&j.v);
-    if (b == nullptr) fail(at(key), "expected true or false");
-    return *b;
+    if (!j.is_boolean()) fail(at(key), "expected true or false");
+    return j.get<bool>();
   }
-  JsonArray const& array(std::string_view key, Json const& j) const {
-    auto const* a = std::get_if<std::shared_ptr<JsonArray>>(&j.v);
-    if (a == nullptr) fail(at(key), "expected an array");
-    return **a;
+  Json const& array(std::string_view key, Json const& j) const {
+    if (!j.is_array()) fail(at(key), "expected an array");
+    return j;
   }
   static std::string fmt(double v) {
     char buf[32];
@@ -232,7 +92,7 @@ class Fields {
  private:
   std::string path_;
   std::string const& source_;
-  JsonObject const* obj_ = nullptr;
+  Json const* obj_;
   std::set<std::string> seen_;
 };
 
@@ -260,7 +120,7 @@ std::string_view kind_name(PolicyConfig::Kind kind) {
 }
 
 PolicyConfig parse_policy_config(std::string_view text, std::string const& source) {
-  Json const doc = Reader(text, source).document();
+  Json const doc = parse_document(text, source);
   PolicyConfig c;
   Fields top(doc, "", source);
   std::string const schema = top.string("schema", top.need("schema"));
@@ -302,7 +162,7 @@ PolicyConfig parse_policy_config(std::string_view text, std::string const& sourc
   if (Json const* j = pol.find("threshold")) c.threshold = static_cast<float>(pol.number("threshold", *j, -1.0, 1.0));
   else if (c.kind == Kind::greedy) pol.fail("policy.threshold", "missing (required for kind greedy)");
   if (Json const* j = pol.find("layer_thresholds")) {
-    JsonArray const& a = pol.array("layer_thresholds", *j);
+    Json const& a = pol.array("layer_thresholds", *j);
     if (a.empty() || a.size() > static_cast<std::size_t>(kMaxLayers)) {
       pol.fail("policy.layer_thresholds", "expected 1 to " + std::to_string(kMaxLayers) + " entries");
     }
@@ -315,8 +175,9 @@ PolicyConfig parse_policy_config(std::string_view text, std::string const& sourc
     pol.fail("policy.layer_thresholds", "missing (required for kind layer_greedy)");
   }
   if (Json const* j = pol.find("span")) {
-    if (auto const* s = std::get_if<std::string>(&j->v)) {
-      if (*s != "all") pol.fail("policy.span", "expected an integer >= 1 or \"all\", got \"" + *s + "\"");
+    if (j->is_string()) {
+      std::string const s = j->get<std::string>();
+      if (s != "all") pol.fail("policy.span", "expected an integer >= 1 or \"all\", got \"" + s + "\"");
       c.span = skipllm::policy::kToColdRegion;
     } else {
       c.span = pol.integer("span", *j, 1, 100'000);
@@ -334,7 +195,7 @@ PolicyConfig parse_policy_config(std::string_view text, std::string const& sourc
     c.cold_first = w.integer("first", w.need("first"), 0, kMaxLayers);
     c.cold_last = w.integer("last", w.need("last"), 0, kMaxLayers);
     if (Json const* l = w.find("layers")) {
-      JsonArray const& a = w.array("layers", *l);
+      Json const& a = w.array("layers", *l);
       for (std::size_t i = 0; i < a.size(); ++i) {
         c.cold_layers.push_back(w.integer("layers[" + std::to_string(i) + "]", a[i], 0, kMaxLayers - 1));
       }
@@ -353,7 +214,7 @@ PolicyConfig parse_policy_config(std::string_view text, std::string const& sourc
     pol.fail("policy.random_window", "missing (required for kind random_window)");
   }
   if (Json const* j = pol.find("static_layers")) {
-    JsonArray const& a = pol.array("static_layers", *j);
+    Json const& a = pol.array("static_layers", *j);
     for (std::size_t i = 0; i < a.size(); ++i) {
       c.static_layers.push_back(pol.integer("static_layers[" + std::to_string(i) + "]", a[i], 0, kMaxLayers - 1));
     }
