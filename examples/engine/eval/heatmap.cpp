@@ -1,4 +1,5 @@
 #include "eval/heatmap.hpp"
+#include "eval/xml_escape.hpp"
 
 #include <algorithm>
 #include <cstdio>
@@ -9,6 +10,8 @@
 namespace skipllm::engine {
 
 namespace {
+
+using eval::xml_escape;
 
 struct Category {
   char letter;
@@ -33,23 +36,6 @@ char letter_of(FfnDecision d) {
     case FfnDecision::kRunDense: return 'D';
   }
   return 'R';
-}
-
-std::string xml_escape(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (char const c : s) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      default:
-        // Other control characters are not allowed in XML 1.0.
-        if (static_cast<unsigned char>(c) >= 0x20 || c == '\t' || c == '\n') out += c;
-    }
-  }
-  return out;
 }
 
 std::string percent(std::uint64_t num, std::uint64_t den) {
