@@ -95,9 +95,9 @@ struct DecodeRun {
   double skip_ratio = 0;
 };
 
-DecodeRun decode(engine::LlamaModel const& model, engine::ThreadPool& pool, engine::EnginePolicies const& policies,
+DecodeRun decode(engine::LlamaModel const& model, engine::ThreadPool& pool, skipllm::policy::ConfigurablePolicies const& policies,
                  std::vector<std::int32_t> const& prompt, int tokens, engine::ActivationPrecision precision) {
-  engine::Generator gen(model, pool, policies, 2048, false, precision);
+  engine::Generator gen(model, pool, policies, 2048, {.precision = precision});
   auto logits = gen.prefill(prompt);
   std::mt19937_64 rng(0);
   auto const start = Clock::now();
@@ -173,8 +173,8 @@ int main(int argc, char** argv) try {
                                                        "and how it changed science, religion and politics in Europe."}};
   auto const prompt = tokenizer.encode(engine::apply_chat_template(chat, true), true);
 
-  engine::EnginePolicies const dense{{opt.threshold, 8, 0}, {cold, cold}, {16, 6}};
-  engine::EnginePolicies const skip{{opt.threshold, 8, 1}, {cold, cold}, {16, 6}};
+  skipllm::policy::ConfigurablePolicies const dense{skipllm::policy::Greedy{opt.threshold, 8, 0}, {cold, cold}, {16, 6}};
+  skipllm::policy::ConfigurablePolicies const skip{skipllm::policy::Greedy{opt.threshold, 8, 1}, {cold, cold}, {16, 6}};
 
   // Peak memory with a full 2,048-token context: a long prompt, then decoding to the end.
   // Measured first, before the bandwidth test allocates its 1 GiB buffer.
@@ -182,7 +182,7 @@ int main(int argc, char** argv) try {
   while (long_prompt.size() < 1900) long_prompt.insert(long_prompt.end(), prompt.begin(), prompt.end());
   long_prompt.resize(1900);
   {
-    engine::Generator gen(model, pool, skip, 2048, false, opt.precision);
+    engine::Generator gen(model, pool, skip, 2048, {.precision = opt.precision});
     auto logits = gen.prefill(long_prompt);
     std::mt19937_64 rng(0);
     while (gen.position() < 2048) logits = gen.decode(engine::sample(logits, {}, rng));

@@ -21,7 +21,6 @@
 
 #include <skipllm/config.hpp>
 #include <skipllm/json.hpp>
-#include <skipllm/policy/describe.hpp>
 #include <skipllm/report.hpp>
 
 #include "cli/calibrate_command.hpp"
@@ -174,46 +173,32 @@ int run_generate(CommandLine const& cl, std::ostream& out, std::ostream& err) {
   }();
   double const load_s = seconds_since(load_start);
 
-  skipllm::policy::RuntimePolicies policies;
+  eng::PolicyConfig policy;
   try {
-    policies = make_policies(o, config.n_layers);
+    policy = policy_config(o, config.n_layers);
   } catch (UsageError const& e) {
     throw Failure{kExitUsage, e.what()};
   }
-  // The policies that run: --config, else the default model's shipped calibrated config when
+  // The policy that runs: --config, else the default model's shipped calibrated config when
   // nothing about the policy was asked for, else the options (the paper's rule).
-  eng::EnginePolicies engine_policies = eng::to_engine_policies(policies);
   std::optional<std::string> config_source;
-  std::optional<eng::PolicyConfig> policy_config;
   bool const policy_options_given = std::any_of(kPolicyOptionNames.begin(), kPolicyOptionNames.end(),
                                                 [&](char const* n) { return o.given_options.count(n) > 0; });
+  skipllm::policy::ConfigurablePolicies policies;
   try {
     if (o.config) {
-      policy_config = eng::load_policy_config(*o.config);
+      policy = eng::load_policy_config(*o.config);
       config_source = *o.config;
     } else if (!o.paper && !policy_options_given && is_default_model(model_path, config.n_layers)) {
-      policy_config = eng::parse_policy_config(kDefaultPolicyConfig, "shipped config smollm2-135m-instruct.json");
+      policy = eng::parse_policy_config(kDefaultPolicyConfig, "shipped config smollm2-135m-instruct.json");
       config_source = "shipped default (examples/engine/configs/smollm2-135m-instruct.json)";
     }
-    if (policy_config) {
-      eng::PolicyConfig& c = *policy_config;
-      auto const given = [&](char const* name) { return o.given_options.count(name) > 0; };
-      if (given("--threshold")) c.threshold = o.threshold;
-      if (given("--span")) c.span = o.span;
-      if (given("--spans-per-token")) c.spans_per_token = o.spans_per_token;
-      if (given("--warmup")) c.warmup_tokens = o.warmup;
-      if (given("--refresh-every")) c.warmup_every = o.refresh_every;
-      if (o.cold_first) c.cold_first = *o.cold_first;
-      if (o.cold_last) c.cold_last = *o.cold_last;
-      if (o.dense) c.kind = eng::PolicyConfig::Kind::dense;
-      engine_policies = eng::make_engine_policies(c, config.n_layers);
-      policies = {{c.threshold, c.span, engine_policies.skip.spans_per_token}, {c.cold_first, c.cold_last},
-                  {c.warmup_tokens, c.warmup_every}};
-    }
+    if (config_source) override_policy_config(policy, o, o.given_options);
+    policies = eng::make_policies(policy, config.n_layers);
   } catch (eng::PolicyConfigError const& e) {
     throw Failure{kExitUsage, std::string(o.config ? "--config " + *o.config + ": " : "") + e.what()};
   }
-  std::string const policy_text = policy_config ? skipllm::describe(engine_policies) : skipllm::describe(policies);
+  std::string const policy_text = eng::describe_policies(policies, policy.skip_attention);
 
   // The prompt, as tokens.
   bool const chat = !o.raw;
@@ -265,7 +250,8 @@ int run_generate(CommandLine const& cl, std::ostream& out, std::ostream& err) {
 
   eng::ThreadPool pool(o.threads);
   bool const record_trace = static_cast<bool>(trace_out) || static_cast<bool>(heatmap);
-  eng::Generator generator(model, pool, engine_policies, kv_tokens, record_trace);
+  eng::Generator generator(model, pool, policies, kv_tokens,
+                           {.record_trace = record_trace, .skip_attention = policy.skip_attention});
   if (record_trace) generator.stack().trace().reserve(static_cast<std::size_t>(std::min(o.max_tokens, kv_tokens)));
 
   // Prefill (dense), then one decode step per generated token.
@@ -345,7 +331,7 @@ int run_generate(CommandLine const& cl, std::ostream& out, std::ostream& err) {
     s.ctx = ctx;
     s.policy_description = policy_text;
     s.policy_config = config_source;
-    write_summary_json(json.stream(), s, policies, stats);
+    write_summary_json(json.stream(), s, policy, stats);
     json.finish();
   }
   if (trace_out) {
@@ -500,7 +486,7 @@ int run_fetch_model(FetchModelOptions const& o, std::ostream& out, std::ostream&
 
 }  // namespace
 
-void write_summary_json(std::ostream& os, RunSummary const& s, skipllm::policy::RuntimePolicies const& p,
+void write_summary_json(std::ostream& os, RunSummary const& s, engine::PolicyConfig const& p,
                         skipllm::SkipStatistics const& statistics) {
   using skipllm::write_json_number;
   using skipllm::write_json_string;
@@ -546,21 +532,21 @@ void write_summary_json(std::ostream& os, RunSummary const& s, skipllm::policy::
   if (s.seed) os << *s.seed; else os << "null";
   os << "},\n  \"runtime\": {\"max_tokens\": " << o.max_tokens << ", \"ctx\": " << s.ctx
      << ", \"threads\": " << s.threads << "},\n  \"policy\": {\"description\": ";
-  write_json_string(os, s.policy_description.empty() ? skipllm::describe(p) : s.policy_description);
+  write_json_string(os, s.policy_description);
   os << ", \"config\": ";
   write_json_optional_string(os, s.policy_config);
   os << ", \"dense\": " << (o.dense ? "true" : "false") << ", \"threshold\": ";
-  write_json_float(os, p.skip.tau);
+  write_json_float(os, p.threshold);
   os << ", \"span\": ";
-  if (p.skip.span >= skipllm::policy::kToColdRegion) os << "\"all\""; else os << p.skip.span;
-  os << ", \"spans_per_token\": " << p.skip.spans_per_token << ", \"warmup_tokens\": " << p.warmup.tokens
-     << ", \"refresh_every\": " << p.warmup.every << ", \"cold_first\": " << p.cold.first
-     << ", \"cold_last\": " << p.cold.last << ", \"metric\": \"Cosine\"},\n  \"statistics\": ";
+  if (p.span >= skipllm::policy::kToColdRegion) os << "\"all\""; else os << p.span;
+  os << ", \"spans_per_token\": " << p.spans_per_token << ", \"warmup_tokens\": " << p.warmup_tokens
+     << ", \"refresh_every\": " << p.warmup_every << ", \"cold_first\": " << p.cold_first
+     << ", \"cold_last\": " << p.cold_last << ", \"metric\": \"Cosine\"},\n  \"statistics\": ";
 
   // The library's own statistics object (schema skipllm.stats/1), indented one level. Its
   // strings escape newlines, so every raw newline in it is structure.
   std::ostringstream stats;
-  skipllm::write_json(stats, statistics, s.policy_description.empty() ? skipllm::describe(p) : s.policy_description);
+  skipllm::write_json(stats, statistics, s.policy_description);
   std::string body = stats.str();
   while (!body.empty() && (body.back() == '\n' || body.back() == ' ')) body.pop_back();
   for (char const c : body) {

@@ -49,12 +49,12 @@ struct RunSummary {
   std::optional<std::uint64_t> seed;   //!< the seed used when sampling
   int threads = 0;
   int ctx = 0;                          //!< effective context limit
-  std::string policy_description;      //!< the policies that ran (empty: describe the RuntimePolicies)
+  std::string policy_description;      //!< the policies that ran (engine::describe_policies)
   std::optional<std::string> policy_config;  //!< where they came from, when from a config file
 };
 
 //! Writes `{"schema": "skipllm.cli/1", ..., "statistics": {skipllm.stats/1}}`.
-void write_summary_json(std::ostream& os, RunSummary const& summary, skipllm::policy::RuntimePolicies const& policies,
+void write_summary_json(std::ostream& os, RunSummary const& summary, engine::PolicyConfig const& policy,
                         skipllm::SkipStatistics const& statistics);
 
 }  // namespace skipllm::cli

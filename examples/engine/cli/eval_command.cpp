@@ -21,7 +21,6 @@
 
 #include "cli/commands.hpp"
 #include "cli/support.hpp"
-#include "format/engine_policies.hpp"
 #include "eval/eval_tasks.hpp"
 #include "format/gguf.hpp"
 #include "model/llama_model.hpp"
@@ -163,7 +162,8 @@ class ProgressReporter {
 // ---- Policy -------------------------------------------------------------------------------------
 
 struct ResolvedPolicy {
-  eng::EnginePolicies policies;
+  eng::PolicyConfig settings;  //!< the policy as resolved: the file with the options' overrides, or the options
+  skipllm::policy::ConfigurablePolicies policies;  //!< what runs (eng::make_policies(settings))
   std::string description;
   bool dense = false;
   std::optional<std::string> config;
@@ -171,47 +171,57 @@ struct ResolvedPolicy {
 
 ResolvedPolicy resolve_policy(EvalOptions const& o, int num_layers) {
   ResolvedPolicy r;
-  auto const given = [&](char const* name) { return o.given.count(name) > 0; };
   if (o.config) {
     r.config = *o.config;
-    eng::PolicyConfig c;
     try {
-      c = eng::load_policy_config(*o.config);
+      r.settings = eng::load_policy_config(*o.config);
     } catch (std::exception const& e) {
       throw Failure{kExitUsage, "--config " + *o.config + ": " + e.what()};
     }
-    // Policy options given on the command line override the file's values.
-    if (given("--threshold")) c.threshold = o.threshold;
-    if (given("--span")) c.span = o.span;
-    if (given("--spans-per-token")) c.spans_per_token = o.spans_per_token;
-    if (given("--warmup")) c.warmup_tokens = o.warmup;
-    if (given("--refresh-every")) c.warmup_every = o.refresh_every;
-    if (o.cold_first) c.cold_first = *o.cold_first;
-    if (o.cold_last) c.cold_last = *o.cold_last;
-    if (o.dense) c.kind = eng::PolicyConfig::Kind::dense;
+    override_policy_config(r.settings, o, o.given);
     try {
-      r.policies = eng::make_engine_policies(c, num_layers);
+      r.policies = eng::make_policies(r.settings, num_layers);
     } catch (std::exception const& e) {
       throw Failure{kExitUsage, "--config " + *o.config + ": " + e.what()};
     }
   } else {
     try {
-      r.policies = eng::to_engine_policies(make_policies(o, num_layers, Command::eval));
+      r.settings = policy_config(o, num_layers, Command::eval);
     } catch (UsageError const& e) {
       throw Failure{kExitUsage, e.what()};
     }
+    r.policies = eng::make_policies(r.settings, num_layers);
   }
   r.dense = !ev::can_skip(r.policies);
-  r.description = skipllm::describe(r.policies);
+  r.description = eng::describe_policies(r.policies, r.settings.skip_attention);
   return r;
 }
 
-char const* skip_kind_name(eng::EngineSkip::Kind k) {
+// The policy of a task that measures the dense model: nothing skipped; --threshold only sets
+// the share of tokens it reports above the threshold.
+ResolvedPolicy dense_profile_policy(float threshold) {
+  ResolvedPolicy r;
+  r.policies = ev::profile_policies(threshold);
+  // The same values, for the report's policy fields.
+  r.settings.kind = eng::PolicyConfig::Kind::dense;
+  r.settings.threshold = threshold;
+  r.settings.span = 1;
+  r.settings.spans_per_token = 0;
+  r.settings.warmup_tokens = r.settings.warmup_every = 0;
+  r.settings.cold_first = r.settings.cold_last = 0;
+  r.description = skipllm::describe(r.policies);
+  r.dense = true;
+  return r;
+}
+
+char const* skip_kind_name(skipllm::policy::AnySkip::Kind k) {
+  using Kind = skipllm::policy::AnySkip::Kind;
   switch (k) {
-    case eng::EngineSkip::Kind::greedy: return "greedy";
-    case eng::EngineSkip::Kind::layer_greedy: return "layer_greedy";
-    case eng::EngineSkip::Kind::random_window: return "random_window";
-    case eng::EngineSkip::Kind::static_mask: return "static";
+    case Kind::greedy: return "greedy";
+    case Kind::layer_thresholds: return "layer_greedy";
+    case Kind::random_window: return "random_window";
+    case Kind::static_mask: return "static";
+    case Kind::dense: return "dense";
   }
   return "?";
 }
@@ -234,17 +244,18 @@ void jfloat(std::ostream& os, float v) {
 }
 
 void write_policy_json(std::ostream& os, ResolvedPolicy const& p, int num_layers) {
-  eng::EnginePolicies const& e = p.policies;
+  eng::PolicyConfig const& c = p.settings;
+  skipllm::policy::ConfigurablePolicies const& e = p.policies;
   os << "{\"description\": ";
   jstr(os, p.description);
   os << ", \"dense\": " << (p.dense ? "true" : "false") << ", \"config\": ";
   if (p.config) jstr(os, *p.config); else os << "null";
-  os << ", \"kind\": \"" << skip_kind_name(e.skip.kind) << "\", \"threshold\": ";
-  jfloat(os, e.skip.tau);
+  os << ", \"kind\": \"" << skip_kind_name(e.skip.kind()) << "\", \"threshold\": ";
+  jfloat(os, c.threshold);
   os << ", \"span\": ";
-  if (e.skip.span >= skipllm::policy::kToColdRegion) os << "\"all\""; else os << e.skip.span;
-  os << ", \"spans_per_token\": " << e.skip.spans_per_token << ", \"skip_attention\": "
-     << (e.skip.skip_attention ? "true" : "false") << ", \"warmup_tokens\": " << e.warmup.tokens
+  if (c.span >= skipllm::policy::kToColdRegion) os << "\"all\""; else os << c.span;
+  os << ", \"spans_per_token\": " << c.spans_per_token << ", \"skip_attention\": "
+     << (c.skip_attention ? "true" : "false") << ", \"warmup_tokens\": " << e.warmup.tokens
      << ", \"refresh_every\": " << e.warmup.every << ", \"cold_first\": " << e.cold.first
      << ", \"cold_last\": " << e.cold.last << ", \"cold_layers\": [";
   char const* sep = "";
@@ -252,11 +263,11 @@ void write_policy_json(std::ostream& os, ResolvedPolicy const& p, int num_layers
     if (e.cold.is_cold(l, num_layers)) os << sep << l, sep = ", ";
   }
   os << "]";
-  if (e.skip.kind == eng::EngineSkip::Kind::layer_greedy) {
+  if (auto const* t = e.skip.layer_thresholds()) {
     os << ", \"layer_thresholds\": [";
     for (int l = 0; l < num_layers && l < skipllm::LayerMask::kMaxLayers; ++l) {
       os << (l ? ", " : "");
-      jfloat(os, e.skip.layer_tau[l]);
+      jfloat(os, t->tau[l]);
     }
     os << "]";
   }
@@ -677,9 +688,7 @@ int run_eval(EvalOptions const& o, std::ostream& out, std::ostream& err) {
     }
 
     if (task == EvalTask::profile) {
-      info.policy.policies = ev::profile_policies(o.threshold);
-      info.policy.description = skipllm::describe(info.policy.policies);
-      info.policy.dense = true;
+      info.policy = dense_profile_policy(o.threshold);
     } else {
       info.policy = resolve_policy(o, config.n_layers);
     }
@@ -692,7 +701,7 @@ int run_eval(EvalOptions const& o, std::ostream& out, std::ostream& err) {
 
     eng::ThreadPool pool(o.threads);
     info.threads = pool.size();
-    ev::EvalModel const m{loaded->model, loaded->tokenizer, pool, add_bos, info.ctx};
+    ev::EvalModel const m{loaded->model, loaded->tokenizer, pool, add_bos, info.ctx, info.policy.settings.skip_attention};
     if (text_task(task)) info.data_items = loaded->tokenizer.encode(text, false).size(), info.used_items = info.data_items;
 
     bool const tty = &err == &std::cerr && ::isatty(STDERR_FILENO) == 1;

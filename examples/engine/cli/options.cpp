@@ -413,7 +413,7 @@ CommandLine parse_command_line(int argc, char const* const* argv) {
 
 int default_cold_layers(int num_layers) { return skipllm::policy::proportional_count(num_layers, 1, 6); }
 
-skipllm::policy::RuntimePolicies make_policies(PolicyOptions const& o, int num_layers, Command command) {
+engine::PolicyConfig policy_config(PolicyOptions const& o, int num_layers, Command command) {
   int const dflt = default_cold_layers(num_layers);
   int const first = o.cold_first.value_or(dflt);
   int const last = o.cold_last.value_or(dflt);
@@ -424,11 +424,31 @@ skipllm::policy::RuntimePolicies make_policies(PolicyOptions const& o, int num_l
                        command);
     }
   }
-  skipllm::policy::RuntimePolicies p;
-  p.skip = {o.threshold, o.span, o.dense ? 0 : o.spans_per_token};
-  p.cold = {first, last};
-  p.warmup = {o.warmup, o.refresh_every};
-  return p;
+  engine::PolicyConfig c;
+  c.kind = o.dense ? engine::PolicyConfig::Kind::dense : engine::PolicyConfig::Kind::greedy;
+  c.threshold = o.threshold;
+  c.span = o.span;
+  c.spans_per_token = o.dense ? 0 : o.spans_per_token;
+  c.warmup_tokens = o.warmup;
+  c.warmup_every = o.refresh_every;
+  c.cold_first = first;
+  c.cold_last = last;
+  return c;
+}
+
+void override_policy_config(engine::PolicyConfig& c, PolicyOptions const& o, std::set<std::string> const& given) {
+  auto const has = [&](char const* name) { return given.count(name) > 0; };
+  if (has("--threshold")) c.threshold = o.threshold;
+  if (has("--span")) c.span = o.span;
+  if (has("--spans-per-token")) c.spans_per_token = o.spans_per_token;
+  if (has("--warmup")) c.warmup_tokens = o.warmup;
+  if (has("--refresh-every")) c.warmup_every = o.refresh_every;
+  if (o.cold_first) c.cold_first = *o.cold_first;
+  if (o.cold_last) c.cold_last = *o.cold_last;
+  if (o.dense) {
+    c.kind = engine::PolicyConfig::Kind::dense;
+    c.spans_per_token = 0;
+  }
 }
 
 // ---- Building blocks for other subcommands -----------------------------------------------------

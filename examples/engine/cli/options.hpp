@@ -2,7 +2,7 @@
 //
 // parse_command_line() only parses and range-checks; it touches neither files nor the model, so
 // it is unit-tested directly (tests/engine/test_cli.cpp). Checks that need the model (cold
-// layers against the depth, the prompt against the context) happen in make_policies() and in
+// layers against the depth, the prompt against the context) happen in policy_config() and in
 // the generate command. Every problem is a UsageError whose message names the option and the
 // offending value; the executable prints it and exits with status 2.
 #pragma once
@@ -17,7 +17,7 @@
 #include <string_view>
 #include <vector>
 
-#include <skipllm/policy/bundle.hpp>
+#include "format/policy_config.hpp"
 
 namespace skipllm::cli {
 
@@ -26,9 +26,9 @@ enum class Command { help, version, generate, chat, info, fetch_model, eval, cal
 //! "generate", "chat", "info", "fetch-model", "eval"; "" for help and version.
 std::string_view command_name(Command command);
 
-//! The skip-policy options (skipllm::policy::RuntimePolicies), shared by every command that
-//! decodes: generate, chat, eval. Parsed by add_policy_options(), turned into policies by
-//! make_policies().
+//! The skip-policy options, shared by every command that decodes: generate, chat, eval. Parsed
+//! by add_policy_options(); they become a policy config (policy_config()) or override one
+//! (override_policy_config()), which engine::make_policies() turns into the library's policies.
 struct PolicyOptions {
   float threshold = 0.95f;
   int span = 8;  //!< skipllm::policy::kToColdRegion for "--span all"
@@ -120,10 +120,15 @@ std::string help_text(Command command);
 //! round(num_layers / 6): the cold layers at each end when --cold-first/--cold-last are not given.
 int default_cold_layers(int num_layers);
 
-//! The policies the options describe, for a model with `num_layers` layers. Throws UsageError
-//! (for `command`'s help) when a cold region is deeper than the model.
-skipllm::policy::RuntimePolicies make_policies(PolicyOptions const& options, int num_layers,
-                                               Command command = Command::generate);
+//! The policy the options describe on their own (the paper's rule; --dense: kind dense, no
+//! spans), for a model with `num_layers` layers. Throws UsageError (for `command`'s help) when
+//! a cold region is deeper than the model.
+engine::PolicyConfig policy_config(PolicyOptions const& options, int num_layers, Command command = Command::generate);
+
+//! `config` (a policy config file) with the policy options given on the command line
+//! overriding its values; `given` holds the long names of the options given.
+void override_policy_config(engine::PolicyConfig& config, PolicyOptions const& options,
+                            std::set<std::string> const& given);
 
 // ---- Building blocks for subcommands parsed in their own files (cli_eval.cpp, ...) -----------
 

@@ -36,8 +36,8 @@ void say(Progress const& p, std::string const& s) {
   if (p) p(s);
 }
 
-EnginePolicies base_policy(std::span<int const> cold, int num_layers, int warmup_tokens, int warmup_every) {
-  EnginePolicies p;
+ConfigurablePolicies base_policy(std::span<int const> cold, int num_layers, int warmup_tokens, int warmup_every) {
+  ConfigurablePolicies p;
   p.warmup = {warmup_tokens, warmup_every};
   // The contiguous ends become counts, the rest an explicit set (the same layers either way).
   int first = 0;
@@ -70,9 +70,9 @@ std::uint64_t Scorer::positions() const noexcept {
   return n;
 }
 
-Measurement Scorer::run(EnginePolicies const& policies, LayerScores* profile) {
+Measurement Scorer::run(ConfigurablePolicies const& policies, LayerScores* profile) {
   bool const reference = dense_top1_.empty();
-  Generator gen(model_, pool_, policies, max_context_, profile != nullptr);
+  Generator gen(model_, pool_, policies, max_context_, {.record_trace = profile != nullptr});
   if (profile != nullptr) gen.stack().trace().reserve(static_cast<std::size_t>(positions()));
   double nll = 0;
   std::uint64_t n = 0, agree = 0;
@@ -172,7 +172,7 @@ std::vector<std::pair<int, int>> candidates(double target, int num_layers, int e
   return out;
 }
 
-SearchResult search_threshold(Evaluator const& evaluate, std::function<EnginePolicies(double)> const& make, double lo,
+SearchResult search_threshold(Evaluator const& evaluate, std::function<ConfigurablePolicies(double)> const& make, double lo,
                               double hi, double target, double tolerance, int max_iterations, Progress const& progress) {
   SearchResult best;
   double best_gap = std::numeric_limits<double>::infinity();
@@ -196,28 +196,23 @@ SearchResult search_threshold(Evaluator const& evaluate, std::function<EnginePol
   return best;
 }
 
-EnginePolicies greedy_policy(double tau, int span, int spans, std::span<int const> cold, int num_layers,
-                             int warmup_tokens, int warmup_every) {
-  EnginePolicies p = base_policy(cold, num_layers, warmup_tokens, warmup_every);
-  p.skip.kind = EngineSkip::Kind::greedy;
-  p.skip.tau = static_cast<float>(tau);
-  p.skip.span = span;
-  p.skip.spans_per_token = spans;
+ConfigurablePolicies greedy_policy(double tau, int span, int spans, std::span<int const> cold, int num_layers,
+                                   int warmup_tokens, int warmup_every) {
+  ConfigurablePolicies p = base_policy(cold, num_layers, warmup_tokens, warmup_every);
+  p.skip = skipllm::policy::Greedy{static_cast<float>(tau), span, spans};
   return p;
 }
 
-EnginePolicies quantile_policy(double q, LayerScores const& scores, int span, int spans, std::span<int const> cold,
-                               int num_layers, int warmup_tokens, int warmup_every) {
-  EnginePolicies p = base_policy(cold, num_layers, warmup_tokens, warmup_every);
-  p.skip.kind = EngineSkip::Kind::layer_greedy;
-  p.skip.span = span;
-  p.skip.spans_per_token = spans;
-  for (float& t : p.skip.layer_tau) t = skipllm::policy::LayerThresholds::kNever;
+ConfigurablePolicies quantile_policy(double q, LayerScores const& scores, int span, int spans, std::span<int const> cold,
+                                     int num_layers, int warmup_tokens, int warmup_every) {
+  ConfigurablePolicies p = base_policy(cold, num_layers, warmup_tokens, warmup_every);
+  auto thresholds = skipllm::policy::LayerThresholds::never(span, spans);
   // The last layer's score decides nothing (there is no next layer).
   for (int l = 0; l + 1 < num_layers && static_cast<std::size_t>(l) < scores.size(); ++l) {
     double const t = quantile(scores[static_cast<std::size_t>(l)], q);
-    if (std::isfinite(t)) p.skip.layer_tau[l] = static_cast<float>(t);
+    if (std::isfinite(t)) thresholds.tau[l] = static_cast<float>(t);
   }
+  p.skip = thresholds;
   return p;
 }
 
@@ -244,11 +239,10 @@ std::vector<double> layer_sensitivity(Evaluator const& evaluate, Measurement con
                                       int warmup_tokens, Progress const& progress) {
   std::vector<double> out;
   for (int l = 0; l < num_layers; ++l) {
-    EnginePolicies p;
+    ConfigurablePolicies p;
     p.cold = {0, 0, {}};
     p.warmup = {warmup_tokens, 0};
-    p.skip.kind = EngineSkip::Kind::random_window;  // a window of one layer, always the same: layer l
-    p.skip.random = {1.0f, l, l + 1, 0};
+    p.skip = skipllm::policy::RandomWindow{1.0f, l, l + 1, 0};  // a window of one layer, always the same: layer l
     Measurement const m = evaluate(p);
     out.push_back(m.nll - dense.nll);
     say(progress, fmt("  sensitivity: layer %2.0f  NLL %+.4f  agreement %.3f", l, m.nll - dense.nll, m.agreement));
@@ -272,20 +266,22 @@ Result search_static(Evaluator const& evaluate, Measurement const& dense, Result
   std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
     return r.sensitivity[static_cast<std::size_t>(a)] < r.sensitivity[static_cast<std::size_t>(b)];
   });
-  EnginePolicies best_p;
+  ConfigurablePolicies best_p;
+  skipllm::policy::StaticMask best_mask;
   SearchResult best;
   double best_gap = std::numeric_limits<double>::infinity();
   for (std::size_t k = 1; k <= order.size(); ++k) {
-    EnginePolicies p = base_policy(cold, num_layers, o.warmup_tokens, o.warmup_every);
-    p.skip.kind = EngineSkip::Kind::static_mask;
-    for (std::size_t i = 0; i < k; ++i) p.skip.static_layers.insert(order[i]);
+    ConfigurablePolicies p = base_policy(cold, num_layers, o.warmup_tokens, o.warmup_every);
+    skipllm::policy::StaticMask mask;
+    for (std::size_t i = 0; i < k; ++i) mask.layers.insert(order[i]);
+    p.skip = mask;
     Measurement const m = evaluate(p);
     ++best.runs;
     say(progress, fmt("  static: %2.0f cheapest layers (adding layer %2.0f)  skip %.3f  nll %.4f", static_cast<double>(k),
                       order[k - 1], m.skip_ratio, m.nll) +
                       fmt("  agreement %.3f", m.agreement));
     double const gap = std::abs(m.skip_ratio - o.target_skip);
-    if (gap < best_gap) best_gap = gap, best.m = m, best.x = static_cast<double>(k), best_p = p;
+    if (gap < best_gap) best_gap = gap, best.m = m, best.x = static_cast<double>(k), best_p = p, best_mask = mask;
     if (m.skip_ratio >= o.target_skip - o.tolerance) break;
   }
   best.reached = best_gap <= o.tolerance;
@@ -297,7 +293,7 @@ Result search_static(Evaluator const& evaluate, Measurement const& dense, Result
   PolicyConfig& c = r.config;
   c.kind = PolicyConfig::Kind::static_layers;
   for (int l = 0; l < num_layers; ++l) {
-    if (best_p.skip.static_layers.contains(l)) c.static_layers.push_back(l);
+    if (best_mask.layers.contains(l)) c.static_layers.push_back(l);
   }
   c.warmup_tokens = o.warmup_tokens;
   c.warmup_every = o.warmup_every;
@@ -357,7 +353,7 @@ Result search(Evaluator const& evaluate, LayerScores const& profile, Measurement
       line.append(", spans per token ").append(std::to_string(spans));
       line.append(o.per_layer ? " (per-layer quantile q)" : " (tau)");
       say(progress, line);
-      std::function<EnginePolicies(double)> make;
+      std::function<ConfigurablePolicies(double)> make;
       double lo, hi;
       if (o.per_layer) {
         make = [&, span = span, spans = spans](double q) {
@@ -382,15 +378,14 @@ Result search(Evaluator const& evaluate, LayerScores const& profile, Measurement
   r.achieved = b.m;
   r.cold = r.tried_cold[static_cast<std::size_t>(best)];
 
-  EnginePolicies const p = o.per_layer ? quantile_policy(b.x, profile, span, spans, r.cold, num_layers, o.warmup_tokens, o.warmup_every)
-                                       : greedy_policy(b.x, span, spans, r.cold, num_layers, o.warmup_tokens, o.warmup_every);
+  ConfigurablePolicies const p = o.per_layer ? quantile_policy(b.x, profile, span, spans, r.cold, num_layers, o.warmup_tokens, o.warmup_every)
+                                             : greedy_policy(b.x, span, spans, r.cold, num_layers, o.warmup_tokens, o.warmup_every);
   PolicyConfig& c = r.config;
   c.kind = o.per_layer ? PolicyConfig::Kind::layer_greedy : PolicyConfig::Kind::greedy;
-  c.threshold = p.skip.tau;
-  if (o.per_layer) {
+  if (auto const* g = p.skip.greedy()) c.threshold = g->tau;
+  if (auto const* t = p.skip.layer_thresholds()) {
     for (int l = 0; l < num_layers; ++l) {
-      float const t = p.skip.layer_tau[l];
-      c.layer_thresholds.push_back(std::isfinite(t) ? std::optional<float>(t) : std::nullopt);
+      c.layer_thresholds.push_back(std::isfinite(t->tau[l]) ? std::optional<float>(t->tau[l]) : std::nullopt);
     }
   }
   c.span = span;
@@ -427,8 +422,7 @@ Result calibrate_model(LlamaModel const& model, ThreadPool& pool, std::vector<st
   std::string head = "calibrate: ";
   head.append(std::to_string(scorer.positions())).append(" positions; dense profile");
   say(progress, head);
-  EnginePolicies dense_policy;
-  dense_policy.skip.spans_per_token = 0;
+  ConfigurablePolicies dense_policy;  // skips nothing (policy::Dense); cold layers as the default
   dense_policy.warmup = {o.warmup_tokens, o.warmup_every};
   LayerScores profile;
   Measurement const dense = scorer.run(dense_policy, &profile);
@@ -438,7 +432,7 @@ Result calibrate_model(LlamaModel const& model, ThreadPool& pool, std::vector<st
     for (double const m : layer_means(profile)) s += fmt(" %.3f", m);
     say(progress, s);
   }
-  Evaluator const evaluate = [&](EnginePolicies const& p) { return scorer.run(p); };
+  Evaluator const evaluate = [&](ConfigurablePolicies const& p) { return scorer.run(p); };
   std::vector<double> sens;
   if (!o.known_sensitivity.empty() && o.cold.empty()) {
     if (o.known_sensitivity.size() != static_cast<std::size_t>(L)) {

@@ -18,7 +18,7 @@
 //     calibration NLL (ties: higher agreement).
 //
 // The search logic (search_threshold, choose_cold_layers, pick_best) works on any evaluator, so it
-// is unit-tested on synthetic data (tests/engine/test_calibrate.cpp).
+// is unit-tested on synthetic data (tests/engine/eval/test_calibrate.cpp).
 #pragma once
 
 #include <cstdint>
@@ -29,12 +29,13 @@
 #include <string>
 #include <vector>
 
-#include "format/engine_policies.hpp"
 #include "model/llama_model.hpp"
 #include "format/policy_config.hpp"
 #include "model/thread_pool.hpp"
 
 namespace skipllm::engine::calibrate {
+
+using skipllm::policy::ConfigurablePolicies;
 
 //! What one teacher-forced pass over the calibration text measured.
 struct Measurement {
@@ -55,7 +56,7 @@ class Scorer {
   //! Runs every sequence with `policies`. With `profile`, also returns each layer's scores
   //! (meaningful for a dense policy). The first call must be dense: it records the reference
   //! top-1 predictions the agreement of later calls is measured against.
-  Measurement run(EnginePolicies const& policies, LayerScores* profile = nullptr);
+  Measurement run(ConfigurablePolicies const& policies, LayerScores* profile = nullptr);
 
   int num_layers() const noexcept { return model_.config().n_layers; }
   std::uint64_t positions() const noexcept;
@@ -69,7 +70,7 @@ class Scorer {
 };
 
 //! Evaluates one candidate policy (a Scorer, or a synthetic model in the tests).
-using Evaluator = std::function<Measurement(EnginePolicies const&)>;
+using Evaluator = std::function<Measurement(ConfigurablePolicies const&)>;
 
 //! Progress lines ("calibrate: ..."); may be empty.
 using Progress = std::function<void(std::string const&)>;
@@ -122,14 +123,14 @@ struct SearchResult {
   int runs = 0;
   bool reached = false;  //!< within tolerance
 };
-SearchResult search_threshold(Evaluator const& evaluate, std::function<EnginePolicies(double)> const& make, double lo,
+SearchResult search_threshold(Evaluator const& evaluate, std::function<ConfigurablePolicies(double)> const& make, double lo,
                               double hi, double target, double tolerance, int max_iterations,
                               Progress const& progress = {});
 
 //! The policy for a uniform tau or for per-layer quantile q, given the cold set and span.
-EnginePolicies greedy_policy(double tau, int span, int spans, std::span<int const> cold, int num_layers,
+ConfigurablePolicies greedy_policy(double tau, int span, int spans, std::span<int const> cold, int num_layers,
                              int warmup_tokens, int warmup_every);
-EnginePolicies quantile_policy(double q, LayerScores const& scores, int span, int spans, std::span<int const> cold,
+ConfigurablePolicies quantile_policy(double q, LayerScores const& scores, int span, int spans, std::span<int const> cold,
                                int num_layers, int warmup_tokens, int warmup_every);
 
 //! Among results that reached the target, the lowest NLL (ties: higher agreement); if none

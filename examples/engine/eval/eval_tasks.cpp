@@ -495,20 +495,26 @@ void check_fits(std::size_t tokens, int context, std::string const& what) {
 
 }  // namespace
 
-bool can_skip(EnginePolicies const& p) {
-  return p.skip.kind == EngineSkip::Kind::random_window || p.skip.spans_per_token > 0;
+bool can_skip(ConfigurablePolicies const& p) {
+  using Kind = skipllm::policy::AnySkip::Kind;
+  switch (p.skip.kind()) {
+    case Kind::greedy: return p.skip.greedy()->spans_per_token > 0;
+    case Kind::layer_thresholds: return p.skip.layer_thresholds()->spans_per_token > 0;
+    case Kind::random_window: return true;
+    case Kind::static_mask: return p.skip.static_mask()->layers.count() > 0;
+    case Kind::dense: break;
+  }
+  return false;
 }
 
-EnginePolicies dense_version(EnginePolicies p) {
-  p.skip.kind = EngineSkip::Kind::greedy;
-  p.skip.spans_per_token = 0;
-  p.skip.skip_attention = false;
+ConfigurablePolicies dense_version(ConfigurablePolicies p) {
+  p.skip = skipllm::policy::Dense{};
   return p;
 }
 
 // ---- factoid -------------------------------------------------------------------------------------
 
-FactoidResult run_factoid(EvalModel const& m, EnginePolicies const& policies, std::span<FactoidItem const> items,
+FactoidResult run_factoid(EvalModel const& m, ConfigurablePolicies const& policies, std::span<FactoidItem const> items,
                           FactoidOptions const& options, ProgressFn const& progress) {
   Clock::time_point const start = Clock::now();
   std::vector<std::vector<std::int32_t>> prompts;
@@ -523,7 +529,7 @@ FactoidResult run_factoid(EvalModel const& m, EnginePolicies const& policies, st
   int const context = context_for(m, longest, options.max_tokens);
   for (std::size_t i = 0; i < items.size(); ++i) check_fits(prompts[i].size(), context, "line " + std::to_string(items[i].line));
 
-  Generator generator(m.model, m.pool, policies, context);
+  Generator generator(m.model, m.pool, policies, context, {.skip_attention = m.skip_attention});
   FactoidResult r;
   for (std::size_t i = 0; i < items.size(); ++i) {
     FactoidItem const& item = items[i];
@@ -626,7 +632,7 @@ std::vector<std::int32_t> text_tokens(EvalModel const& m, std::string_view text)
 
 }  // namespace
 
-PerplexityResult run_perplexity(EvalModel const& m, EnginePolicies const& policies, std::string_view text,
+PerplexityResult run_perplexity(EvalModel const& m, ConfigurablePolicies const& policies, std::string_view text,
                                 PerplexityOptions const& options, ProgressFn const& progress) {
   Clock::time_point const start = Clock::now();
   std::vector<std::int32_t> const tokens = text_tokens(m, text);
@@ -634,7 +640,7 @@ PerplexityResult run_perplexity(EvalModel const& m, EnginePolicies const& polici
   r.window = options.window;
   r.stride = resolved_stride(options.window, options.stride);
   r.text_tokens = static_cast<std::int64_t>(tokens.size());
-  Generator generator(m.model, m.pool, policies, options.window + 1);
+  Generator generator(m.model, m.pool, policies, options.window + 1, {.skip_attention = m.skip_attention});
   FeedOutcome const f = feed_text(m, generator, tokens, r.window, r.stride, progress, {});
   r.sum_log_prob = f.sum_log_prob;
   r.tokens = f.scored;
@@ -645,24 +651,17 @@ PerplexityResult run_perplexity(EvalModel const& m, EnginePolicies const& polici
   return r;
 }
 
-EnginePolicies profile_policies(float threshold) {
-  EnginePolicies dense;
-  dense.skip.tau = threshold;
-  dense.skip.span = 1;
-  dense.skip.spans_per_token = 0;
-  dense.cold.first = 0;
-  dense.cold.last = 0;
-  dense.warmup.tokens = 0;
-  dense.warmup.every = 0;
-  return dense;
+ConfigurablePolicies profile_policies(float threshold) {
+  // The greedy rule with no spans never skips; it carries tau into the description.
+  return {skipllm::policy::Greedy{threshold, 1, 0}, {0, 0, {}}, {0, 0}};
 }
 
 ProfileResult run_profile(EvalModel const& m, std::string_view text, ProfileOptions const& options,
                           ProgressFn const& progress) {
   Clock::time_point const start = Clock::now();
   std::vector<std::int32_t> const tokens = text_tokens(m, text);
-  EnginePolicies const dense = profile_policies(options.threshold);
-  Generator generator(m.model, m.pool, dense, options.window + 1, /*record_trace=*/true);
+  ConfigurablePolicies const dense = profile_policies(options.threshold);
+  Generator generator(m.model, m.pool, dense, options.window + 1, {.record_trace = true});
   int const layers = m.model.config().n_layers;
   std::vector<std::vector<double>> scores(static_cast<std::size_t>(layers));
   auto const collect = [&] {
@@ -927,7 +926,7 @@ CompareSummary summarize_items(std::span<CompareItemResult const> items, std::st
   return s;
 }
 
-CompareResult run_compare(EvalModel const& m, EnginePolicies const& policies, std::span<PromptItem const> items,
+CompareResult run_compare(EvalModel const& m, ConfigurablePolicies const& policies, std::span<PromptItem const> items,
                           CompareOptions const& options, ProgressFn const& progress) {
   Clock::time_point const start = Clock::now();
   std::vector<std::vector<std::int32_t>> prompts;
@@ -941,8 +940,8 @@ CompareResult run_compare(EvalModel const& m, EnginePolicies const& policies, st
 
   // A policy that cannot skip produces the dense generation itself.
   bool const dense_run = options.with_dense && can_skip(policies);
-  EnginePolicies const dense_policies = dense_version(policies);
-  Generator generator(m.model, m.pool, policies, context);
+  ConfigurablePolicies const dense_policies = dense_version(policies);
+  Generator generator(m.model, m.pool, policies, context, {.skip_attention = m.skip_attention});
   std::optional<Generator> dense_generator;
   if (dense_run) dense_generator.emplace(m.model, m.pool, dense_policies, context);
 
@@ -973,22 +972,22 @@ CompareResult run_compare(EvalModel const& m, EnginePolicies const& policies, st
   return r;
 }
 
-CompareResult run_agreement(EvalModel const& m, EnginePolicies const& policies, std::span<PromptItem const> items,
+CompareResult run_agreement(EvalModel const& m, ConfigurablePolicies const& policies, std::span<PromptItem const> items,
                             CompareOptions const& options, ProgressFn const& progress) {
   return run_compare(m, policies, items, options, progress);
 }
 
-CompareResult run_collapse(EvalModel const& m, EnginePolicies const& policies, std::span<PromptItem const> items,
+CompareResult run_collapse(EvalModel const& m, ConfigurablePolicies const& policies, std::span<PromptItem const> items,
                            CompareOptions const& options, ProgressFn const& progress) {
   return run_compare(m, policies, items, options, progress);
 }
 
-CompareResult run_chat(EvalModel const& m, EnginePolicies const& policies, std::span<PromptItem const> items,
+CompareResult run_chat(EvalModel const& m, ConfigurablePolicies const& policies, std::span<PromptItem const> items,
                        CompareOptions const& options, ProgressFn const& progress) {
   return run_compare(m, policies, items, options, progress);
 }
 
-CompareResult run_summarize(EvalModel const& m, EnginePolicies const& policies, std::span<SummarizeItem const> items,
+CompareResult run_summarize(EvalModel const& m, ConfigurablePolicies const& policies, std::span<SummarizeItem const> items,
                             CompareOptions const& options, ProgressFn const& progress) {
   std::vector<PromptItem> prompts;
   for (SummarizeItem const& s : items) {

@@ -31,6 +31,8 @@
 
 namespace skipllm::engine::eval {
 
+using skipllm::policy::ConfigurablePolicies;
+
 // ---- JSON (just enough for the data files) ---------------------------------------------------
 
 struct JsonValue {
@@ -117,6 +119,7 @@ struct EvalModel {
   ThreadPool& pool;
   bool add_bos = false;   //!< prepend BOS (the GGUF's tokenizer.ggml.add_bos_token)
   int max_context = 2048; //!< tokens of context a task may use (prompt + generation)
+  bool skip_attention = false;  //!< the policy's runs skip whole layers (GeneratorOptions::skip_attention)
 };
 
 //! Progress of a task: `done` of `total` units (items, or tokens for perplexity and profile).
@@ -143,11 +146,12 @@ struct Generation {
 Generation generate_greedy(Generator& generator, Tokenizer const& tokenizer, std::span<std::int32_t const> prompt,
                            int max_tokens);
 
-//! Whether `p` can skip anything (a greedy rule with spans, or the random-window baseline).
-bool can_skip(EnginePolicies const& p);
-//! `p` made dense through the same code path: the greedy rule with no spans, same cold layers
-//! and warm-up, attention never skipped.
-EnginePolicies dense_version(EnginePolicies p);
+//! Whether `p` can skip anything (a greedy rule with spans, the random-window baseline, a
+//! non-empty static mask).
+bool can_skip(ConfigurablePolicies const& p);
+//! `p` made dense through the same code path: policy::Dense, same cold layers and warm-up
+//! (its generator runs without EvalModel::skip_attention).
+ConfigurablePolicies dense_version(ConfigurablePolicies p);
 
 // ---- Results shared by every task ------------------------------------------------------------
 
@@ -189,7 +193,7 @@ struct FactoidResult : RunStats {
 
 //! Asks each question as one user message through the chat template, generates greedily up
 //! to max_tokens (stopping at end of generation), and scores with first_matching_answer.
-FactoidResult run_factoid(EvalModel const& m, EnginePolicies const& policies, std::span<FactoidItem const> items,
+FactoidResult run_factoid(EvalModel const& m, ConfigurablePolicies const& policies, std::span<FactoidItem const> items,
                           FactoidOptions const& options, ProgressFn const& progress = {});
 
 // ---- perplexity ------------------------------------------------------------------------------
@@ -225,7 +229,7 @@ struct PerplexityResult : RunStats {
 //! fed through Generator::decode, one decode step per position, so the skip policy decides the
 //! FFNs of every scored prediction but the window's first, and the warm-up counts from the
 //! window start.
-PerplexityResult run_perplexity(EvalModel const& m, EnginePolicies const& policies, std::string_view text,
+PerplexityResult run_perplexity(EvalModel const& m, ConfigurablePolicies const& policies, std::string_view text,
                                 PerplexityOptions const& options, ProgressFn const& progress = {});
 
 // ---- similarity profile ----------------------------------------------------------------------
@@ -253,7 +257,7 @@ struct ProfileResult {
 };
 
 //! The policy of run_profile: never skips, no cold layers, no warm-up; tau only for describe().
-EnginePolicies profile_policies(float threshold);
+ConfigurablePolicies profile_policies(float threshold);
 
 //! The dense per-layer similarity profile of a text: the text is fed as in run_perplexity with
 //! a policy that never skips and has no cold layers or warm-up (Greedy with spans_per_token 0,
@@ -316,19 +320,19 @@ CompareSummary summarize_items(std::span<CompareItemResult const> items, std::st
 
 //! Generates each conversation's next assistant turn densely and with the policy (greedy, up
 //! to max_tokens, stopping at end of generation) and compares them.
-CompareResult run_compare(EvalModel const& m, EnginePolicies const& policies, std::span<PromptItem const> items,
+CompareResult run_compare(EvalModel const& m, ConfigurablePolicies const& policies, std::span<PromptItem const> items,
                           CompareOptions const& options, ProgressFn const& progress = {});
 
 //! The tasks on top of run_compare: agreement (default 64 tokens), collapse (128), chat (128;
 //! ROUGE-L vs the reference turn when the data has one), summarize (128; the document wrapped
 //! by summarize_prompt, results also per length bucket of the prompt).
-CompareResult run_agreement(EvalModel const& m, EnginePolicies const& policies, std::span<PromptItem const> items,
+CompareResult run_agreement(EvalModel const& m, ConfigurablePolicies const& policies, std::span<PromptItem const> items,
                             CompareOptions const& options, ProgressFn const& progress = {});
-CompareResult run_collapse(EvalModel const& m, EnginePolicies const& policies, std::span<PromptItem const> items,
+CompareResult run_collapse(EvalModel const& m, ConfigurablePolicies const& policies, std::span<PromptItem const> items,
                            CompareOptions const& options, ProgressFn const& progress = {});
-CompareResult run_chat(EvalModel const& m, EnginePolicies const& policies, std::span<PromptItem const> items,
+CompareResult run_chat(EvalModel const& m, ConfigurablePolicies const& policies, std::span<PromptItem const> items,
                        CompareOptions const& options, ProgressFn const& progress = {});
-CompareResult run_summarize(EvalModel const& m, EnginePolicies const& policies, std::span<SummarizeItem const> items,
+CompareResult run_summarize(EvalModel const& m, ConfigurablePolicies const& policies, std::span<SummarizeItem const> items,
                             CompareOptions const& options, ProgressFn const& progress = {});
 
 //! Length buckets of the summarization prompts (tokens after templating).

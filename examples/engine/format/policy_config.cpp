@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include <skipllm/json.hpp>
+#include <skipllm/policy/describe.hpp>
 
 #include "format/json_reader.hpp"
 
@@ -312,7 +313,8 @@ void save_policy_config(std::filesystem::path const& path, PolicyConfig const& c
   if (!out) throw PolicyConfigError("writing policy config " + path.string() + " failed");
 }
 
-EnginePolicies make_engine_policies(PolicyConfig const& c, int num_layers) {
+skipllm::policy::ConfigurablePolicies make_policies(PolicyConfig const& c, int num_layers) {
+  namespace sp = skipllm::policy;
   auto const fail = [](std::string const& what) { throw PolicyConfigError("policy config: " + what); };
   if (num_layers < 1 || num_layers > kMaxLayers) fail("unsupported depth " + std::to_string(num_layers));
   if (c.model_layers != 0 && c.model_layers != num_layers) {
@@ -323,11 +325,7 @@ EnginePolicies make_engine_policies(PolicyConfig const& c, int num_layers) {
   if (c.cold_first > num_layers || c.cold_last > num_layers) {
     fail("cold.first/cold.last exceed the model's " + std::to_string(num_layers) + " layers");
   }
-  EnginePolicies p;
-  p.skip.tau = c.threshold;
-  p.skip.span = c.span;
-  p.skip.spans_per_token = c.kind == PolicyConfig::Kind::dense ? 0 : c.spans_per_token;
-  p.skip.skip_attention = c.skip_attention;
+  sp::ConfigurablePolicies p;
   p.warmup = {c.warmup_tokens, c.warmup_every};
   p.cold = {c.cold_first, c.cold_last, {}};
   for (int const l : c.cold_layers) {
@@ -335,45 +333,43 @@ EnginePolicies make_engine_policies(PolicyConfig const& c, int num_layers) {
     p.cold.layers.insert(l);
   }
   switch (c.kind) {
-    case PolicyConfig::Kind::greedy:
-    case PolicyConfig::Kind::dense: p.skip.kind = EngineSkip::Kind::greedy; break;
-    case PolicyConfig::Kind::layer_greedy:
+    case PolicyConfig::Kind::greedy: p.skip = sp::Greedy{c.threshold, c.span, c.spans_per_token}; break;
+    // The greedy rule with no spans decides exactly like policy::Dense; it keeps the threshold
+    // and span in the description, which reports have always printed for a dense run.
+    case PolicyConfig::Kind::dense: p.skip = sp::Greedy{c.threshold, c.span, 0}; break;
+    case PolicyConfig::Kind::layer_greedy: {
       if (c.layer_thresholds.size() != static_cast<std::size_t>(num_layers)) {
         fail("layer_thresholds has " + std::to_string(c.layer_thresholds.size()) + " entries, the model " +
              std::to_string(num_layers) + " layers");
       }
-      p.skip.kind = EngineSkip::Kind::layer_greedy;
-      for (int l = 0; l < kMaxLayers; ++l) p.skip.layer_tau[l] = skipllm::policy::LayerThresholds::kNever;
+      auto t = sp::LayerThresholds::never(c.span, c.spans_per_token);
       for (int l = 0; l < num_layers; ++l) {
-        if (auto const t = c.layer_thresholds[static_cast<std::size_t>(l)]) p.skip.layer_tau[l] = *t;
+        if (auto const v = c.layer_thresholds[static_cast<std::size_t>(l)]) t.tau[l] = *v;
       }
+      p.skip = t;
       break;
-    case PolicyConfig::Kind::static_layers:
-      p.skip.kind = EngineSkip::Kind::static_mask;
+    }
+    case PolicyConfig::Kind::static_layers: {
+      sp::StaticMask m;
       for (int const l : c.static_layers) {
         if (l >= num_layers) fail("static layer " + std::to_string(l) + " is outside the model's " + std::to_string(num_layers) + " layers");
-        p.skip.static_layers.insert(l);
+        m.layers.insert(l);
       }
+      p.skip = m;
       break;
+    }
     case PolicyConfig::Kind::random_window:
-      p.skip.kind = EngineSkip::Kind::random_window;
-      p.skip.random = {c.window_length, c.window_first, c.window_last, c.window_seed};
+      p.skip = sp::RandomWindow{c.window_length, c.window_first, c.window_last, c.window_seed};
       break;
   }
   return p;
 }
 
-PolicyConfig policy_config_from(skipllm::policy::RuntimePolicies const& p) {
-  PolicyConfig c;
-  c.kind = p.skip.spans_per_token == 0 ? PolicyConfig::Kind::dense : PolicyConfig::Kind::greedy;
-  c.threshold = p.skip.tau;
-  c.span = p.skip.span;
-  c.spans_per_token = p.skip.spans_per_token;
-  c.warmup_tokens = p.warmup.tokens;
-  c.warmup_every = p.warmup.every;
-  c.cold_first = p.cold.first;
-  c.cold_last = p.cold.last;
-  return c;
+std::string describe_policies(skipllm::policy::ConfigurablePolicies const& policies, bool skip_attention) {
+  std::string text = skipllm::describe(policies);
+  // skipllm::describe starts with "skip=": the mark goes right before the skip policy.
+  if (skip_attention) text.insert(std::string_view("skip=").size(), "LayerSkip:");
+  return text;
 }
 
 }  // namespace skipllm::engine

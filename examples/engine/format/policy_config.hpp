@@ -1,6 +1,6 @@
 // Policy config files: a calibrated (or hand-written) skip configuration in a small JSON format,
 // loaded by `skipllm generate --config`, `skipllm eval --config`, written by `skipllm calibrate`,
-// and baked into policy types by the compile-time configured build (cmake/skipllm_baked_config.cmake).
+// and baked into policy types by the compile-time configured build (cmake/SkipllmBakedConfig.cmake).
 //
 // Format (schema "skipllm.policy", version 1; docs/policy_config.md):
 //
@@ -20,13 +20,18 @@
 //       "cold": {"first": 1, "last": 1, "layers": [14]},   // counts at each end plus any layers
 //       "random_window": {"length": 3.5, "first": 5, "last": 25, "seed": 0},   // random_window
 //       "static_layers": [5, 14],      // static: these FFNs are skipped in every non-dense token
-//       "skip_attention": false,       // true: a skip skips the whole layer (layer-skip baseline)
+//       "skip_attention": false,       // true: a skip skips the whole layer (layer-skip baseline;
+//                                      //   the generator's option, not part of the skip policy)
 //       "metric": "cosine"
 //     }
 //   }
 //
 // Parsing is strict: unknown fields, wrong types and out-of-range values are errors whose
 // message names the file and the field (e.g. "policy.cold.first").
+//
+// PolicyConfig is the format's one C++ type; make_policies() is the one way from it to the
+// library's policies (skipllm::policy::ConfigurablePolicies). The CLI's policy options override
+// a PolicyConfig (cli/options.hpp) rather than build policies of their own.
 #pragma once
 
 #include <cstdint>
@@ -39,7 +44,6 @@
 
 #include <skipllm/policy/bundle.hpp>
 
-#include "format/engine_policies.hpp"
 
 namespace skipllm::engine {
 
@@ -69,7 +73,7 @@ struct PolicyConfig {
   int window_last = 1 << 30;
   std::uint32_t window_seed = 0;
   std::vector<int> static_layers;  //!< static_layers: skipped in every token that may skip
-  bool skip_attention = false;
+  bool skip_attention = false;  //!< not a skip policy: a Generator option (GeneratorOptions)
 
   // ---- provenance ----
   std::string model_name;
@@ -92,11 +96,15 @@ std::string policy_config_json(PolicyConfig const& config);
 //! Writes the config. Throws PolicyConfigError when the file cannot be written.
 void save_policy_config(std::filesystem::path const& path, PolicyConfig const& config);
 
-//! The engine policies of a config, for a model with `num_layers` layers. Throws
-//! PolicyConfigError when the config does not fit the model (depth, cold layers, thresholds).
-EnginePolicies make_engine_policies(PolicyConfig const& config, int num_layers);
+//! The library policies of a config, for a model with `num_layers` layers: its skip policy
+//! (any kind) as a policy::AnySkip, its cold layers and warm-up. Kind "dense" gives the greedy
+//! rule with no spans. `skip_attention` is not a policy: the Generator takes it as an option.
+//! Throws PolicyConfigError when the config does not fit the model (depth, cold layers,
+//! thresholds).
+skipllm::policy::ConfigurablePolicies make_policies(PolicyConfig const& config, int num_layers);
 
-//! The config of the CLI's runtime policies (greedy rule, cold counts, warm-up).
-PolicyConfig policy_config_from(skipllm::policy::RuntimePolicies const& policies);
+//! What reports print for a run: skipllm::describe(policies), the skip policy marked
+//! "LayerSkip:" when a skip skips the whole layer ("skip=LayerSkip:Greedy(...) cold=...").
+std::string describe_policies(skipllm::policy::ConfigurablePolicies const& policies, bool skip_attention);
 
 }  // namespace skipllm::engine

@@ -34,14 +34,14 @@ std::int32_t sample(std::span<float const> logits, SamplingOptions const& o, std
   return probs[n - 1].second;
 }
 
-Generator::Generator(LlamaModel const& model, ThreadPool& pool, EnginePolicies const& policies, int max_context,
-                     bool record_trace, ActivationPrecision precision)
-    : host_(model, pool, 1, max_context, precision),
-      stack_(host_, policies, {.max_sequences = 1, .record_trace = record_trace}),
+Generator::Generator(LlamaModel const& model, ThreadPool& pool, skipllm::policy::ConfigurablePolicies const& policies,
+                     int max_context, GeneratorOptions const& options)
+    : host_(model, pool, 1, max_context, options.precision),
+      stack_(host_, policies, {.max_sequences = 1, .record_trace = options.record_trace}),
       prefill_step_(host_.make_step(kPrefillChunk)),
       decode_step_(host_.make_step(1)),
       logits_(static_cast<std::size_t>(model.config().vocab)) {
-  host_.set_layer_skip(policies.skip.skip_attention);
+  host_.set_layer_skip(options.skip_attention);
 }
 
 std::span<float const> Generator::prefill(std::span<std::int32_t const> prompt) {

@@ -9,15 +9,16 @@
 #include <vector>
 
 #include <skipllm/decoder_stack.hpp>
+#include <skipllm/policy/bundle.hpp>
 
-#include "format/engine_policies.hpp"
 #include "model/llama_host.hpp"
 
 namespace skipllm::engine {
 
-//! The engine's policies (engine_policies.hpp): the paper's greedy rule with every knob at
-//! runtime, per-layer thresholds, explicit cold sets, the random-window and layer-skip baselines.
-using EngineStack = skipllm::DecoderStack<LlamaHost, EnginePolicies>;
+//! The library's configurable policies: any runtime skip policy (the paper's greedy rule,
+//! per-layer thresholds, the random-window baseline, a static mask), explicit cold sets and a
+//! runtime warm-up; one build runs whatever a config file or the command line chose.
+using EngineStack = skipllm::DecoderStack<LlamaHost, skipllm::policy::ConfigurablePolicies>;
 
 struct SamplingOptions {
   float temperature = 0.0f;  //!< 0: greedy
@@ -28,17 +29,21 @@ struct SamplingOptions {
 //! Picks a token from logits: argmax when temperature is 0, else top-p sampling.
 std::int32_t sample(std::span<float const> logits, SamplingOptions const& options, std::mt19937_64& rng);
 
+//! How a Generator runs, besides its policies.
+struct GeneratorOptions {
+  bool record_trace = false;  //!< keep every decision and score (stack().trace())
+  //! The layer-skip baseline: a skipped layer also skips its attention (LlamaHost::set_layer_skip).
+  //! An engine switch, not a skip policy: the policies decide *which* blocks to skip, this says
+  //! how much of the layer a skip covers.
+  bool skip_attention = false;
+  ActivationPrecision precision = ActivationPrecision::kFloat32;
+};
+
 //! One sequence at a time (slot 0): feed a prompt, then decode token by token.
 class Generator {
  public:
-  //! With `policies.skip.skip_attention`, a skipped layer also skips its attention (the
-  //! layer-skip baseline; LlamaHost::set_layer_skip).
-  Generator(LlamaModel const& model, ThreadPool& pool, EnginePolicies const& policies, int max_context,
-            bool record_trace = false, ActivationPrecision precision = ActivationPrecision::kFloat32);
-  //! The same with the CLI's RuntimePolicies (to_engine_policies).
-  Generator(LlamaModel const& model, ThreadPool& pool, skipllm::policy::RuntimePolicies const& policies,
-            int max_context, bool record_trace = false, ActivationPrecision precision = ActivationPrecision::kFloat32)
-      : Generator(model, pool, to_engine_policies(policies), max_context, record_trace, precision) {}
+  Generator(LlamaModel const& model, ThreadPool& pool, skipllm::policy::ConfigurablePolicies const& policies,
+            int max_context, GeneratorOptions const& options = {});
 
   //! Starts a new sequence with `prompt` (dense prefill, in chunks); returns the logits after
   //! its last token.

@@ -17,6 +17,8 @@
 //!  - `StaticMask`: skip a fixed set of layers in every eligible token (ablations).
 //!  - `ReplayTrace`: skip exactly what a recorded trace says (replaying the CPU backend's
 //!    decisions on another backend, or A/B comparisons on identical decisions).
+//!  - `AnySkip` (any_skip.hpp): one of the runtime policies (`Greedy`, `LayerThresholds`,
+//!    `RandomWindow`, `StaticMask`, `Dense`), chosen at run time, e.g. from a config file.
 //!
 //! *What it costs.* A compare and two counter updates per layer.
 #pragma once

@@ -394,29 +394,47 @@ BOOST_AUTO_TEST_CASE(policies_from_options) {
   BOOST_TEST(cli::default_cold_layers(24) == 4);
   BOOST_TEST(cli::default_cold_layers(40) == 7);
 
-  auto const p = cli::make_policies(parse({"generate", "-p", "x"}).generate, 30);
-  BOOST_TEST(skipllm::describe(p) ==
-             "skip=Greedy(tau=0.95, span=8, spans_per_token=1) cold=ColdLayers(first=5, last=5) "
+  // The options become a policy config; its policies are described as every run's are
+  // (cold regions as ColdRegions, also without a config file).
+  auto const p = cli::policy_config(parse({"generate", "-p", "x"}).generate, 30);
+  BOOST_TEST(skipllm::engine::describe_policies(skipllm::engine::make_policies(p, 30), false) ==
+             "skip=Greedy(tau=0.95, span=8, spans_per_token=1) cold=ColdRegions(first=5, last=5) "
              "warmup=Warmup(tokens=16, every=6) metric=Cosine");
-  auto const custom = cli::make_policies(
+  auto const custom = cli::policy_config(
       parse({"generate", "-p", "x", "--threshold", "0.9", "--span", "all", "--spans-per-token", "2", "--warmup", "4",
              "--refresh-every", "0", "--cold-first", "2", "--cold-last", "3"})
           .generate,
       30);
-  BOOST_TEST(custom.skip.tau == 0.9f);
-  BOOST_TEST(custom.skip.span == skipllm::policy::kToColdRegion);
-  BOOST_TEST(custom.skip.spans_per_token == 2);
-  BOOST_TEST(custom.warmup.tokens == 4);
-  BOOST_TEST(custom.warmup.every == 0);
-  BOOST_TEST(custom.cold.first == 2);
-  BOOST_TEST(custom.cold.last == 3);
+  BOOST_TEST((custom.kind == skipllm::engine::PolicyConfig::Kind::greedy));
+  BOOST_TEST(custom.threshold == 0.9f);
+  BOOST_TEST(custom.span == skipllm::policy::kToColdRegion);
+  BOOST_TEST(custom.spans_per_token == 2);
+  BOOST_TEST(custom.warmup_tokens == 4);
+  BOOST_TEST(custom.warmup_every == 0);
+  BOOST_TEST(custom.cold_first == 2);
+  BOOST_TEST(custom.cold_last == 3);
 
-  auto const dense = cli::make_policies(parse({"generate", "-p", "x", "--dense"}).generate, 30);
-  BOOST_TEST(dense.skip.spans_per_token == 0);
-  BOOST_TEST(dense.cold.first == 5);
+  auto const dense = cli::policy_config(parse({"generate", "-p", "x", "--dense"}).generate, 30);
+  BOOST_TEST((dense.kind == skipllm::engine::PolicyConfig::Kind::dense));
+  BOOST_TEST(dense.spans_per_token == 0);
+  BOOST_TEST(dense.cold_first == 5);
 
-  BOOST_CHECK_THROW(cli::make_policies(parse({"generate", "-p", "x", "--cold-last", "31"}).generate, 30), cli::UsageError);
-  BOOST_CHECK_NO_THROW(cli::make_policies(parse({"generate", "-p", "x", "--cold-last", "30"}).generate, 30));
+  BOOST_CHECK_THROW(cli::policy_config(parse({"generate", "-p", "x", "--cold-last", "31"}).generate, 30), cli::UsageError);
+  BOOST_CHECK_NO_THROW(cli::policy_config(parse({"generate", "-p", "x", "--cold-last", "30"}).generate, 30));
+
+  // Given options override a config file's values; the others keep the file's.
+  auto const options = parse({"generate", "-p", "x", "--threshold", "0.9", "--cold-first", "1", "--dense"});
+  skipllm::engine::PolicyConfig file;
+  file.kind = skipllm::engine::PolicyConfig::Kind::layer_greedy;
+  file.span = 3;
+  file.cold_last = 2;
+  cli::override_policy_config(file, options.generate, options.generate.given_options);
+  BOOST_TEST(file.threshold == 0.9f);
+  BOOST_TEST(file.span == 3);
+  BOOST_TEST(file.cold_first == 1);
+  BOOST_TEST(file.cold_last == 2);
+  BOOST_TEST((file.kind == skipllm::engine::PolicyConfig::Kind::dense));
+  BOOST_TEST(file.spans_per_token == 0);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

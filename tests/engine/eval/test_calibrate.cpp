@@ -36,12 +36,18 @@ std::string error_of(std::string const& text) {
 
 // A synthetic model of the search: the skip ratio falls linearly as tau rises, reaching
 // span * spans / 30 at tau = 0.8; the NLL cost of a skip depends on the span (2 is best).
-cal::Measurement synthetic(EnginePolicies const& p) {
-  double const reach = std::min(1.0, p.skip.span * p.skip.spans_per_token / 30.0);
-  double tau = p.skip.tau;
-  if (p.skip.kind == EngineSkip::Kind::layer_greedy) tau = 0.8 + 0.2 * p.skip.layer_tau[10];  // q in [0, 1]
+// The search builds the greedy rule with one threshold, or one per layer (then layer 10's
+// threshold stands for the quantile q in [0, 1]).
+cal::Measurement synthetic(cal::ConfigurablePolicies const& p) {
+  auto const* g = p.skip.greedy();
+  auto const* t = p.skip.layer_thresholds();
+  BOOST_REQUIRE(g != nullptr || t != nullptr);
+  int const span = g ? g->span : t->span;
+  int const spans = g ? g->spans_per_token : t->spans_per_token;
+  double const tau = g ? g->tau : 0.8 + 0.2 * t->tau[10];
+  double const reach = std::min(1.0, span * spans / 30.0);
   double const r = std::clamp(reach * (1.0 - tau) / 0.2, 0.0, 1.0);
-  double const cost = p.skip.span == 2 ? 1.0 : 3.0;
+  double const cost = span == 2 ? 1.0 : 3.0;
   return {r, 2.0 + cost * r * r, 1.0 - r * cost / 4, 100};
 }
 
@@ -101,7 +107,7 @@ BOOST_AUTO_TEST_CASE(config_round_trips_every_field) {
   st.static_layers = {5, 14};
   PolicyConfig const sr = parse_policy_config(policy_config_json(st));
   BOOST_TEST((sr.static_layers == std::vector<int>{5, 14}));
-  EnginePolicies const sp = make_engine_policies(sr, 30);
+  skipllm::policy::ConfigurablePolicies const sp = make_policies(sr, 30);
   skipllm::SkipState state;
   BOOST_TEST(sp.skip.should_skip(state, skipllm::LayerContext{5, 30, 40, 0}));
   BOOST_TEST(!sp.skip.should_skip(state, skipllm::LayerContext{6, 30, 40, 0}));
@@ -143,41 +149,66 @@ BOOST_AUTO_TEST_CASE(config_errors_name_the_field) {
   BOOST_CHECK_THROW(load_policy_config("/nonexistent/skipllm.json"), PolicyConfigError);
 }
 
-BOOST_AUTO_TEST_CASE(config_to_engine_policies) {
+BOOST_AUTO_TEST_CASE(config_to_library_policies) {
+  using Kind = skipllm::policy::AnySkip::Kind;
   PolicyConfig c = parse_policy_config(kMinimal);
   c.cold_first = 2;
   c.cold_last = 1;
   c.cold_layers = {7};
   c.span = 3;
-  EnginePolicies const p = make_engine_policies(c, 12);
-  BOOST_TEST(p.skip.tau == 0.97f);
-  BOOST_TEST(p.skip.span == 3);
+  skipllm::policy::ConfigurablePolicies const p = make_policies(c, 12);
+  BOOST_REQUIRE(p.skip.greedy() != nullptr);
+  BOOST_TEST(p.skip.greedy()->tau == 0.97f);
+  BOOST_TEST(p.skip.greedy()->span == 3);
   for (int l = 0; l < 12; ++l) BOOST_TEST(p.cold.is_cold(l, 12) == (l < 2 || l == 7 || l == 11));
   c.model_layers = 30;
-  BOOST_CHECK_THROW(make_engine_policies(c, 12), PolicyConfigError);
+  BOOST_CHECK_THROW(make_policies(c, 12), PolicyConfigError);
   c.model_layers = 0;
   c.cold_layers = {12};
-  BOOST_CHECK_THROW(make_engine_policies(c, 12), PolicyConfigError);
+  BOOST_CHECK_THROW(make_policies(c, 12), PolicyConfigError);
   c.cold_layers.clear();
   c.kind = PolicyConfig::Kind::layer_greedy;
   c.layer_thresholds = {0.5f, std::nullopt};
-  BOOST_CHECK_THROW(make_engine_policies(c, 12), PolicyConfigError);
+  BOOST_CHECK_THROW(make_policies(c, 12), PolicyConfigError);
   c.layer_thresholds.resize(12, 0.9f);
-  EnginePolicies const lp = make_engine_policies(c, 12);
-  BOOST_TEST(lp.skip.layer_tau[0] == 0.5f);
-  BOOST_TEST(std::isinf(lp.skip.layer_tau[1]));
-  BOOST_TEST(lp.skip.layer_tau[2] == 0.9f);
-  BOOST_TEST(std::isinf(lp.skip.layer_tau[12]));
+  skipllm::policy::ConfigurablePolicies const lp = make_policies(c, 12);
+  BOOST_REQUIRE(lp.skip.layer_thresholds() != nullptr);
+  BOOST_TEST(lp.skip.layer_thresholds()->tau[0] == 0.5f);
+  BOOST_TEST(std::isinf(lp.skip.layer_thresholds()->tau[1]));
+  BOOST_TEST(lp.skip.layer_thresholds()->tau[2] == 0.9f);
+  BOOST_TEST(std::isinf(lp.skip.layer_thresholds()->tau[12]));
+  BOOST_TEST(lp.skip.layer_thresholds()->span == 3);
+  // Dense keeps the greedy rule's threshold and span in its description, with no spans.
   c.kind = PolicyConfig::Kind::dense;
-  BOOST_TEST(make_engine_policies(c, 12).skip.spans_per_token == 0);
+  BOOST_REQUIRE(make_policies(c, 12).skip.greedy() != nullptr);
+  BOOST_TEST(make_policies(c, 12).skip.greedy()->spans_per_token == 0);
+  c.kind = PolicyConfig::Kind::random_window;
+  c.window_length = 2.5f;
+  c.window_first = 1;
+  c.window_last = 10;
+  BOOST_TEST((make_policies(c, 12).skip.kind() == Kind::random_window));
+  BOOST_TEST(make_policies(c, 12).skip.random_window()->last == 10);
+  c.kind = PolicyConfig::Kind::static_layers;
+  c.static_layers = {3, 12};
+  BOOST_CHECK_THROW(make_policies(c, 12), PolicyConfigError);
+  c.static_layers = {3, 9};
+  BOOST_TEST((make_policies(c, 12).skip.kind() == Kind::static_mask));
+  BOOST_TEST(make_policies(c, 12).skip.static_mask()->layers.count() == 2);
 
-  // The CLI's runtime policies and their config describe the same decisions.
-  skipllm::policy::RuntimePolicies const rp{{0.96f, 2, 3}, {4, 2}, {8, 5}};
-  EnginePolicies const a = to_engine_policies(rp);
-  EnginePolicies const b = make_engine_policies(policy_config_from(rp), 30);
-  BOOST_TEST(skipllm::describe(a) == skipllm::describe(b));
-  BOOST_TEST(skipllm::describe(a) ==
+  // What reports print: the library's description, the skip policy marked in layer-skip mode.
+  c = parse_policy_config(kMinimal);
+  c.threshold = 0.96f;
+  c.span = 2;
+  c.spans_per_token = 3;
+  c.cold_first = 4;
+  c.cold_last = 2;
+  c.warmup_tokens = 8;
+  c.warmup_every = 5;
+  BOOST_TEST(describe_policies(make_policies(c, 30), false) ==
              "skip=Greedy(tau=0.96, span=2, spans_per_token=3) cold=ColdRegions(first=4, last=2) "
+             "warmup=Warmup(tokens=8, every=5) metric=Cosine");
+  BOOST_TEST(describe_policies(make_policies(c, 30), true) ==
+             "skip=LayerSkip:Greedy(tau=0.96, span=2, spans_per_token=3) cold=ColdRegions(first=4, last=2) "
              "warmup=Warmup(tokens=8, every=5) metric=Cosine");
 }
 
@@ -216,12 +247,10 @@ BOOST_AUTO_TEST_CASE(candidates_can_reach_the_target) {
 
 BOOST_AUTO_TEST_CASE(bisection_hits_the_target_on_a_monotone_evaluator) {
   int runs = 0;
-  cal::Evaluator const eval = [&](EnginePolicies const& p) { ++runs; return synthetic(p); };
+  cal::Evaluator const eval = [&](cal::ConfigurablePolicies const& p) { ++runs; return synthetic(p); };
   auto const make = [](double tau) {
-    EnginePolicies p;
-    p.skip.tau = static_cast<float>(tau);
-    p.skip.span = 2;
-    p.skip.spans_per_token = 6;
+    cal::ConfigurablePolicies p;
+    p.skip = skipllm::policy::Greedy{static_cast<float>(tau), 2, 6};
     return p;
   };
   auto const r = cal::search_threshold(eval, make, 0.8, 1.0, 0.25, 0.005, 12);
@@ -273,7 +302,7 @@ BOOST_AUTO_TEST_CASE(search_chooses_the_candidate_with_the_best_quality) {
   BOOST_TEST(r.config.model_layers == 12);
   BOOST_TEST(r.tried.size() == 3u);
   // The written config is valid and reproduces the chosen policy.
-  EnginePolicies const p = make_engine_policies(parse_policy_config(policy_config_json(r.config)), 12);
+  cal::ConfigurablePolicies const p = make_policies(parse_policy_config(policy_config_json(r.config)), 12);
   BOOST_TEST(synthetic(p).skip_ratio == r.achieved.skip_ratio);
 }
 
@@ -282,10 +311,11 @@ BOOST_AUTO_TEST_CASE(per_layer_search_sets_quantile_thresholds) {
   for (int l = 0; l < 6; ++l) {
     for (int i = 0; i <= 100; ++i) profile[static_cast<std::size_t>(l)].push_back(0.9f + 0.001f * static_cast<float>(i));
   }
-  EnginePolicies const p = cal::quantile_policy(0.5, profile, 2, 1, std::vector<int>{0, 5}, 6, 16, 0);
-  BOOST_TEST((p.skip.kind == EngineSkip::Kind::layer_greedy));
-  for (int l = 0; l < 5; ++l) BOOST_TEST(std::abs(p.skip.layer_tau[l] - 0.95f) < 1e-6f);
-  BOOST_TEST(std::isinf(p.skip.layer_tau[5]));  // the last layer decides nothing
+  cal::ConfigurablePolicies const p = cal::quantile_policy(0.5, profile, 2, 1, std::vector<int>{0, 5}, 6, 16, 0);
+  auto const* t = p.skip.layer_thresholds();
+  BOOST_REQUIRE(t != nullptr);
+  for (int l = 0; l < 5; ++l) BOOST_TEST(std::abs(t->tau[l] - 0.95f) < 1e-6f);
+  BOOST_TEST(std::isinf(t->tau[5]));  // the last layer decides nothing
   BOOST_TEST(p.cold.first == 1);
   BOOST_TEST(p.cold.last == 1);
 }
@@ -318,22 +348,13 @@ BOOST_AUTO_TEST_CASE(layer_skip_mode_is_dense_when_nothing_skips_and_differs_whe
                      *utf::precondition(engine_test::model_available)) {
   Model& m = shared_model();
   auto const tokens = some_tokens(24);
-  EnginePolicies dense;
-  dense.skip.spans_per_token = 0;
-  EnginePolicies dense_layer = dense;
-  dense_layer.skip.skip_attention = true;
-  Generator a(m.model, m.pool, dense, 64), b(m.model, m.pool, dense_layer, 64);
+  cal::ConfigurablePolicies const dense;  // policy::Dense
+  Generator a(m.model, m.pool, dense, 64), b(m.model, m.pool, dense, 64, {.skip_attention = true});
   BOOST_TEST((run(a, tokens) == run(b, tokens)));  // deferring the attention add changes nothing
 
   // One layer always skipped: FFN skip and layer skip give different results, both non-dense.
-  EnginePolicies one;
-  one.cold = {0, 0, {}};
-  one.warmup = {0, 0};
-  one.skip.kind = EngineSkip::Kind::random_window;
-  one.skip.random = {1.0f, 12, 13, 0};
-  EnginePolicies one_layer = one;
-  one_layer.skip.skip_attention = true;
-  Generator c(m.model, m.pool, one, 64), d(m.model, m.pool, one_layer, 64);
+  cal::ConfigurablePolicies const one{skipllm::policy::RandomWindow{1.0f, 12, 13, 0}, {0, 0, {}}, {0, 0}};
+  Generator c(m.model, m.pool, one, 64), d(m.model, m.pool, one, 64, {.skip_attention = true});
   auto const lc = run(c, tokens), ld = run(d, tokens), la = run(a, tokens);
   BOOST_TEST((lc != ld));
   BOOST_TEST((lc != la));
@@ -342,12 +363,20 @@ BOOST_AUTO_TEST_CASE(layer_skip_mode_is_dense_when_nothing_skips_and_differs_whe
   BOOST_TEST(d.stack().statistics().skipped_blocks() == 20u);
 }
 
-BOOST_AUTO_TEST_CASE(config_policies_decide_like_the_cli_policies, *utf::precondition(engine_test::model_available)) {
+BOOST_AUTO_TEST_CASE(a_written_config_decides_like_the_policies_it_was_written_from,
+                     *utf::precondition(engine_test::model_available)) {
   Model& m = shared_model();
   auto const tokens = some_tokens(40);
-  skipllm::policy::RuntimePolicies const rp{{0.97f, 2, 2}, {3, 3}, {4, 0}};
-  Generator a(m.model, m.pool, rp, 64, true);
-  Generator b(m.model, m.pool, make_engine_policies(parse_policy_config(policy_config_json(policy_config_from(rp))), 30), 64, true);
+  PolicyConfig c;
+  c.threshold = 0.97f;
+  c.span = 2;
+  c.spans_per_token = 2;
+  c.cold_first = c.cold_last = 3;
+  c.warmup_tokens = 4;
+  c.warmup_every = 0;
+  cal::ConfigurablePolicies const direct{skipllm::policy::Greedy{0.97f, 2, 2}, {3, 3, {}}, {4, 0}};
+  Generator a(m.model, m.pool, direct, 64, {.record_trace = true});
+  Generator b(m.model, m.pool, make_policies(parse_policy_config(policy_config_json(c)), 30), 64, {.record_trace = true});
   BOOST_TEST((run(a, tokens) == run(b, tokens)));
   BOOST_TEST(a.stack().statistics().skipped_blocks() == b.stack().statistics().skipped_blocks());
   BOOST_TEST(a.stack().statistics().skipped_blocks() > 0u);
@@ -374,6 +403,7 @@ BOOST_AUTO_TEST_CASE(small_real_calibration, *utf::precondition(engine_test::mod
   BOOST_TEST(r.config.cold_last >= 1);
   BOOST_TEST(std::abs(*r.config.achieved_skip - 0.10) <= 0.03);
   BOOST_TEST(r.achieved.nll >= r.dense.nll - 0.5);
-  EnginePolicies const p = make_engine_policies(parse_policy_config(policy_config_json(r.config)), 30);
-  BOOST_TEST(p.skip.span == 2);
+  cal::ConfigurablePolicies const p = make_policies(parse_policy_config(policy_config_json(r.config)), 30);
+  BOOST_REQUIRE(p.skip.greedy() != nullptr);
+  BOOST_TEST(p.skip.greedy()->span == 2);
 }

@@ -564,12 +564,13 @@ BOOST_AUTO_TEST_CASE(eval_defaults_and_spellings) {
   BOOST_TEST(*a.config == "c.json");
   BOOST_TEST(a.given.count("--threshold") == 1u);
 
-  // Policies built from eval options are those of generate.
-  skipllm::policy::RuntimePolicies const p = cli::make_policies(*cli::parse_command_line(
+  // The policy built from eval options is that of generate.
+  eng::PolicyConfig const p = cli::policy_config(*cli::parse_command_line(
       {"eval", "--task", "factoid", "--dense", "--warmup", "4"}).eval, 30, cli::Command::eval);
-  BOOST_TEST(p.skip.spans_per_token == 0);
-  BOOST_TEST(p.warmup.tokens == 4);
-  BOOST_TEST(p.cold.first == 5);
+  BOOST_TEST((p.kind == eng::PolicyConfig::Kind::dense));
+  BOOST_TEST(p.spans_per_token == 0);
+  BOOST_TEST(p.warmup_tokens == 4);
+  BOOST_TEST(p.cold_first == 5);
 }
 
 BOOST_AUTO_TEST_CASE(bad_eval_command_lines) {
@@ -632,11 +633,7 @@ struct Model {
   ev::EvalModel eval() { return {model, tokenizer, pool, false, 512}; }
 };
 
-eng::EnginePolicies dense_policies() {
-  eng::EnginePolicies p;
-  p.skip.spans_per_token = 0;
-  return p;
-}
+skipllm::policy::ConfigurablePolicies dense_policies() { return {}; }  // policy::Dense
 
 BOOST_AUTO_TEST_CASE(decode_step_perplexity_matches_prefill_scoring) {
   // Dense, every prediction of the text computed by a full prefill of its prefix: the
@@ -678,9 +675,8 @@ BOOST_AUTO_TEST_CASE(dense_policy_agrees_with_itself_and_skipping_is_counted) {
   BOOST_TEST(dense.summary.rouge_vs_dense == 1.0);
   BOOST_TEST(dense.skip_ratio == 0.0);
 
-  eng::EnginePolicies skipping;  // the paper's rule without warm-up: skips on this model
-  skipping.warmup.tokens = 0;
-  skipping.warmup.every = 0;
+  // The paper's rule without warm-up: skips on this model.
+  skipllm::policy::ConfigurablePolicies const skipping{skipllm::policy::Greedy{}, {}, {0, 0}};
   ev::CompareResult const s = ev::run_compare(m.eval(), skipping, items, o);
   BOOST_TEST(s.dense_run);
   BOOST_TEST(s.skip_ratio > 0.0);

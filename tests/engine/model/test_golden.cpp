@@ -39,7 +39,7 @@ Model& shared_model() {
   return m;
 }
 
-EnginePolicies dense_policies() { return {{0.95f, 8, 0}, {5, 5}, {16, 6}}; }
+skipllm::policy::ConfigurablePolicies dense_policies() { return {skipllm::policy::Greedy{0.95f, 8, 0}, {5, 5}, {16, 6}}; }
 
 int argmax(std::span<float const> v) { return static_cast<int>(std::max_element(v.begin(), v.end()) - v.begin()); }
 
@@ -123,7 +123,7 @@ BOOST_AUTO_TEST_CASE(skipping_keeps_warmup_tokens_identical_to_dense, *utf::prec
   auto const prompt = values_of<std::int32_t>(p.get_child("prompt_ids"));
   Model& m = shared_model();
   Generator dense(m.model, m.pool, dense_policies(), 2048);
-  Generator skip(m.model, m.pool, EnginePolicies{{0.9f, 8, 1}, {5, 5}, {8, 0}}, 2048);
+  Generator skip(m.model, m.pool, skipllm::policy::ConfigurablePolicies{skipllm::policy::Greedy{0.9f, 8, 1}, {5, 5}, {8, 0}}, 2048);
   auto ld = dense.prefill(prompt);
   auto ls = skip.prefill(prompt);
   for (int t = 0; t < 24; ++t) {
