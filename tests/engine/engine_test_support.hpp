@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -42,6 +43,14 @@ inline std::filesystem::path model_path() { return *env_path("SKIPLLM_MODEL"); }
 inline boost::property_tree::ptree read_fixture(std::string const& name) {
   boost::property_tree::ptree doc;
   boost::property_tree::read_json((*env_path("SKIPLLM_FIXTURES") / name).string(), doc);
+  return doc;
+}
+
+//! A JSON document (a program's output) as a property tree.
+inline boost::property_tree::ptree parse_json(std::string const& text) {
+  std::istringstream in(text);
+  boost::property_tree::ptree doc;
+  boost::property_tree::read_json(in, doc);
   return doc;
 }
 

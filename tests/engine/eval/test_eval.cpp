@@ -6,9 +6,7 @@
 // the SmolLM2 model. Tests that need one of them skip, with the reason, when it is missing.
 #define BOOST_TEST_MODULE engine_eval
 #include "engine_test_support.hpp"
-
-#include <sys/wait.h>
-#include <unistd.h>
+#include "process_support.hpp"
 
 #include <boost/property_tree/xml_parser.hpp>
 
@@ -37,86 +35,17 @@ namespace pt = boost::property_tree;
 namespace cli = skipllm::cli;
 namespace eng = skipllm::engine;
 namespace ev = skipllm::engine::eval;
+using engine_test::cli_and_model_available;
+using engine_test::parse_json;
+using engine_test::read_file;
+using engine_test::run_cli;
+using engine_test::RunResult;
+using engine_test::scratch;
+using engine_test::write_file;
 
 namespace {
 
 // ---- Helpers -----------------------------------------------------------------------------------
-
-fs::path const& scratch() {
-  static struct Dir {
-    fs::path path;
-    Dir() : path(fs::temp_directory_path() / ("skipllm_test_eval_" + std::to_string(::getpid()))) {
-      fs::remove_all(path);
-      fs::create_directories(path);
-    }
-    ~Dir() {
-      std::error_code ec;
-      fs::remove_all(path, ec);
-    }
-  } dir;
-  return dir.path;
-}
-
-std::string read_file(fs::path const& p) {
-  std::ifstream in(p, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
-void write_file(fs::path const& p, std::string const& s) {
-  std::ofstream out(p, std::ios::binary);
-  out << s;
-}
-
-std::string shell_quote(std::string const& s) {
-  std::string q = "'";
-  for (char const c : s) {
-    if (c == '\'') q += "'\\''"; else q += c;
-  }
-  return q + "'";
-}
-
-struct RunResult {
-  int status = -1;
-  std::string out, err;
-};
-
-RunResult run(std::string const& program, std::vector<std::string> const& args) {
-  static int counter = 0;
-  std::string const n = std::to_string(counter++);
-  fs::path const out = scratch() / ("out" + n + ".txt");
-  fs::path const err = scratch() / ("err" + n + ".txt");
-  std::string cmd = shell_quote(program);
-  for (auto const& a : args) cmd.append(" ").append(shell_quote(a));
-  cmd.append(" </dev/null >").append(shell_quote(out.string())).append(" 2>").append(shell_quote(err.string()));
-  int const raw = std::system(cmd.c_str());
-  RunResult r;
-  r.status = raw != -1 && WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
-  r.out = read_file(out);
-  r.err = read_file(err);
-  return r;
-}
-
-pt::ptree parse_json(std::string const& text) {
-  std::istringstream in(text);
-  pt::ptree doc;
-  pt::read_json(in, doc);
-  return doc;
-}
-
-std::optional<std::string> cli_path() {
-  auto const p = engine_test::env_path("SKIPLLM_CLI");
-  if (!p || !fs::is_regular_file(*p)) return std::nullopt;
-  return p->string();
-}
-
-boost::test_tools::assertion_result cli_and_model_available(utf::test_unit_id id) {
-  if (!cli_path()) {
-    boost::test_tools::assertion_result ok(false);
-    ok.message() << "SKIPLLM_CLI does not name the built skipllm executable: SKIPPED (run through ctest)";
-    return ok;
-  }
-  return engine_test::model_available(id);
-}
 
 // The dev set in the source tree.
 fs::path data_dir() { return fs::path(__FILE__).parent_path().parent_path().parent_path().parent_path() / "examples/engine/data"; }
@@ -690,8 +619,8 @@ BOOST_AUTO_TEST_SUITE_END()
 BOOST_AUTO_TEST_SUITE(end_to_end, *utf::precondition(cli_and_model_available))
 
 BOOST_AUTO_TEST_CASE(factoid_json_summary) {
-  RunResult const r = run(*cli_path(), {"eval", "--task", "factoid", "--data", (data_dir() / "calibration/factoid.jsonl").string(),
-                                        "-m", engine_test::model_path().string(), "--limit", "3", "-t", "2", "--json"});
+  RunResult const r = run_cli({"eval", "--task", "factoid", "--data", (data_dir() / "calibration/factoid.jsonl").string(),
+                               "-m", engine_test::model_path().string(), "--limit", "3", "-t", "2", "--json"});
   BOOST_TEST_REQUIRE(r.status == 0, r.err);
   pt::ptree const j = parse_json(r.out);  // stdout holds the JSON alone
   BOOST_TEST(j.get<std::string>("schema") == "skipllm.eval/1");
@@ -727,9 +656,9 @@ BOOST_AUTO_TEST_CASE(perplexity_and_profile_on_a_short_text) {
   write_file(text, "Bread needs flour, water, salt and yeast. Kneading builds gluten, which traps the gas "
                    "that the yeast makes, so the dough rises.\n");
   fs::path const json = scratch() / "ppl.json";
-  RunResult const r = run(*cli_path(), {"eval", "--task", "perplexity", "--data", text.string(), "-m",
-                                        engine_test::model_path().string(), "--window", "16", "-t", "2", "--json",
-                                        json.string(), "--dense"});
+  RunResult const r = run_cli({"eval", "--task", "perplexity", "--data", text.string(), "-m",
+                               engine_test::model_path().string(), "--window", "16", "-t", "2", "--json",
+                               json.string(), "--dense"});
   BOOST_TEST_REQUIRE(r.status == 0, r.err);
   BOOST_TEST(contains(r.out, "perplexity:"), r.out);  // the report is on stdout
   pt::ptree const j = parse_json(read_file(json));
@@ -739,9 +668,9 @@ BOOST_AUTO_TEST_CASE(perplexity_and_profile_on_a_short_text) {
   BOOST_TEST(j.get<bool>("policy.dense"));
 
   fs::path const svg = scratch() / "profile.svg";
-  RunResult const p = run(*cli_path(), {"eval", "--task", "profile", "--data", text.string(), "-m",
-                                        engine_test::model_path().string(), "--window", "16", "-t", "2", "--plot",
-                                        svg.string(), "--json", "-"});
+  RunResult const p = run_cli({"eval", "--task", "profile", "--data", text.string(), "-m",
+                               engine_test::model_path().string(), "--window", "16", "-t", "2", "--plot",
+                               svg.string(), "--json", "-"});
   BOOST_TEST_REQUIRE(p.status == 0, p.err);
   pt::ptree const pj = parse_json(p.out);
   BOOST_TEST(pj.get_child("layers").size() == 30u);
@@ -774,7 +703,7 @@ BOOST_AUTO_TEST_CASE(config_files_set_the_policy_and_options_override_them) {
                                          (data_dir() / "calibration/factoid.jsonl").string(), "-m",
                                          engine_test::model_path().string(), "--limit", "1", "-n", "4", "-t", "2",
                                          "--config", config.string(), "--json", "-q"};
-  RunResult const r = run(*cli_path(), args);
+  RunResult const r = run_cli(args);
   BOOST_TEST_REQUIRE(r.status == 0, r.err);
   pt::ptree const j = parse_json(r.out);
   BOOST_TEST(j.get<std::string>("policy.config") == config.string());
@@ -786,7 +715,7 @@ BOOST_AUTO_TEST_CASE(config_files_set_the_policy_and_options_override_them) {
 
   std::vector<std::string> overridden = args;
   overridden.insert(overridden.end(), {"--threshold", "0.99", "--cold-last", "3"});
-  RunResult const o = run(*cli_path(), overridden);
+  RunResult const o = run_cli(overridden);
   BOOST_TEST_REQUIRE(o.status == 0, o.err);
   pt::ptree const k = parse_json(o.out);
   BOOST_TEST(k.get<double>("policy.threshold") == 0.99);
@@ -796,7 +725,7 @@ BOOST_AUTO_TEST_CASE(config_files_set_the_policy_and_options_override_them) {
   write_file(scratch() / "broken.json", "{\"schema\": ");
   std::vector<std::string> broken = args;
   broken[broken.size() - 3] = (scratch() / "broken.json").string();
-  RunResult const b = run(*cli_path(), broken);
+  RunResult const b = run_cli(broken);
   BOOST_TEST(b.status == 2);
   BOOST_TEST(contains(b.err, "--config"), b.err);
 }
@@ -804,12 +733,12 @@ BOOST_AUTO_TEST_CASE(config_files_set_the_policy_and_options_override_them) {
 BOOST_AUTO_TEST_CASE(bad_data_exits_with_status_2_naming_the_line) {
   fs::path const bad = scratch() / "bad.jsonl";
   write_file(bad, "{\"question\": \"Q?\", \"answers\": [\"A\"]}\n{\"question\": \"Q2?\" \"answers\": []}\n");
-  RunResult const r = run(*cli_path(), {"eval", "--task", "factoid", "--data", bad.string(), "-m",
-                                        engine_test::model_path().string()});
+  RunResult const r = run_cli({"eval", "--task", "factoid", "--data", bad.string(), "-m",
+                               engine_test::model_path().string()});
   BOOST_TEST(r.status == 2);
   BOOST_TEST(contains(r.err, "bad.jsonl:2: invalid JSON"), r.err);
-  RunResult const missing = run(*cli_path(), {"eval", "--task", "perplexity", "--data", (scratch() / "none.txt").string(),
-                                              "-m", engine_test::model_path().string()});
+  RunResult const missing = run_cli({"eval", "--task", "perplexity", "--data", (scratch() / "none.txt").string(),
+                                     "-m", engine_test::model_path().string()});
   BOOST_TEST(missing.status == 2);
   BOOST_TEST(contains(missing.err, "none.txt"), missing.err);
 }
