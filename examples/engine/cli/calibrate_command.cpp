@@ -1,7 +1,6 @@
 #include "cli/calibrate_command.hpp"
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <ctime>
@@ -11,8 +10,10 @@
 #include <set>
 
 #include "eval/calibrate.hpp"
+#include "eval/timing.hpp"
 #include "cli/commands.hpp"
 #include "cli/options.hpp"
+#include "cli/support.hpp"
 #include "format/gguf.hpp"
 #include "model/llama_model.hpp"
 #include "format/model_cache.hpp"
@@ -28,6 +29,7 @@ namespace skipllm::cli {
 
 namespace fs = std::filesystem;
 namespace eng = skipllm::engine;
+namespace ev = skipllm::engine::eval;
 
 namespace {
 
@@ -175,7 +177,7 @@ std::string calibrate_help_text() {
 }
 
 int run_calibrate(CalibrateOptions const& o, std::ostream& out, std::ostream& err) {
-  auto const start = std::chrono::steady_clock::now();
+  ev::Clock::time_point const start = ev::Clock::now();
   std::vector<std::string> texts = o.texts.empty() ? default_calibration_texts() : o.texts;
   if (texts.empty()) {
     err << "skipllm: error: no calibration text: pass --text FILE (no dev-set calibration split found)\n";
@@ -200,11 +202,7 @@ int run_calibrate(CalibrateOptions const& o, std::ostream& out, std::ostream& er
     eng::GgufFile const file = eng::GgufFile::open(model_path);
     eng::LlamaModel const model(file);
     eng::Tokenizer const tokenizer = eng::tokenizer_from_gguf(file);
-    bool add_bos = false;
-    try {
-      add_bos = file.find_bool("tokenizer.ggml.add_bos_token").value_or(false);
-    } catch (std::exception const&) {
-    }
+    bool const add_bos = adds_bos_token(file);
 
     // Tokenize every text and cut it into sequences of `window` tokens (each a fresh sequence
     // with its own warm-up), until max_positions positions are collected.
@@ -254,9 +252,8 @@ int run_calibrate(CalibrateOptions const& o, std::ostream& out, std::ostream& er
     eng::ThreadPool pool(o.threads);
     auto const progress = [&](std::string const& line) {
       if (!o.quiet) {
-        double const s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         char stamp[32];
-        std::snprintf(stamp, sizeof stamp, "[%6.1fs] ", s);
+        std::snprintf(stamp, sizeof stamp, "[%6.1fs] ", ev::seconds_since(start));
         err << stamp << line << "\n" << std::flush;
       }
     };
@@ -267,10 +264,7 @@ int run_calibrate(CalibrateOptions const& o, std::ostream& out, std::ostream& er
       for (double const v : r.sensitivity) sf << v << "\n";
     }
     eng::PolicyConfig& c = r.config;
-    try {
-      if (auto const name = file.find_string("general.name")) c.model_name = std::string(*name);
-    } catch (std::exception const&) {
-    }
+    if (std::string name = model_name(file); !name.empty()) c.model_name = std::move(name);
     c.model_file = model_path.filename().string();
     c.tool = "skipllm calibrate";
     std::string cmd = "skipllm calibrate --target-skip ";

@@ -25,7 +25,9 @@
 
 #include "cli/calibrate_command.hpp"
 #include "cli/eval_command.hpp"
+#include "cli/summary_json.hpp"
 #include "cli/support.hpp"
+#include "eval/timing.hpp"
 #include "model/generator.hpp"
 #include "format/gguf.hpp"
 #include "eval/heatmap.hpp"
@@ -42,11 +44,8 @@ namespace eng = skipllm::engine;
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-
-
+using engine::eval::Clock;
+using engine::eval::seconds_since;
 
 std::string human_bytes(std::uint64_t n) {
   char buf[32];
@@ -66,32 +65,6 @@ std::string fixed(double v, int digits) {
   char buf[48];
   std::snprintf(buf, sizeof buf, "%.*f", digits, v);
   return buf;
-}
-
-// ---- Model location and loading ----------------------------------------------------------------
-
-
-struct LoadedModel {
-  explicit LoadedModel(fs::path const& p) : path(p), file(eng::GgufFile::open(p)), model(file) {}
-  fs::path path;
-  eng::GgufFile file;
-  eng::LlamaModel model;
-};
-
-std::unique_ptr<LoadedModel> load_model(fs::path const& path) {
-  try {
-    return std::make_unique<LoadedModel>(path);
-  } catch (std::exception const& e) {
-    throw Failure{kExitUsage, "cannot load model " + path.string() + ": " + e.what()};
-  }
-}
-
-std::string model_name(eng::GgufFile const& f) {
-  try {
-    if (auto const name = f.find_string("general.name")) return std::string(*name);
-  } catch (std::exception const&) {
-  }
-  return {};
 }
 
 // ---- Prompt -----------------------------------------------------------------------------------
@@ -115,17 +88,6 @@ std::string read_prompt_file(std::string const& name) {
 }
 
 // ---- Outputs (--json/--trace/--heatmap open before the run via OutputFile: a bad path fails at once) ----
-
-void write_json_float(std::ostream& os, double v) {
-  // Seven significant digits: options given as 0.95 read back as 0.95, not 0.949999988.
-  if (!std::isfinite(v)) {
-    os << "null";
-    return;
-  }
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.7g", v);
-  os << buf;
-}
 
 void write_json_optional_string(std::ostream& os, std::optional<std::string> const& s) {
   if (s) {
@@ -153,57 +115,49 @@ bool is_default_model(fs::path const& path, int layers) {
   return path.filename().string() == eng::kDefaultModelFile && layers == 30;
 }
 
-int run_generate(CommandLine const& cl, std::ostream& out, std::ostream& err) {
-  GenerateOptions const& o = cl.generate;
-  std::string const prompt_text = o.prompt ? *o.prompt : read_prompt_file(*o.prompt_file);
-  OutputFile json(o.json, "--json", out), trace_out(o.trace, "--trace", out), heatmap(o.heatmap, "--heatmap", out);
-  bool const stream_text = !o.writes_stdout();
+// The policy a generate run uses: its config (what the JSON summary reports), the library's
+// policies built from it, where it came from (none: the options alone), and its description.
+struct GeneratePolicy {
+  eng::PolicyConfig config;
+  skipllm::policy::ConfigurablePolicies policies;
+  std::optional<std::string> source;
+  std::string description;
+};
 
-  fs::path const model_path = find_model(o.model, err);
-  Clock::time_point const load_start = Clock::now();
-  std::unique_ptr<LoadedModel> const loaded = load_model(model_path);
-  eng::LlamaModel const& model = loaded->model;
-  eng::LlamaConfig const& config = model.config();
-  eng::Tokenizer tokenizer = [&] {
-    try {
-      return eng::tokenizer_from_gguf(loaded->file);
-    } catch (std::exception const& e) {
-      throw Failure{kExitUsage, "cannot load the tokenizer of " + model_path.string() + ": " + e.what()};
-    }
-  }();
-  double const load_s = seconds_since(load_start);
-
-  eng::PolicyConfig policy;
+// --config, else the default model's shipped calibrated config when nothing about the policy
+// was asked for, else the options (the paper's rule).
+GeneratePolicy choose_policy(GenerateOptions const& o, fs::path const& model_path, int num_layers) {
+  GeneratePolicy p;
   try {
-    policy = policy_config(o, config.n_layers);
+    p.config = policy_config(o, num_layers);
   } catch (UsageError const& e) {
     throw Failure{kExitUsage, e.what()};
   }
-  // The policy that runs: --config, else the default model's shipped calibrated config when
-  // nothing about the policy was asked for, else the options (the paper's rule).
-  std::optional<std::string> config_source;
   bool const policy_options_given = std::any_of(kPolicyOptionNames.begin(), kPolicyOptionNames.end(),
                                                 [&](char const* n) { return o.given_options.count(n) > 0; });
-  skipllm::policy::ConfigurablePolicies policies;
   try {
     if (o.config) {
-      policy = eng::load_policy_config(*o.config);
-      config_source = *o.config;
-    } else if (!o.paper && !policy_options_given && is_default_model(model_path, config.n_layers)) {
-      policy = eng::parse_policy_config(kDefaultPolicyConfig, "shipped config smollm2-135m-instruct.json");
-      config_source = "shipped default (examples/engine/configs/smollm2-135m-instruct.json)";
+      p.config = eng::load_policy_config(*o.config);
+      p.source = *o.config;
+    } else if (!o.paper && !policy_options_given && is_default_model(model_path, num_layers)) {
+      p.config = eng::parse_policy_config(kDefaultPolicyConfig, "shipped config smollm2-135m-instruct.json");
+      p.source = "shipped default (examples/engine/configs/smollm2-135m-instruct.json)";
     }
-    if (config_source) override_policy_config(policy, o, o.given_options);
-    policies = eng::make_policies(policy, config.n_layers);
+    if (p.source) override_policy_config(p.config, o, o.given_options);
+    p.policies = eng::make_policies(p.config, num_layers);
   } catch (eng::PolicyConfigError const& e) {
     throw Failure{kExitUsage, std::string(o.config ? "--config " + *o.config + ": " : "") + e.what()};
   }
-  std::string const policy_text = eng::describe_policies(policies, policy.skip_attention);
+  p.description = eng::describe_policies(p.policies, p.config.skip_attention);
+  return p;
+}
 
-  // The prompt, as tokens.
-  bool const chat = !o.raw;
-  std::string formatted = prompt_text;
-  if (chat) {
+// The prompt as tokens: wrapped in the chat template unless --raw, after BOS when the model
+// wants one. Warns when the model's template is not the ChatML that skipllm applies.
+std::vector<std::int32_t> prompt_tokens(GenerateOptions const& o, std::string const& prompt,
+                                        eng::Tokenizer const& tokenizer, eng::GgufFile const& file, std::ostream& err) {
+  std::string formatted = prompt;
+  if (!o.raw) {
     if (tokenizer.encode("<|im_start|>", true).size() != 1) {
       err << "skipllm: warning: the vocabulary has no <|im_start|> token, so the ChatML template is tokenized as "
              "plain text; consider --raw\n";
@@ -214,133 +168,154 @@ int run_generate(CommandLine const& cl, std::ostream& out, std::ostream& err) {
     }
     std::vector<eng::ChatMessage> messages;
     if (o.system) messages.push_back({"system", *o.system});
-    messages.push_back({"user", prompt_text});
+    messages.push_back({"user", prompt});
     formatted = eng::apply_chat_template(messages, true);
   }
   std::vector<std::int32_t> ids;
-  bool add_bos = false;
-  try {
-    add_bos = loaded->file.find_bool("tokenizer.ggml.add_bos_token").value_or(false);
-  } catch (std::exception const&) {
-  }
-  if (add_bos && tokenizer.bos_id() >= 0) ids.push_back(tokenizer.bos_id());
+  if (adds_bos_token(file) && tokenizer.bos_id() >= 0) ids.push_back(tokenizer.bos_id());
   std::vector<std::int32_t> const body = tokenizer.encode(formatted, true);
   ids.insert(ids.end(), body.begin(), body.end());
   if (ids.empty()) throw Failure{kExitUsage, "the prompt is empty"};
+  return ids;
+}
 
-  int const ctx = std::min(o.ctx, config.context_length);
-  if (static_cast<std::int64_t>(ids.size()) >= ctx) {
-    throw Failure{kExitUsage, "the prompt has " + std::to_string(ids.size()) + " tokens but the context holds " +
+// The context limit: --ctx, at most the model's, and room for more than the prompt.
+int context_limit(GenerateOptions const& o, std::size_t prompt_tokens, int model_context) {
+  int const ctx = std::min(o.ctx, model_context);
+  if (static_cast<std::int64_t>(prompt_tokens) >= ctx) {
+    throw Failure{kExitUsage, "the prompt has " + std::to_string(prompt_tokens) + " tokens but the context holds " +
                                   std::to_string(ctx) + " (--ctx " + std::to_string(o.ctx) + ", model maximum " +
-                                  std::to_string(config.context_length) + ")"};
+                                  std::to_string(model_context) + ")"};
   }
-  // The KV cache needs no more than the prompt and the tokens we may generate.
-  int const kv_tokens =
-      static_cast<int>(std::min<std::int64_t>(ctx, static_cast<std::int64_t>(ids.size()) + o.max_tokens));
+  return ctx;
+}
 
+// Sampling as the options ask; a sampling run without --seed draws one (and reports it).
+eng::SamplingOptions sampling_options(GenerateOptions const& o, std::optional<std::uint64_t>& seed) {
   eng::SamplingOptions sampling;
   sampling.temperature = o.temperature;
   sampling.top_p = o.top_p;
-  std::optional<std::uint64_t> seed = o.seed;
+  seed = o.seed;
   if (o.temperature > 0.0f && !seed) seed = (static_cast<std::uint64_t>(std::random_device{}()) << 32) ^ std::random_device{}();
   sampling.seed = seed.value_or(0);
+  return sampling;
+}
+
+// Prefill (dense), then one decode step per generated token until an end-of-generation token,
+// --max-tokens or a full KV cache. Streams the text to `stream` when given; fills the text,
+// stop reason, counts and timings of `s`.
+void generate(eng::Generator& generator, eng::Tokenizer const& tokenizer, std::span<std::int32_t const> prompt,
+              eng::SamplingOptions const& sampling, int kv_tokens, std::ostream* stream, RunSummary& s) {
+  Clock::time_point const prefill_start = Clock::now();
+  std::span<float const> logits = generator.prefill(prompt);
+  s.prefill_s = seconds_since(prefill_start);
+
+  Clock::time_point const decode_start = Clock::now();
   std::mt19937_64 rng(sampling.seed);
+  eng::Utf8StreamDecoder utf8;
+  auto const emit = [&](std::string const& piece) {
+    if (piece.empty()) return;
+    s.text += piece;
+    if (stream) *stream << piece << std::flush;
+  };
+  s.stop_reason = "max_tokens";
+  for (;;) {
+    std::int32_t const token = eng::sample(logits, sampling, rng);
+    if (tokenizer.is_eog(token)) {
+      s.stop_reason = "eos";
+      break;
+    }
+    ++s.generated_tokens;
+    emit(utf8.push(tokenizer.token_piece(token)));
+    if (s.generated_tokens >= s.options.max_tokens) break;
+    if (generator.position() >= kv_tokens) {
+      s.stop_reason = "context_full";
+      break;
+    }
+    logits = generator.decode(token);
+    ++s.decode_steps;
+  }
+  emit(utf8.flush());
+  s.decode_s = seconds_since(decode_start);
+  if (stream && !s.text.empty() && s.text.back() != '\n') *stream << '\n' << std::flush;
+}
+
+// The statistics and throughput on stderr.
+void print_generate_report(std::ostream& err, RunSummary const& s, skipllm::SkipStatistics const& stats) {
+  err << "\n";
+  skipllm::print_summary(err, stats, s.policy_description);
+  if (s.policy_config) {
+    err << "policy config: " << *s.policy_config << (s.options.config ? "" : " (--paper for the authors' settings)")
+        << "\n";
+  }
+  double const prefill_tps = s.prefill_s > 0 ? static_cast<double>(s.prompt_tokens) / s.prefill_s : 0.0;
+  double const decode_tps = s.decode_s > 0 ? static_cast<double>(s.decode_steps) / s.decode_s : 0.0;
+  err << "prompt: " << s.prompt_tokens << " tokens, prefill " << fixed(s.prefill_s, 3) << " s ("
+      << fixed(prefill_tps, 1) << " tok/s)\n"
+      << "generated: " << s.generated_tokens << " tokens (stop: " << s.stop_reason << "), decode " << s.decode_steps
+      << " steps in " << fixed(s.decode_s, 3) << " s (" << fixed(decode_tps, 1) << " tok/s)\n"
+      << "model: " << s.model_path << " (" << s.layers << " layers, load " << fixed(s.load_s, 3)
+      << " s), threads: " << s.threads << ", ctx: " << s.ctx;
+  if (s.seed) err << ", seed: " << *s.seed;
+  err << "\n";
+}
+
+int run_generate(CommandLine const& cl, std::ostream& out, std::ostream& err) {
+  GenerateOptions const& o = cl.generate;
+  RunSummary s;
+  s.command = std::string(command_name(cl.command));
+  s.options = o;
+  s.prompt = o.prompt ? *o.prompt : read_prompt_file(*o.prompt_file);
+  s.chat_template = !o.raw;
+  s.system = o.system;
+  OutputFile json(o.json, "--json", out), trace_out(o.trace, "--trace", out), heatmap(o.heatmap, "--heatmap", out);
+
+  fs::path const model_path = find_model(o.model, err);
+  Clock::time_point const load_start = Clock::now();
+  std::unique_ptr<LoadedModel> const loaded = load_model(model_path);
+  eng::Tokenizer const tokenizer = load_tokenizer(*loaded);
+  s.load_s = seconds_since(load_start);
+  eng::LlamaConfig const& config = loaded->model.config();
+  s.model_path = model_path.string();
+  s.architecture = config.architecture;
+  s.model_name = model_name(loaded->file);
+  s.layers = config.n_layers;
+  s.model_context = config.context_length;
+
+  GeneratePolicy const policy = choose_policy(o, model_path, config.n_layers);
+  s.policy_description = policy.description;
+  s.policy_config = policy.source;
+
+  std::vector<std::int32_t> const ids = prompt_tokens(o, s.prompt, tokenizer, loaded->file, err);
+  s.prompt_tokens = static_cast<std::int64_t>(ids.size());
+  s.ctx = context_limit(o, ids.size(), config.context_length);
+  // The KV cache needs no more than the prompt and the tokens we may generate.
+  int const kv_tokens = static_cast<int>(std::min<std::int64_t>(s.ctx, s.prompt_tokens + o.max_tokens));
+  eng::SamplingOptions const sampling = sampling_options(o, s.seed);
 
   for (auto const& w : cl.warnings) err << "skipllm: warning: " << w << "\n";
 
   eng::ThreadPool pool(o.threads);
+  s.threads = pool.size();
   bool const record_trace = static_cast<bool>(trace_out) || static_cast<bool>(heatmap);
-  eng::Generator generator(model, pool, policies, kv_tokens,
-                           {.record_trace = record_trace, .skip_attention = policy.skip_attention});
+  eng::Generator generator(loaded->model, pool, policy.policies, kv_tokens,
+                           {.record_trace = record_trace, .skip_attention = policy.config.skip_attention});
   if (record_trace) generator.stack().trace().reserve(static_cast<std::size_t>(std::min(o.max_tokens, kv_tokens)));
-
-  // Prefill (dense), then one decode step per generated token.
-  Clock::time_point const prefill_start = Clock::now();
-  std::span<float const> logits = generator.prefill(ids);
-  double const prefill_s = seconds_since(prefill_start);
-
-  Clock::time_point const decode_start = Clock::now();
-  eng::Utf8StreamDecoder utf8;
-  std::string text;
-  std::int64_t generated = 0, decode_steps = 0;
-  std::string stop_reason = "max_tokens";
-  auto const emit = [&](std::string const& piece) {
-    if (piece.empty()) return;
-    text += piece;
-    if (stream_text) out << piece << std::flush;
-  };
-  for (;;) {
-    std::int32_t const token = eng::sample(logits, sampling, rng);
-    if (tokenizer.is_eog(token)) {
-      stop_reason = "eos";
-      break;
-    }
-    ++generated;
-    emit(utf8.push(tokenizer.token_piece(token)));
-    if (generated >= o.max_tokens) break;
-    if (generator.position() >= kv_tokens) {
-      stop_reason = "context_full";
-      break;
-    }
-    logits = generator.decode(token);
-    ++decode_steps;
-  }
-  emit(utf8.flush());
-  double const decode_s = seconds_since(decode_start);
-  if (stream_text && !text.empty() && text.back() != '\n') out << '\n' << std::flush;
+  generate(generator, tokenizer, ids, sampling, kv_tokens, o.writes_stdout() ? nullptr : &out, s);
 
   skipllm::SkipStatistics const& stats = generator.stack().statistics();
-  if (!o.quiet) {
-    err << "\n";
-    skipllm::print_summary(err, stats, policy_text);
-    if (config_source) err << "policy config: " << *config_source << (o.config ? "" : " (--paper for the authors' settings)") << "\n";
-    double const prefill_tps = prefill_s > 0 ? static_cast<double>(ids.size()) / prefill_s : 0.0;
-    double const decode_tps = decode_s > 0 ? static_cast<double>(decode_steps) / decode_s : 0.0;
-    err << "prompt: " << ids.size() << " tokens, prefill " << fixed(prefill_s, 3) << " s (" << fixed(prefill_tps, 1)
-        << " tok/s)\n"
-        << "generated: " << generated << " tokens (stop: " << stop_reason << "), decode " << decode_steps
-        << " steps in " << fixed(decode_s, 3) << " s (" << fixed(decode_tps, 1) << " tok/s)\n"
-        << "model: " << model_path.string() << " (" << config.n_layers << " layers, load " << fixed(load_s, 3)
-        << " s), threads: " << pool.size() << ", ctx: " << ctx;
-    if (seed) err << ", seed: " << *seed;
-    err << "\n";
-  }
-
+  if (!o.quiet) print_generate_report(err, s, stats);
   if (json) {
-    RunSummary s;
-    s.command = std::string(command_name(cl.command));
-    s.model_path = model_path.string();
-    s.architecture = config.architecture;
-    s.model_name = model_name(loaded->file);
-    s.layers = config.n_layers;
-    s.model_context = config.context_length;
-    s.prompt = prompt_text;
-    s.chat_template = chat;
-    s.system = o.system;
-    s.text = text;
-    s.stop_reason = stop_reason;
-    s.prompt_tokens = static_cast<std::int64_t>(ids.size());
-    s.generated_tokens = generated;
-    s.decode_steps = decode_steps;
-    s.load_s = load_s;
-    s.prefill_s = prefill_s;
-    s.decode_s = decode_s;
-    s.options = o;
-    s.seed = seed;
-    s.threads = pool.size();
-    s.ctx = ctx;
-    s.policy_description = policy_text;
-    s.policy_config = config_source;
-    write_summary_json(json.stream(), s, policy, stats);
+    write_summary_json(json.stream(), s, policy.config, stats);
     json.finish();
   }
   if (trace_out) {
-    skipllm::write_json(trace_out.stream(), stats, policy_text, &generator.stack().trace());
+    skipllm::write_json(trace_out.stream(), stats, s.policy_description, &generator.stack().trace());
     trace_out.finish();
   }
   if (heatmap) {
     eng::HeatmapOptions h;
-    h.subtitle = "model: " + model_path.filename().string() + "\npolicy: " + policy_text;
+    h.subtitle = "model: " + model_path.filename().string() + "\npolicy: " + s.policy_description;
     eng::write_heatmap_svg(heatmap.stream(), generator.stack().trace(), h);
     heatmap.finish();
   }
@@ -542,17 +517,7 @@ void write_summary_json(std::ostream& os, RunSummary const& s, engine::PolicyCon
   os << ", \"spans_per_token\": " << p.spans_per_token << ", \"warmup_tokens\": " << p.warmup_tokens
      << ", \"refresh_every\": " << p.warmup_every << ", \"cold_first\": " << p.cold_first
      << ", \"cold_last\": " << p.cold_last << ", \"metric\": \"Cosine\"},\n  \"statistics\": ";
-
-  // The library's own statistics object (schema skipllm.stats/1), indented one level. Its
-  // strings escape newlines, so every raw newline in it is structure.
-  std::ostringstream stats;
-  skipllm::write_json(stats, statistics, s.policy_description);
-  std::string body = stats.str();
-  while (!body.empty() && (body.back() == '\n' || body.back() == ' ')) body.pop_back();
-  for (char const c : body) {
-    os << c;
-    if (c == '\n') os << "  ";
-  }
+  write_nested_statistics_json(os, statistics, s.policy_description);
   os << "\n}\n";
 }
 

@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -13,15 +12,19 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <span>
 #include <sstream>
+#include <variant>
 
 #include <skipllm/config.hpp>
 #include <skipllm/json.hpp>
 #include <skipllm/policy/describe.hpp>
 
 #include "cli/commands.hpp"
+#include "cli/summary_json.hpp"
 #include "cli/support.hpp"
 #include "eval/eval_tasks.hpp"
+#include "eval/timing.hpp"
 #include "format/gguf.hpp"
 #include "model/llama_model.hpp"
 #include "format/model_cache.hpp"
@@ -37,28 +40,10 @@ namespace ev = skipllm::engine::eval;
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using ev::Clock;
+using ev::seconds_since;
 
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-
-constexpr EvalTask kTasks[] = {EvalTask::factoid,  EvalTask::perplexity, EvalTask::agreement, EvalTask::collapse,
-                               EvalTask::chat,     EvalTask::summarize,  EvalTask::profile};
-
-bool text_task(EvalTask t) { return t == EvalTask::perplexity || t == EvalTask::profile; }
-
-// The dev set's report file of each task, under <data>/report.
-char const* default_data_file(EvalTask t) {
-  switch (t) {
-    case EvalTask::factoid: return "factoid.jsonl";
-    case EvalTask::perplexity:
-    case EvalTask::profile: return "perplexity.txt";
-    case EvalTask::agreement:
-    case EvalTask::collapse: return "agreement.jsonl";
-    case EvalTask::chat: return "chat.jsonl";
-    case EvalTask::summarize: return "summarize.jsonl";
-  }
-  return "";
-}
+struct TaskRow;
 
 // $SKIPLLM_DATA, else the source tree's examples/engine/data when the build knows it.
 std::optional<fs::path> data_dir() {
@@ -70,7 +55,6 @@ std::optional<fs::path> data_dir() {
 #endif
 }
 
-
 std::string fixed(double v, int digits) {
   if (!std::isfinite(v)) return "n/a";
   char buf[48];
@@ -79,26 +63,6 @@ std::string fixed(double v, int digits) {
 }
 
 std::string percent(double v, int digits = 1) { return std::isfinite(v) ? fixed(100 * v, digits) + "%" : "n/a"; }
-
-
-// ---- Model --------------------------------------------------------------------------------------
-
-
-struct Loaded {
-  explicit Loaded(fs::path const& p) : path(p), file(eng::GgufFile::open(p)), model(file), tokenizer(eng::tokenizer_from_gguf(file)) {}
-  fs::path path;
-  eng::GgufFile file;
-  eng::LlamaModel model;
-  eng::Tokenizer tokenizer;
-};
-
-std::string model_name(eng::GgufFile const& f) {
-  try {
-    if (auto const name = f.find_string("general.name")) return std::string(*name);
-  } catch (std::exception const&) {
-  }
-  return {};
-}
 
 // ---- Outputs ------------------------------------------------------------------------------------
 
@@ -232,16 +196,6 @@ using skipllm::write_json_string;
 
 void jnum(std::ostream& os, double v) { skipllm::write_json_number(os, v); }
 void jstr(std::ostream& os, std::string_view s) { write_json_string(os, s); }
-// Policy parameters are floats: seven significant digits, so 0.95 reads back as 0.95.
-void jfloat(std::ostream& os, float v) {
-  if (!std::isfinite(v)) {
-    os << "null";
-    return;
-  }
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.7g", static_cast<double>(v));
-  os << buf;
-}
 
 void write_policy_json(std::ostream& os, ResolvedPolicy const& p, int num_layers) {
   eng::PolicyConfig const& c = p.settings;
@@ -251,7 +205,7 @@ void write_policy_json(std::ostream& os, ResolvedPolicy const& p, int num_layers
   os << ", \"dense\": " << (p.dense ? "true" : "false") << ", \"config\": ";
   if (p.config) jstr(os, *p.config); else os << "null";
   os << ", \"kind\": \"" << skip_kind_name(e.skip.kind()) << "\", \"threshold\": ";
-  jfloat(os, c.threshold);
+  write_json_float(os, c.threshold);
   os << ", \"span\": ";
   if (c.span >= skipllm::policy::kToColdRegion) os << "\"all\""; else os << c.span;
   os << ", \"spans_per_token\": " << c.spans_per_token << ", \"skip_attention\": "
@@ -267,23 +221,11 @@ void write_policy_json(std::ostream& os, ResolvedPolicy const& p, int num_layers
     os << ", \"layer_thresholds\": [";
     for (int l = 0; l < num_layers && l < skipllm::LayerMask::kMaxLayers; ++l) {
       os << (l ? ", " : "");
-      jfloat(os, t->tau[l]);
+      write_json_float(os, t->tau[l]);
     }
     os << "]";
   }
   os << ", \"metric\": \"Cosine\"}";
-}
-
-// The library's statistics object (skipllm.stats/1), indented one level.
-void write_statistics_json(std::ostream& os, skipllm::SkipStatistics const& s, std::string const& description) {
-  std::ostringstream stats;
-  skipllm::write_json(stats, s, description);
-  std::string body = stats.str();
-  while (!body.empty() && (body.back() == '\n' || body.back() == ' ')) body.pop_back();
-  for (char const c : body) {
-    os << c;
-    if (c == '\n') os << "  ";
-  }
 }
 
 void write_rouge(std::ostream& os, ev::RougeL const& r) {
@@ -344,9 +286,69 @@ void write_compare_summary(std::ostream& os, ev::CompareSummary const& s) {
   os << "}";
 }
 
+// ---- What a task is -------------------------------------------------------------------------------
+// Every task is one row of kTaskTable (below): its name, its defaults, what its input is, how its
+// data is read and how it runs. run_eval does the rest the same way for all of them.
+
+struct RunInfo;
+
+// A task's data file: plain text (perplexity, profile) or JSONL items.
+struct TextData {
+  ev::DataFile file;
+  std::string text;
+};
+using TaskData = std::variant<TextData, ev::Dataset<ev::FactoidItem>, ev::Dataset<ev::PromptItem>,
+                              ev::Dataset<ev::SummarizeItem>>;
+
+std::size_t data_lines(TaskData const& data) {
+  return std::visit([](auto const& d) { return d.file.lines; }, data);
+}
+
+// JSONL items; 0 for text, which is counted in tokens once the tokenizer is loaded.
+std::size_t data_items(TaskData const& data) {
+  return std::visit(
+      [](auto const& d) -> std::size_t {
+        if constexpr (std::is_same_v<std::decay_t<decltype(d)>, TextData>) return 0;
+        else return d.items.size();
+      },
+      data);
+}
+
+// What a task's run adds to the parts every report has (header, skip ratio, footer).
+struct TaskReport {
+  double seconds = 0;                 // wall time of the run
+  std::optional<ev::RunStats> stats;  // the policy run's skip statistics; none for a dense-only task
+  std::ostringstream text;            // the task's lines of the text report
+  std::ostringstream json_fields;     // its JSON fields, between the header and the skip statistics
+  std::ostringstream json_items;      // after the footer: `,\n  "items": [...]`, or nothing
+};
+
+// Everything a task's runner gets.
+struct TaskRun {
+  EvalOptions const& options;
+  RunInfo const& info;
+  ev::EvalModel const& model;
+  TaskData const& data;
+  ev::ProgressFn const& progress;
+  OutputFile& plot;  // --plot (profile)
+};
+
+struct TaskRow {
+  EvalTask task;
+  std::string_view name;          // --task NAME
+  char const* data_file;          // the dev set's report file of the task, under <data>/report
+  int max_tokens = 128;           // default -n
+  bool text_input = false;        // plain text, measured in tokens: -n, --limit do not apply; --window does
+  bool takes_system = false;      // --system applies
+  bool measures_dense = false;    // runs the dense model only: the policy options do not apply
+  bool plots = false;             // --plot applies
+  TaskData (*read)(fs::path const&);
+  TaskReport (*run)(TaskRun const&);
+};
+
 // Everything a report needs besides the task's own result.
 struct RunInfo {
-  EvalTask task;
+  TaskRow const* task = nullptr;
   std::string data_path;
   std::size_t data_lines = 0, data_items = 0, used_items = 0;  // text tasks: items = text tokens
   std::string model_path, model_name;
@@ -360,14 +362,14 @@ void write_header_json(std::ostream& os, RunInfo const& info) {
   os << "{\n  \"schema\": \"skipllm.eval/1\",\n  \"skipllm_version\": ";
   jstr(os, version_string());
   os << ",\n  \"task\": ";
-  jstr(os, eval_task_name(info.task));
+  jstr(os, info.task->name);
   os << ",\n  \"model\": {\"path\": ";
   jstr(os, info.model_path);
   os << ", \"name\": ";
   jstr(os, info.model_name);
   os << ", \"layers\": " << info.layers << "},\n  \"data\": {\"path\": ";
   jstr(os, info.data_path);
-  os << ", \"lines\": " << info.data_lines << ", \"" << (text_task(info.task) ? "tokens" : "items")
+  os << ", \"lines\": " << info.data_lines << ", \"" << (info.task->text_input ? "tokens" : "items")
      << "\": " << info.data_items << ", \"used\": " << info.used_items << "},\n  \"policy\": ";
   write_policy_json(os, info.policy, info.layers);
   os << ",\n";
@@ -389,21 +391,32 @@ void write_footer_json(std::ostream& os, RunInfo const& info, double run_s, skip
   os << ", \"run\": ";
   jnum(os, run_s);
   os << "},\n  \"runtime\": {\"threads\": " << info.threads << ", \"ctx\": " << info.ctx;
-  if (!text_task(info.task)) os << ", \"max_tokens\": " << info.max_tokens;
+  if (!info.task->text_input) os << ", \"max_tokens\": " << info.max_tokens;
   os << "}";
   if (stats) {
     os << ",\n  \"statistics\": ";
-    write_statistics_json(os, *stats, info.policy.description);
+    write_nested_statistics_json(os, *stats, info.policy.description);
   }
+}
+
+// The JSON summary (schema skipllm.eval/1): the common header, the task's fields, its skip
+// statistics, the common footer, its items.
+void write_eval_json(std::ostream& os, RunInfo const& info, TaskReport const& task) {
+  write_header_json(os, info);
+  os << task.json_fields.str();
+  if (task.stats) write_stats_fields_json(os, *task.stats);
+  write_footer_json(os, info, task.seconds, task.stats ? &task.stats->statistics : nullptr);
+  os << task.json_items.str() << "\n}\n";
 }
 
 // ---- Text reports -------------------------------------------------------------------------------
 
 void report_header(std::ostream& os, RunInfo const& info) {
-  os << "task:        " << eval_task_name(info.task) << "\n"
+  bool const text = info.task->text_input;
+  os << "task:        " << info.task->name << "\n"
      << "data:        " << info.data_path << " (" << info.data_lines << " lines, " << info.data_items
-     << (text_task(info.task) ? " tokens" : " items");
-  if (!text_task(info.task) && info.used_items != info.data_items) os << ", first " << info.used_items << " used";
+     << (text ? " tokens" : " items");
+  if (!text && info.used_items != info.data_items) os << ", first " << info.used_items << " used";
   os << ")\n"
      << "model:       " << info.model_path << " (" << info.layers << " layers)\n"
      << "policy:      " << info.policy.description << (info.policy.config ? " (from " + *info.policy.config + ")" : "")
@@ -420,6 +433,16 @@ void report_skip(std::ostream& os, ev::RunStats const& r) {
 void report_footer(std::ostream& os, RunInfo const& info, double run_s) {
   os << "time:        " << fixed(run_s, 1) << " s (model load " << fixed(info.load_s, 2) << " s), threads " << info.threads
      << "\n";
+}
+
+// The text report: the common header, the task's lines, its skip statistics, the common footer.
+std::string text_report(RunInfo const& info, TaskReport const& task) {
+  std::ostringstream os;
+  report_header(os, info);
+  os << task.text.str();
+  if (task.stats) report_skip(os, *task.stats);
+  report_footer(os, info, task.seconds);
+  return os.str();
 }
 
 void report_compare(std::ostream& os, EvalTask task, ev::CompareSummary const& s, bool dense_run) {
@@ -442,43 +465,295 @@ void report_compare(std::ostream& os, EvalTask task, ev::CompareSummary const& s
      << "generated:   " << fixed(s.skip_tokens, 1) << " tokens per item (dense " << fixed(s.dense_tokens, 1) << ")\n";
 }
 
+// The length buckets of summarize: ROUGE-L and agreement per prompt length.
+void report_buckets(std::ostream& os, ev::CompareResult const& r) {
+  char const* const format = "%-9s %3s  %-13s  %16s  %12s  %18s  %9s\n";
+  char line[200];
+  std::snprintf(line, sizeof line, format, "by length", "n", "prompt tokens", "ROUGE-L vs dense", "vs reference",
+                "dense vs reference", "agreement");
+  os << line;
+  for (ev::CompareSummary const& b : r.buckets) {
+    std::size_t lo = SIZE_MAX, hi = 0;
+    for (ev::CompareItemResult const& x : r.items) {
+      if (x.bucket == b.bucket) lo = std::min(lo, x.prompt_tokens), hi = std::max(hi, x.prompt_tokens);
+    }
+    std::snprintf(line, sizeof line, format, b.bucket.c_str(), std::to_string(b.n).c_str(),
+                  (std::to_string(lo) + "-" + std::to_string(hi)).c_str(), fixed(b.rouge_vs_dense, 3).c_str(),
+                  fixed(b.rouge_vs_reference, 3).c_str(), fixed(b.dense_rouge_vs_reference, 3).c_str(),
+                  percent(b.overall_rate).c_str());
+    os << line;
+  }
+}
+
+// ---- The tasks ------------------------------------------------------------------------------------
+
+// The items a run uses: the first --limit of the data's.
+template <class Item>
+std::span<Item const> used_items(TaskRun const& t) {
+  auto const& items = std::get<ev::Dataset<Item>>(t.data).items;
+  return {items.data(), t.info.used_items};
+}
+
+TaskReport run_factoid_task(TaskRun const& t) {
+  ev::FactoidOptions fo;
+  fo.max_tokens = t.info.max_tokens;
+  fo.system = t.options.system;
+  ev::FactoidResult const r =
+      ev::run_factoid(t.model, t.info.policy.policies, used_items<ev::FactoidItem>(t), fo, t.progress);
+  TaskReport out;
+  out.seconds = r.seconds;
+  out.stats = r;
+  out.text << "accuracy:    " << percent(r.accuracy) << " (" << r.correct << " of " << r.n << " correct, -n "
+           << t.info.max_tokens << ")\n";
+
+  std::ostream& j = out.json_fields;
+  j << "  \"accuracy\": ";
+  jnum(j, r.accuracy);
+  j << ",\n  \"n\": " << r.n << ",\n  \"correct\": " << r.correct << ",\n";
+
+  std::ostream& items = out.json_items;
+  items << ",\n  \"items\": [";
+  for (std::size_t i = 0; i < r.items.size(); ++i) {
+    ev::FactoidItemResult const& x = r.items[i];
+    items << (i ? ",\n" : "\n") << "    {\"id\": ";
+    jstr(items, x.id);
+    items << ", \"line\": " << x.line << ", \"question\": ";
+    jstr(items, x.question);
+    items << ", \"answers\": [";
+    for (std::size_t a = 0; a < x.answers.size(); ++a) {
+      items << (a ? ", " : "");
+      jstr(items, x.answers[a]);
+    }
+    items << "], \"output\": ";
+    jstr(items, x.output);
+    items << ", \"correct\": " << (x.correct ? "true" : "false") << ", \"matched\": ";
+    if (x.matched_answer >= 0) jstr(items, x.answers[static_cast<std::size_t>(x.matched_answer)]); else items << "null";
+    items << ", \"prompt_tokens\": " << x.prompt_tokens << ", \"generated_tokens\": " << x.generated_tokens
+          << ", \"stop_reason\": ";
+    jstr(items, x.stop_reason);
+    items << ", \"skipped_blocks\": " << x.skipped_blocks << ", \"ffn_blocks\": " << x.ffn_blocks << "}";
+  }
+  items << "\n  ]";
+  return out;
+}
+
+TaskReport run_perplexity_task(TaskRun const& t) {
+  ev::PerplexityOptions po;
+  po.window = t.options.window;
+  po.stride = t.options.stride.value_or(0);
+  ev::PerplexityResult const r =
+      ev::run_perplexity(t.model, t.info.policy.policies, std::get<TextData>(t.data).text, po, t.progress);
+  TaskReport out;
+  out.seconds = r.seconds;
+  out.stats = r;
+  out.text << "perplexity:  " << fixed(r.perplexity, 3) << " (" << r.tokens << " tokens scored, mean NLL "
+           << fixed(-r.sum_log_prob / static_cast<double>(std::max<std::int64_t>(r.tokens, 1)), 4) << " nats; "
+           << r.windows << " windows of " << r.window << ", stride " << r.stride << ")\n";
+
+  std::ostream& j = out.json_fields;
+  j << "  \"perplexity\": ";
+  jnum(j, r.perplexity);
+  j << ",\n  \"tokens\": " << r.tokens << ",\n  \"nll\": ";
+  jnum(j, r.tokens ? -r.sum_log_prob / static_cast<double>(r.tokens) : std::nan(""));
+  j << ",\n  \"text_tokens\": " << r.text_tokens << ",\n  \"windows\": " << r.windows << ",\n  \"window\": " << r.window
+    << ",\n  \"stride\": " << r.stride << ",\n";
+  return out;
+}
+
+TaskReport run_profile_task(TaskRun const& t) {
+  ev::ProfileOptions po;
+  po.window = t.options.window;
+  po.stride = t.options.stride.value_or(0);
+  po.threshold = t.options.threshold;
+  ev::ProfileResult const r = ev::run_profile(t.model, std::get<TextData>(t.data).text, po, t.progress);
+  if (t.plot) {
+    ev::write_profile_svg(t.plot.stream(), r,
+                          "model: " + fs::path(t.info.model_path).filename().string() + ", data: " +
+                              fs::path(t.info.data_path).filename().string() + " (" + std::to_string(r.tokens) +
+                              " tokens, window " + std::to_string(t.options.window) + ")");
+    t.plot.finish();
+  }
+  TaskReport out;
+  out.seconds = r.seconds;
+  out.text << "profile:     " << r.tokens << " decode steps in " << r.windows << " windows (dense perplexity "
+           << fixed(r.perplexity, 3) << ")\n"
+           << "cosine(h, h + FFN(h)) per layer; > tau: share of tokens above --threshold " << fixed(r.threshold, 3)
+           << "\n"
+           << "layer    mean     std     min     p10  median     p90     max   > tau\n";
+  for (ev::LayerProfile const& l : r.layers) {
+    char line[160];
+    std::snprintf(line, sizeof line, "%5d  %6.4f  %6.4f  %6.4f  %6.4f  %6.4f  %6.4f  %6.4f  %6s\n", l.layer,
+                  l.cosine.mean, l.cosine.stddev, l.cosine.min, l.cosine.p10, l.cosine.median, l.cosine.p90,
+                  l.cosine.max, percent(l.above_threshold).c_str());
+    out.text << line;
+  }
+
+  // Skips nothing, by design: the skip ratios are 0 and there are no skip statistics.
+  std::ostream& j = out.json_fields;
+  j << "  \"tokens\": " << r.tokens << ",\n  \"windows\": " << r.windows << ",\n  \"perplexity\": ";
+  jnum(j, r.perplexity);
+  j << ",\n  \"threshold\": ";
+  write_json_float(j, r.threshold);
+  j << ",\n  \"skip_ratio\": 0,\n  \"skip_ratio_eligible\": 0,\n  \"skip_ratio_after_warmup\": 0,\n"
+    << "  \"layers\": [";
+  for (std::size_t i = 0; i < r.layers.size(); ++i) {
+    ev::LayerProfile const& l = r.layers[i];
+    j << (i ? ",\n" : "\n") << "    {\"layer\": " << l.layer << ", \"count\": " << l.cosine.count << ", \"mean\": ";
+    jnum(j, l.cosine.mean);
+    j << ", \"std\": ";
+    jnum(j, l.cosine.stddev);
+    j << ", \"min\": ";
+    jnum(j, l.cosine.min);
+    j << ", \"p10\": ";
+    jnum(j, l.cosine.p10);
+    j << ", \"median\": ";
+    jnum(j, l.cosine.median);
+    j << ", \"p90\": ";
+    jnum(j, l.cosine.p90);
+    j << ", \"max\": ";
+    jnum(j, l.cosine.max);
+    j << ", \"above_threshold\": ";
+    jnum(j, l.above_threshold);
+    j << "}";
+  }
+  j << "\n  ],\n";
+  return out;
+}
+
+void write_compare_item_json(std::ostream& j, ev::CompareItemResult const& x) {
+  j << "    {\"id\": ";
+  jstr(j, x.id);
+  j << ", \"line\": " << x.line << ", \"prompt_tokens\": " << x.prompt_tokens;
+  if (!x.bucket.empty()) {
+    j << ", \"bucket\": ";
+    jstr(j, x.bucket);
+  }
+  j << ", \"text\": ";
+  jstr(j, x.skip.text);
+  j << ", \"dense_text\": ";
+  jstr(j, x.dense.text);
+  j << ", \"stop_reason\": ";
+  jstr(j, x.skip.stop_reason);
+  j << ", \"dense_stop_reason\": ";
+  jstr(j, x.dense.stop_reason);
+  j << ", \"tokens\": " << x.skip.tokens.size() << ", \"dense_tokens\": " << x.dense.tokens.size()
+    << ", \"first_divergence\": " << x.agreement.first_divergence << ", \"token_agreement_prefix\": ";
+  jnum(j, x.agreement.prefix_rate);
+  j << ", \"token_agreement\": ";
+  jnum(j, x.agreement.overall_rate);
+  j << ", \"rouge_l_vs_dense\": ";
+  write_rouge(j, x.rouge_vs_dense);
+  j << ", \"rouge_l_vs_reference\": ";
+  if (x.rouge_vs_reference) write_rouge(j, *x.rouge_vs_reference); else j << "null";
+  j << ", \"dense_rouge_l_vs_reference\": ";
+  if (x.dense_rouge_vs_reference) write_rouge(j, *x.dense_rouge_vs_reference); else j << "null";
+  j << ", \"collapse\": ";
+  write_collapse(j, x.collapse);
+  j << ", \"dense_collapse\": ";
+  write_collapse(j, x.dense_collapse);
+  j << ", \"skipped_blocks\": " << x.skip.skipped_blocks << ", \"ffn_blocks\": " << x.skip.ffn_blocks << "}";
+}
+
+// The tasks that generate with the policy and densely and compare the two (agreement, collapse,
+// chat, summarize); `compare` is the task's ev::run_* function.
+template <class Item, class Compare>
+TaskReport run_compare_task(TaskRun const& t, Compare compare) {
+  ev::CompareOptions co;
+  co.max_tokens = t.info.max_tokens;
+  ev::CompareResult const r = compare(t.model, t.info.policy.policies, used_items<Item>(t), co, t.progress);
+  TaskReport out;
+  out.seconds = r.seconds;
+  out.stats = r;
+  report_compare(out.text, t.info.task->task, r.summary, r.dense_run);
+  if (!r.buckets.empty()) report_buckets(out.text, r);
+
+  std::ostream& j = out.json_fields;
+  ev::CompareSummary const& s = r.summary;
+  j << "  \"n\": " << s.n << ",\n  \"token_agreement\": ";
+  jnum(j, s.overall_rate);
+  j << ",\n  \"token_agreement_prefix\": ";
+  jnum(j, s.prefix_rate);
+  j << ",\n  \"rouge_l_vs_dense\": ";
+  jnum(j, s.rouge_vs_dense);
+  j << ",\n  \"rouge_l_vs_reference\": ";
+  jnum(j, s.rouge_vs_reference);
+  j << ",\n  \"collapsed\": " << s.collapsed << ",\n  \"dense_run\": " << (r.dense_run ? "true" : "false")
+    << ",\n  \"summary\": ";
+  write_compare_summary(j, s);
+  j << ",\n  \"buckets\": [";
+  for (std::size_t i = 0; i < r.buckets.size(); ++i) {
+    j << (i ? ",\n    " : "\n    ");
+    write_compare_summary(j, r.buckets[i]);
+  }
+  j << (r.buckets.empty() ? "],\n" : "\n  ],\n");
+
+  std::ostream& items = out.json_items;
+  items << ",\n  \"items\": [";
+  for (std::size_t i = 0; i < r.items.size(); ++i) {
+    items << (i ? ",\n" : "\n");
+    write_compare_item_json(items, r.items[i]);
+  }
+  items << "\n  ]";
+  return out;
+}
+
+TaskData read_text_data(fs::path const& path) {
+  TextData d;
+  d.text = ev::read_text(path, d.file);
+  return d;
+}
+
+// The tasks, in the order of --help. A new task is one row here (and its runner above).
+TaskRow const kTaskTable[] = {
+    {.task = EvalTask::factoid, .name = "factoid", .data_file = "factoid.jsonl", .max_tokens = 32,
+     .takes_system = true,
+     .read = [](fs::path const& p) -> TaskData { return ev::read_factoid(p); },
+     .run = run_factoid_task},
+    {.task = EvalTask::perplexity, .name = "perplexity", .data_file = "perplexity.txt", .text_input = true,
+     .read = read_text_data,
+     .run = run_perplexity_task},
+    {.task = EvalTask::agreement, .name = "agreement", .data_file = "agreement.jsonl", .max_tokens = 64,
+     .read = [](fs::path const& p) -> TaskData { return ev::read_prompts(p); },
+     .run = [](TaskRun const& t) { return run_compare_task<ev::PromptItem>(t, ev::run_agreement); }},
+    {.task = EvalTask::collapse, .name = "collapse", .data_file = "agreement.jsonl",
+     .read = [](fs::path const& p) -> TaskData { return ev::read_prompts(p); },
+     .run = [](TaskRun const& t) { return run_compare_task<ev::PromptItem>(t, ev::run_collapse); }},
+    {.task = EvalTask::chat, .name = "chat", .data_file = "chat.jsonl",
+     .read = [](fs::path const& p) -> TaskData { return ev::read_prompts(p); },
+     .run = [](TaskRun const& t) { return run_compare_task<ev::PromptItem>(t, ev::run_chat); }},
+    {.task = EvalTask::summarize, .name = "summarize", .data_file = "summarize.jsonl",
+     .read = [](fs::path const& p) -> TaskData { return ev::read_summarize(p); },
+     .run = [](TaskRun const& t) { return run_compare_task<ev::SummarizeItem>(t, ev::run_summarize); }},
+    {.task = EvalTask::profile, .name = "profile", .data_file = "perplexity.txt", .text_input = true,
+     .measures_dense = true, .plots = true,
+     .read = read_text_data,
+     .run = run_profile_task},
+};
+
+TaskRow const& task_row(EvalTask task) {
+  return *std::find_if(std::begin(kTaskTable), std::end(kTaskTable), [&](TaskRow const& r) { return r.task == task; });
+}
+
 // ---- Options ------------------------------------------------------------------------------------
 
 std::optional<EvalTask> task_from_name(std::string_view name) {
-  for (EvalTask const t : kTasks) {
-    if (eval_task_name(t) == name) return t;
+  for (TaskRow const& r : kTaskTable) {
+    if (r.name == name) return r.task;
   }
   return std::nullopt;
 }
 
 std::string task_list() {
   std::string s;
-  for (EvalTask const t : kTasks) s += (s.empty() ? "" : ", ") + std::string(eval_task_name(t));
+  for (TaskRow const& r : kTaskTable) s += (s.empty() ? "" : ", ") + std::string(r.name);
   return s;
 }
 
 }  // namespace
 
-std::string_view eval_task_name(EvalTask task) {
-  switch (task) {
-    case EvalTask::factoid: return "factoid";
-    case EvalTask::perplexity: return "perplexity";
-    case EvalTask::agreement: return "agreement";
-    case EvalTask::collapse: return "collapse";
-    case EvalTask::chat: return "chat";
-    case EvalTask::summarize: return "summarize";
-    case EvalTask::profile: return "profile";
-  }
-  return "";
-}
+std::string_view eval_task_name(EvalTask task) { return task_row(task).name; }
 
-int default_max_tokens(EvalTask task) {
-  switch (task) {
-    case EvalTask::factoid: return 32;
-    case EvalTask::agreement: return 64;
-    default: return 128;
-  }
-}
+int default_max_tokens(EvalTask task) { return task_row(task).max_tokens; }
 
 bool parse_eval_options(std::vector<std::string> const& raw_args, std::size_t first, EvalOptions& o,
                         std::vector<std::string>& warnings) {
@@ -526,20 +801,20 @@ bool parse_eval_options(std::vector<std::string> const& raw_args, std::size_t fi
 
   std::string const hint = help_hint(c);
   if (!o.task) throw UsageError("no task: pass --task TASK (" + task_list() + ")" + hint, c);
-  EvalTask const t = *o.task;
+  TaskRow const& task = task_row(*o.task);
   check_policy_options(o, o.given, c, warnings);
   if (o.config && o.paper) throw UsageError("--config and --paper conflict (--paper selects the authors' settings)" + hint, c);
   if (o.stride && *o.stride > o.window) {
     throw UsageError("--stride " + std::to_string(*o.stride) + " is larger than --window " + std::to_string(o.window) + hint,
                      c);
   }
-  if (o.plot && t != EvalTask::profile) throw UsageError("--plot is only for --task profile" + hint, c);
+  if (o.plot && !task.plots) throw UsageError("--plot is only for --task profile" + hint, c);
   auto const no_effect = [&](char const* name, std::string const& why) {
     if (o.given.count(name)) warnings.push_back(std::string(name) + " has no effect " + why);
   };
 
-  std::string const for_task = "with --task " + std::string(eval_task_name(t));
-  if (text_task(t)) {
+  std::string const for_task = "with --task " + std::string(task.name);
+  if (task.text_input) {
     no_effect("--max-tokens", for_task);
     no_effect("--limit", for_task);
     no_effect("--system", for_task);
@@ -547,16 +822,17 @@ bool parse_eval_options(std::vector<std::string> const& raw_args, std::size_t fi
     no_effect("--window", for_task);
     no_effect("--stride", for_task);
   }
-  if (t != EvalTask::factoid) no_effect("--system", for_task + " (the data carries the conversations)");
-  if (t == EvalTask::profile) {
+  if (!task.takes_system) no_effect("--system", for_task + " (the data carries the conversations)");
+  if (task.measures_dense) {
     for (char const* name : {"--span", "--spans-per-token", "--warmup", "--refresh-every", "--cold-first", "--cold-last",
                              "--dense", "--config", "--paper"}) {
-      no_effect(name, "with --task profile, which always runs dense (--threshold sets the reported share)");
+      no_effect(name, for_task + ", which always runs dense (--threshold sets the reported share)");
     }
   }
   o.warnings = warnings;  // run_eval prints them
   return true;
 }
+
 
 std::string eval_help_text() {
   return "usage: skipllm eval --task TASK [--data FILE] [policy options | --dense | --config FILE] [options]\n\n"
@@ -605,363 +881,103 @@ std::string eval_help_text() {
          "  skipllm eval --task profile --data examples/engine/data/report/perplexity.txt --plot profile.svg\n";
 }
 
+
+namespace {
+
+// --data, else the dev set's report file of the task.
+fs::path data_path(EvalOptions const& o, TaskRow const& task) {
+  if (o.data) return *o.data;
+  if (auto const dir = data_dir()) return *dir / "report" / task.data_file;
+  throw Failure{kExitUsage, "no data: pass --data FILE"};
+}
+
+// Reads the task's data (before the model loads: a bad file fails fast).
+TaskData read_data(TaskRow const& task, fs::path const& path, std::size_t limit, RunInfo& info) {
+  info.data_path = path.string();
+  TaskData data;
+  try {
+    data = task.read(path);
+  } catch (ev::DataError const& e) {
+    throw Failure{kExitUsage, e.what()};
+  }
+  info.data_lines = data_lines(data);
+  info.data_items = data_items(data);
+  if (!task.text_input && info.data_items == 0) throw Failure{kExitUsage, path.string() + ": no items"};
+  info.used_items = limit > 0 ? std::min(limit, info.data_items) : info.data_items;
+  return data;
+}
+
+// A model with its tokenizer, loaded (timed) for the run.
+struct EvalModelFiles {
+  std::unique_ptr<LoadedModel> loaded;
+  eng::Tokenizer tokenizer;
+};
+
+EvalModelFiles load_eval_model(EvalOptions const& o, std::ostream& err, RunInfo& info) {
+  fs::path const model_path = find_model(o.model, err);
+  Clock::time_point const start = Clock::now();
+  std::unique_ptr<LoadedModel> loaded = load_model(model_path);
+  eng::Tokenizer tokenizer = load_tokenizer(*loaded);
+  info.load_s = seconds_since(start);
+  info.model_path = model_path.string();
+  info.model_name = model_name(loaded->file);
+  info.layers = loaded->model.config().n_layers;
+  return {std::move(loaded), std::move(tokenizer)};
+}
+
+// The policy, context and token limit of the run, checked against the model.
+void plan_run(EvalOptions const& o, TaskRow const& task, eng::LlamaConfig const& config, RunInfo& info) {
+  info.policy = task.measures_dense ? dense_profile_policy(o.threshold) : resolve_policy(o, config.n_layers);
+  info.ctx = std::min(o.ctx, config.context_length);
+  info.max_tokens = o.max_tokens.value_or(task.max_tokens);
+  if (task.text_input && o.window + 1 > config.context_length) {
+    throw Failure{kExitUsage, "--window " + std::to_string(o.window) + " exceeds the model's context of " +
+                                  std::to_string(config.context_length) + " tokens"};
+  }
+}
+
+}  // namespace
+
 int run_eval(EvalOptions const& o, std::ostream& out, std::ostream& err) {
   try {
-    EvalTask const task = *o.task;
+    TaskRow const& task = task_row(*o.task);
     for (auto const& w : o.warnings) err << "skipllm: warning: " << w << "\n";
-    // Data location.
-    fs::path data_path;
-    if (o.data) {
-      data_path = *o.data;
-    } else if (auto const dir = data_dir()) {
-      data_path = *dir / "report" / default_data_file(task);
-    } else {
-      throw Failure{kExitUsage, "no data: pass --data FILE"};
-    }
+    fs::path const data_file = data_path(o, task);
 
     // Outputs first, so that a bad path fails before the run.
     OutputFile json(o.json, "--json", out);
     OutputFile plot(o.plot, "--plot", out);
-    bool const json_to_stdout = o.json == "-" || o.plot == "-";
-    std::ostream& report = json_to_stdout ? err : out;
+    std::ostream& report = o.json == "-" || o.plot == "-" ? err : out;
     bool const show_report = !(o.quiet && &report == &err);
 
-    // Data (before the model: a bad file fails fast).
     RunInfo info;
-    info.task = task;
-    info.data_path = data_path.string();
-    ev::Dataset<ev::FactoidItem> factoid;
-    ev::Dataset<ev::PromptItem> prompts;
-    ev::Dataset<ev::SummarizeItem> summaries;
-    std::string text;
-    try {
-      switch (task) {
-        case EvalTask::factoid:
-          factoid = ev::read_factoid(data_path);
-          info.data_lines = factoid.file.lines;
-          info.data_items = factoid.items.size();
-          break;
-        case EvalTask::agreement:
-        case EvalTask::collapse:
-        case EvalTask::chat:
-          prompts = ev::read_prompts(data_path);
-          info.data_lines = prompts.file.lines;
-          info.data_items = prompts.items.size();
-          break;
-        case EvalTask::summarize:
-          summaries = ev::read_summarize(data_path);
-          info.data_lines = summaries.file.lines;
-          info.data_items = summaries.items.size();
-          break;
-        case EvalTask::perplexity:
-        case EvalTask::profile: {
-          ev::DataFile f;
-          text = ev::read_text(data_path, f);
-          info.data_lines = f.lines;
-          break;
-        }
-      }
-    } catch (ev::DataError const& e) {
-      throw Failure{kExitUsage, e.what()};
-    }
-    if (!text_task(task) && info.data_items == 0) throw Failure{kExitUsage, data_path.string() + ": no items"};
-    info.used_items = o.limit > 0 ? std::min(o.limit, info.data_items) : info.data_items;
-
-    // Model.
-    fs::path const model_path = find_model(o.model, err);
-    Clock::time_point const load_start = Clock::now();
-    std::unique_ptr<Loaded> loaded;
-    try {
-      loaded = std::make_unique<Loaded>(model_path);
-    } catch (std::exception const& e) {
-      throw Failure{kExitUsage, "cannot load model " + model_path.string() + ": " + e.what()};
-    }
-    info.load_s = seconds_since(load_start);
-    eng::LlamaConfig const& config = loaded->model.config();
-    info.model_path = model_path.string();
-    info.model_name = model_name(loaded->file);
-    info.layers = config.n_layers;
-    bool add_bos = false;
-    try {
-      add_bos = loaded->file.find_bool("tokenizer.ggml.add_bos_token").value_or(false);
-    } catch (std::exception const&) {
-    }
-
-    if (task == EvalTask::profile) {
-      info.policy = dense_profile_policy(o.threshold);
-    } else {
-      info.policy = resolve_policy(o, config.n_layers);
-    }
-    info.ctx = std::min(o.ctx, config.context_length);
-    info.max_tokens = o.max_tokens.value_or(default_max_tokens(task));
-    if (text_task(task) && o.window + 1 > config.context_length) {
-      throw Failure{kExitUsage, "--window " + std::to_string(o.window) + " exceeds the model's context of " +
-                                        std::to_string(config.context_length) + " tokens"};
-    }
-
+    info.task = &task;
+    TaskData const data = read_data(task, data_file, o.limit, info);
+    EvalModelFiles const files = load_eval_model(o, err, info);
+    plan_run(o, task, files.loaded->model.config(), info);
     eng::ThreadPool pool(o.threads);
     info.threads = pool.size();
-    ev::EvalModel const m{loaded->model, loaded->tokenizer, pool, add_bos, info.ctx, info.policy.settings.skip_attention};
-    if (text_task(task)) info.data_items = loaded->tokenizer.encode(text, false).size(), info.used_items = info.data_items;
+    ev::EvalModel const model{files.loaded->model, files.tokenizer, pool, adds_bos_token(files.loaded->file), info.ctx,
+                              info.policy.settings.skip_attention};
+    if (task.text_input) {
+      info.data_items = info.used_items = files.tokenizer.encode(std::get<TextData>(data).text, false).size();
+    }
 
     bool const tty = &err == &std::cerr && ::isatty(STDERR_FILENO) == 1;
-    ProgressReporter progress(err, std::string(eval_task_name(task)), text_task(task) ? "tokens" : "items",
-                              tty || o.progress, !o.quiet);
+    ProgressReporter progress(err, std::string(task.name), task.text_input ? "tokens" : "items", tty || o.progress,
+                              !o.quiet);
     ev::ProgressFn const on_progress = [&](std::size_t done, std::size_t total) { progress(done, total); };
+    TaskReport const result = task.run({o, info, model, data, on_progress, plot});
+    progress.finish();
 
-    std::ostringstream text_report;
-    if (show_report) report_header(text_report, info);
-
-    switch (task) {
-      case EvalTask::factoid: {
-        std::span<ev::FactoidItem const> const items(factoid.items.data(), info.used_items);
-        ev::FactoidOptions fo;
-        fo.max_tokens = info.max_tokens;
-        fo.system = o.system;
-        ev::FactoidResult const r = ev::run_factoid(m, info.policy.policies, items, fo, on_progress);
-        progress.finish();
-        text_report << "accuracy:    " << percent(r.accuracy) << " (" << r.correct << " of " << r.n << " correct, -n "
-                    << info.max_tokens << ")\n";
-        report_skip(text_report, r);
-        report_footer(text_report, info, r.seconds);
-        if (json) {
-          std::ostream& j = json.stream();
-          write_header_json(j, info);
-          j << "  \"accuracy\": ";
-          jnum(j, r.accuracy);
-          j << ",\n  \"n\": " << r.n << ",\n  \"correct\": " << r.correct << ",\n";
-          write_stats_fields_json(j, r);
-          write_footer_json(j, info, r.seconds, &r.statistics);
-          j << ",\n  \"items\": [";
-          for (std::size_t i = 0; i < r.items.size(); ++i) {
-            ev::FactoidItemResult const& x = r.items[i];
-            j << (i ? ",\n" : "\n") << "    {\"id\": ";
-            jstr(j, x.id);
-            j << ", \"line\": " << x.line << ", \"question\": ";
-            jstr(j, x.question);
-            j << ", \"answers\": [";
-            for (std::size_t a = 0; a < x.answers.size(); ++a) {
-              j << (a ? ", " : "");
-              jstr(j, x.answers[a]);
-            }
-            j << "], \"output\": ";
-            jstr(j, x.output);
-            j << ", \"correct\": " << (x.correct ? "true" : "false") << ", \"matched\": ";
-            if (x.matched_answer >= 0) jstr(j, x.answers[static_cast<std::size_t>(x.matched_answer)]); else j << "null";
-            j << ", \"prompt_tokens\": " << x.prompt_tokens << ", \"generated_tokens\": " << x.generated_tokens
-              << ", \"stop_reason\": ";
-            jstr(j, x.stop_reason);
-            j << ", \"skipped_blocks\": " << x.skipped_blocks << ", \"ffn_blocks\": " << x.ffn_blocks << "}";
-          }
-          j << "\n  ]\n}\n";
-        }
-        break;
-      }
-      case EvalTask::perplexity: {
-        ev::PerplexityOptions po;
-        po.window = o.window;
-        po.stride = o.stride.value_or(0);
-        ev::PerplexityResult const r = ev::run_perplexity(m, info.policy.policies, text, po, on_progress);
-        progress.finish();
-        text_report << "perplexity:  " << fixed(r.perplexity, 3) << " (" << r.tokens << " tokens scored, mean NLL "
-                    << fixed(-r.sum_log_prob / static_cast<double>(std::max<std::int64_t>(r.tokens, 1)), 4) << " nats; "
-                    << r.windows << " windows of " << r.window << ", stride " << r.stride << ")\n";
-        report_skip(text_report, r);
-        report_footer(text_report, info, r.seconds);
-        if (json) {
-          std::ostream& j = json.stream();
-          write_header_json(j, info);
-          j << "  \"perplexity\": ";
-          jnum(j, r.perplexity);
-          j << ",\n  \"tokens\": " << r.tokens << ",\n  \"nll\": ";
-          jnum(j, r.tokens ? -r.sum_log_prob / static_cast<double>(r.tokens) : std::nan(""));
-          j << ",\n  \"text_tokens\": " << r.text_tokens << ",\n  \"windows\": " << r.windows
-            << ",\n  \"window\": " << r.window << ",\n  \"stride\": " << r.stride << ",\n";
-          write_stats_fields_json(j, r);
-          write_footer_json(j, info, r.seconds, &r.statistics);
-          j << "\n}\n";
-        }
-        break;
-      }
-      case EvalTask::profile: {
-        ev::ProfileOptions po;
-        po.window = o.window;
-        po.stride = o.stride.value_or(0);
-        po.threshold = o.threshold;
-        ev::ProfileResult const r = ev::run_profile(m, text, po, on_progress);
-        progress.finish();
-        text_report << "profile:     " << r.tokens << " decode steps in " << r.windows << " windows (dense perplexity "
-                    << fixed(r.perplexity, 3) << ")\n"
-                    << "cosine(h, h + FFN(h)) per layer; > tau: share of tokens above --threshold "
-                    << fixed(r.threshold, 3) << "\n"
-                    << "layer    mean     std     min     p10  median     p90     max   > tau\n";
-        for (ev::LayerProfile const& l : r.layers) {
-          char line[160];
-          std::snprintf(line, sizeof line, "%5d  %6.4f  %6.4f  %6.4f  %6.4f  %6.4f  %6.4f  %6.4f  %6s\n", l.layer,
-                        l.cosine.mean, l.cosine.stddev, l.cosine.min, l.cosine.p10, l.cosine.median, l.cosine.p90,
-                        l.cosine.max, percent(l.above_threshold).c_str());
-          text_report << line;
-        }
-        report_footer(text_report, info, r.seconds);
-        if (plot) {
-          ev::write_profile_svg(plot.stream(), r,
-                                "model: " + fs::path(info.model_path).filename().string() + ", data: " +
-                                    fs::path(info.data_path).filename().string() + " (" + std::to_string(r.tokens) +
-                                    " tokens, window " + std::to_string(o.window) + ")");
-          plot.finish();
-        }
-        if (json) {
-          std::ostream& j = json.stream();
-          write_header_json(j, info);
-          j << "  \"tokens\": " << r.tokens << ",\n  \"windows\": " << r.windows << ",\n  \"perplexity\": ";
-          jnum(j, r.perplexity);
-          j << ",\n  \"threshold\": ";
-          jfloat(j, r.threshold);
-          j << ",\n  \"skip_ratio\": 0,\n  \"skip_ratio_eligible\": 0,\n  \"skip_ratio_after_warmup\": 0,\n"
-            << "  \"layers\": [";
-          for (std::size_t i = 0; i < r.layers.size(); ++i) {
-            ev::LayerProfile const& l = r.layers[i];
-            j << (i ? ",\n" : "\n") << "    {\"layer\": " << l.layer << ", \"count\": " << l.cosine.count
-              << ", \"mean\": ";
-            jnum(j, l.cosine.mean);
-            j << ", \"std\": ";
-            jnum(j, l.cosine.stddev);
-            j << ", \"min\": ";
-            jnum(j, l.cosine.min);
-            j << ", \"p10\": ";
-            jnum(j, l.cosine.p10);
-            j << ", \"median\": ";
-            jnum(j, l.cosine.median);
-            j << ", \"p90\": ";
-            jnum(j, l.cosine.p90);
-            j << ", \"max\": ";
-            jnum(j, l.cosine.max);
-            j << ", \"above_threshold\": ";
-            jnum(j, l.above_threshold);
-            j << "}";
-          }
-          j << "\n  ],\n";
-          write_footer_json(j, info, r.seconds, nullptr);
-          j << "\n}\n";
-        }
-        break;
-      }
-      case EvalTask::agreement:
-      case EvalTask::collapse:
-      case EvalTask::chat:
-      case EvalTask::summarize: {
-        ev::CompareOptions co;
-        co.max_tokens = info.max_tokens;
-        ev::CompareResult r;
-        if (task == EvalTask::summarize) {
-          std::span<ev::SummarizeItem const> const items(summaries.items.data(), info.used_items);
-          r = ev::run_summarize(m, info.policy.policies, items, co, on_progress);
-        } else {
-          std::span<ev::PromptItem const> const items(prompts.items.data(), info.used_items);
-          r = task == EvalTask::agreement ? ev::run_agreement(m, info.policy.policies, items, co, on_progress)
-              : task == EvalTask::collapse ? ev::run_collapse(m, info.policy.policies, items, co, on_progress)
-                                           : ev::run_chat(m, info.policy.policies, items, co, on_progress);
-        }
-        progress.finish();
-        report_compare(text_report, task, r.summary, r.dense_run);
-        if (!r.buckets.empty()) {
-          char const* const format = "%-9s %3s  %-13s  %16s  %12s  %18s  %9s\n";
-          char line[200];
-          std::snprintf(line, sizeof line, format, "by length", "n", "prompt tokens", "ROUGE-L vs dense",
-                        "vs reference", "dense vs reference", "agreement");
-          text_report << line;
-          for (ev::CompareSummary const& b : r.buckets) {
-            std::size_t lo = SIZE_MAX, hi = 0;
-            for (ev::CompareItemResult const& x : r.items) {
-              if (x.bucket == b.bucket) lo = std::min(lo, x.prompt_tokens), hi = std::max(hi, x.prompt_tokens);
-            }
-            std::snprintf(line, sizeof line, format, b.bucket.c_str(), std::to_string(b.n).c_str(),
-                          (std::to_string(lo) + "-" + std::to_string(hi)).c_str(), fixed(b.rouge_vs_dense, 3).c_str(),
-                          fixed(b.rouge_vs_reference, 3).c_str(), fixed(b.dense_rouge_vs_reference, 3).c_str(),
-                          percent(b.overall_rate).c_str());
-            text_report << line;
-          }
-        }
-        report_skip(text_report, r);
-        report_footer(text_report, info, r.seconds);
-        if (json) {
-          std::ostream& j = json.stream();
-          write_header_json(j, info);
-          ev::CompareSummary const& s = r.summary;
-          j << "  \"n\": " << s.n << ",\n  \"token_agreement\": ";
-          jnum(j, s.overall_rate);
-          j << ",\n  \"token_agreement_prefix\": ";
-          jnum(j, s.prefix_rate);
-          j << ",\n  \"rouge_l_vs_dense\": ";
-          jnum(j, s.rouge_vs_dense);
-          j << ",\n  \"rouge_l_vs_reference\": ";
-          jnum(j, s.rouge_vs_reference);
-          j << ",\n  \"collapsed\": " << s.collapsed << ",\n  \"dense_run\": " << (r.dense_run ? "true" : "false")
-            << ",\n  \"summary\": ";
-          write_compare_summary(j, s);
-          j << ",\n  \"buckets\": [";
-          for (std::size_t i = 0; i < r.buckets.size(); ++i) {
-            j << (i ? ",\n    " : "\n    ");
-            write_compare_summary(j, r.buckets[i]);
-          }
-          j << (r.buckets.empty() ? "],\n" : "\n  ],\n");
-          write_stats_fields_json(j, r);
-          write_footer_json(j, info, r.seconds, &r.statistics);
-          j << ",\n  \"items\": [";
-          for (std::size_t i = 0; i < r.items.size(); ++i) {
-            ev::CompareItemResult const& x = r.items[i];
-            j << (i ? ",\n" : "\n") << "    {\"id\": ";
-            jstr(j, x.id);
-            j << ", \"line\": " << x.line << ", \"prompt_tokens\": " << x.prompt_tokens;
-            if (!x.bucket.empty()) {
-              j << ", \"bucket\": ";
-              jstr(j, x.bucket);
-            }
-            j << ", \"text\": ";
-            jstr(j, x.skip.text);
-            j << ", \"dense_text\": ";
-            jstr(j, x.dense.text);
-            j << ", \"stop_reason\": ";
-            jstr(j, x.skip.stop_reason);
-            j << ", \"dense_stop_reason\": ";
-            jstr(j, x.dense.stop_reason);
-            j << ", \"tokens\": " << x.skip.tokens.size() << ", \"dense_tokens\": " << x.dense.tokens.size()
-              << ", \"first_divergence\": " << x.agreement.first_divergence << ", \"token_agreement_prefix\": ";
-            jnum(j, x.agreement.prefix_rate);
-            j << ", \"token_agreement\": ";
-            jnum(j, x.agreement.overall_rate);
-            j << ", \"rouge_l_vs_dense\": ";
-            write_rouge(j, x.rouge_vs_dense);
-            j << ", \"rouge_l_vs_reference\": ";
-            if (x.rouge_vs_reference) write_rouge(j, *x.rouge_vs_reference); else j << "null";
-            j << ", \"dense_rouge_l_vs_reference\": ";
-            if (x.dense_rouge_vs_reference) write_rouge(j, *x.dense_rouge_vs_reference); else j << "null";
-            j << ", \"collapse\": ";
-            write_collapse(j, x.collapse);
-            j << ", \"dense_collapse\": ";
-            write_collapse(j, x.dense_collapse);
-            j << ", \"skipped_blocks\": " << x.skip.skipped_blocks << ", \"ffn_blocks\": " << x.skip.ffn_blocks << "}";
-          }
-          j << "\n  ]\n}\n";
-        }
-        break;
-      }
+    if (show_report) report << text_report(info, result) << std::flush;
+    if (json) {
+      write_eval_json(json.stream(), info, result);
+      json.finish();
     }
-    if (show_report) report << text_report.str() << std::flush;
-    if (json) json.finish();
     return kExitOk;
-  } catch (Failure const& f) {
-    out.flush();
-    err << "skipllm: error: " << f.message << "\n";
-    return f.status;
   } catch (ev::DataError const& e) {
-    out.flush();
-    err << "skipllm: error: " << e.what() << "\n";
-    return kExitUsage;
-  } catch (std::exception const& e) {
-    out.flush();
-    err << "skipllm: error: " << e.what() << "\n";
-    return kExitRuntime;
+    throw Failure{kExitUsage, e.what()};
   }
 }
 

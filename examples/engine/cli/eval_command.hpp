@@ -41,7 +41,7 @@ struct EvalOptions : PolicyOptions {
   std::vector<std::string> warnings;         //!< options without effect (printed by run_eval)
 };
 
-//! Default -n of a task.
+//! Default -n of a task (its row in the task table of eval_command.cpp).
 int default_max_tokens(EvalTask task);
 
 //! Parses args[first..] (after "eval"); false when --help was seen. Throws UsageError.
@@ -50,7 +50,8 @@ bool parse_eval_options(std::vector<std::string> const& args, std::size_t first,
 
 std::string eval_help_text();
 
-//! Runs the evaluation; returns the exit status (cli_commands.hpp).
+//! Runs the evaluation; returns the exit status (commands.hpp). Problems are thrown as Failure
+//! (support.hpp), which run() reports.
 int run_eval(EvalOptions const& options, std::ostream& out, std::ostream& err);
 
 }  // namespace skipllm::cli

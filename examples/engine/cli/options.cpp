@@ -19,10 +19,7 @@ namespace {
 
 // ---- Values ----------------------------------------------------------------------------------
 
-// The option as the user spelled it, for messages: "-n/--max-tokens" is reported as typed.
-using Given = OptionArg;
-
-[[noreturn]] void fail(Given const& g, std::string const& what) { throw UsageError(what, g.command); }
+[[noreturn]] void fail(OptionArg const& g, std::string const& what) { throw UsageError(what, g.command); }
 
 std::string number_text(float v) {
   char buf[48];
@@ -40,7 +37,7 @@ std::string range_text(T lo, T hi) {
 }
 
 template <class Int>
-Int parse_int(Given const& g, Int lo, Int hi) {
+Int parse_int(OptionArg const& g, Int lo, Int hi) {
   std::string_view const s = g.value;
   Int v{};
   auto const [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
@@ -54,7 +51,7 @@ Int parse_int(Given const& g, Int lo, Int hi) {
 }
 
 // A finite number in [lo, hi], or in (lo, hi] when `open_low`.
-float parse_float(Given const& g, float lo, float hi, bool open_low = false) {
+float parse_float(OptionArg const& g, float lo, float hi, bool open_low = false) {
   std::string_view const s = g.value;
   float v = 0;
   auto const [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
@@ -72,15 +69,7 @@ float parse_float(Given const& g, float lo, float hi, bool open_low = false) {
   return v;
 }
 
-// ---- Option tables ---------------------------------------------------------------------------
-
-template <class Options>
-struct OptionSpec {
-  std::string long_name;  // "--max-tokens"
-  char short_name;        // 'n', or 0
-  bool takes_value;
-  std::function<void(Options&, Given const&)> apply;
-};
+// ---- Parsing ---------------------------------------------------------------------------------
 
 std::size_t edit_distance(std::string_view a, std::string_view b) {
   std::vector<std::size_t> row(b.size() + 1);
@@ -104,21 +93,16 @@ std::string help_hint(Command command) {
                                        : " (see 'skipllm " + std::string(command_name(command)) + " --help')";
 }
 
-namespace {
-
-// Parses args[first..] against `specs`. Returns false when --help was seen (parsing stops
-// there). `given` collects the long names of the options that appeared.
-template <class Options>
-bool parse_options(std::vector<std::string> const& args, std::size_t first, Command command,
-                   std::vector<OptionSpec<Options>> const& specs, Options& options, std::set<std::string>& given) {
-  auto const find_long = [&](std::string_view name) -> OptionSpec<Options> const* {
-    for (auto const& s : specs) {
+bool parse_option_list(std::vector<std::string> const& args, std::size_t first, Command command,
+                       std::vector<Option> const& options, std::set<std::string>& given) {
+  auto const find_long = [&](std::string_view name) -> Option const* {
+    for (auto const& s : options) {
       if (s.long_name == name) return &s;
     }
     return nullptr;
   };
-  auto const find_short = [&](char c) -> OptionSpec<Options> const* {
-    for (auto const& s : specs) {
+  auto const find_short = [&](char c) -> Option const* {
+    for (auto const& s : options) {
       if (c != 0 && s.short_name == c) return &s;
     }
     return nullptr;
@@ -135,7 +119,7 @@ bool parse_options(std::vector<std::string> const& args, std::size_t first, Comm
   for (std::size_t i = first; i < args.size(); ++i) {
     std::string const& arg = args[i];
     if (arg == "-h" || arg == "--help") return false;
-    OptionSpec<Options> const* spec = nullptr;
+    Option const* spec = nullptr;
     std::string shown;
     std::optional<std::string> inline_value;
     if (arg.rfind("--", 0) == 0 && arg.size() > 2) {
@@ -147,7 +131,7 @@ bool parse_options(std::vector<std::string> const& args, std::size_t first, Comm
         std::string message = "unknown option '" + shown + "' for " + cmd;
         std::size_t best = 3;
         std::string suggestion;
-        for (auto const& s : specs) {
+        for (auto const& s : options) {
           std::size_t const d = edit_distance(shown, s.long_name);
           if (d < best) best = d, suggestion = s.long_name;
         }
@@ -175,7 +159,7 @@ bool parse_options(std::vector<std::string> const& args, std::size_t first, Comm
     std::string label;  // "-n/--max-tokens" (appended: g++ 12 warns falsely on "lit" + string&&)
     if (spec->short_name) label.append(1, '-').append(1, spec->short_name).append(1, '/');
     label.append(spec->long_name);
-    Given g{label, "", command};
+    OptionArg g{label, "", command};
     if (spec->takes_value) {
       if (inline_value) {
         g.value = *inline_value;
@@ -195,102 +179,95 @@ bool parse_options(std::vector<std::string> const& args, std::size_t first, Comm
       throw UsageError("option " + spec->long_name + " given more than once" + help_hint(command), command);
     }
     given.insert(spec->long_name);
-    spec->apply(options, g);
+    spec->apply(g);
   }
   return true;
 }
 
-// The skip-policy options, for any options type derived from PolicyOptions.
-template <class O>
-void append_policy_specs(std::vector<OptionSpec<O>>& specs) {
-  std::vector<OptionSpec<O>> const policy = {
-      {"--threshold", 0, true, [](O& o, Given const& g) { o.threshold = parse_float(g, -1.0f, 1.0f); }},
+void add_policy_options(std::vector<Option>& options, PolicyOptions& o) {
+  std::vector<Option> const policy = {
+      {"--threshold", 0, true, [&o](OptionArg const& g) { o.threshold = parse_float(g, -1.0f, 1.0f); }},
       {"--span", 0, true,
-       [](O& o, Given const& g) {
+       [&o](OptionArg const& g) {
          o.span = g.value == "all" ? skipllm::policy::kToColdRegion : parse_int<int>(g, 1, 100'000);
        }},
-      {"--spans-per-token", 0, true, [](O& o, Given const& g) { o.spans_per_token = parse_int<int>(g, 0, 1'000); }},
-      {"--warmup", 0, true, [](O& o, Given const& g) { o.warmup = parse_int<int>(g, 0, 1'000'000); }},
-      {"--refresh-every", 0, true, [](O& o, Given const& g) { o.refresh_every = parse_int<int>(g, 0, 1'000'000); }},
-      {"--cold-first", 0, true, [](O& o, Given const& g) { o.cold_first = parse_int<int>(g, 0, 256); }},
-      {"--cold-last", 0, true, [](O& o, Given const& g) { o.cold_last = parse_int<int>(g, 0, 256); }},
-      {"--dense", 0, false, [](O& o, Given const&) { o.dense = true; }},
+      {"--spans-per-token", 0, true, [&o](OptionArg const& g) { o.spans_per_token = parse_int<int>(g, 0, 1'000); }},
+      {"--warmup", 0, true, [&o](OptionArg const& g) { o.warmup = parse_int<int>(g, 0, 1'000'000); }},
+      {"--refresh-every", 0, true, [&o](OptionArg const& g) { o.refresh_every = parse_int<int>(g, 0, 1'000'000); }},
+      {"--cold-first", 0, true, [&o](OptionArg const& g) { o.cold_first = parse_int<int>(g, 0, 256); }},
+      {"--cold-last", 0, true, [&o](OptionArg const& g) { o.cold_last = parse_int<int>(g, 0, 256); }},
+      {"--dense", 0, false, [&o](OptionArg const&) { o.dense = true; }},
   };
-  specs.insert(specs.end(), policy.begin(), policy.end());
+  options.insert(options.end(), policy.begin(), policy.end());
 }
 
-std::vector<OptionSpec<GenerateOptions>> const& generate_specs() {
-  using O = GenerateOptions;
-  static std::vector<OptionSpec<O>> const specs = [] {
-    std::vector<OptionSpec<O>> specs = {
-        {"--model", 'm', true, [](O& o, Given const& g) { o.model = g.value; }},
-        {"--prompt", 'p', true, [](O& o, Given const& g) { o.prompt = g.value; }},
-        {"--prompt-file", 0, true,
-         [](O& o, Given const& g) {
-           if (g.value.empty()) fail(g, "--prompt-file needs a file name (or - for stdin)");
-           o.prompt_file = g.value;
-         }},
-        {"--raw", 0, false, [](O& o, Given const&) { o.raw = true; }},
-        {"--system", 0, true, [](O& o, Given const& g) { o.system = g.value; }},
-        {"--max-tokens", 'n', true, [](O& o, Given const& g) { o.max_tokens = parse_int<int>(g, 1, 1'000'000); }},
-        {"--temperature", 0, true, [](O& o, Given const& g) { o.temperature = parse_float(g, 0.0f, 100.0f); }},
-        {"--top-p", 0, true, [](O& o, Given const& g) { o.top_p = parse_float(g, 0.0f, 1.0f, true); }},
-        {"--seed", 0, true,
-         [](O& o, Given const& g) { o.seed = parse_int<std::uint64_t>(g, 0, std::numeric_limits<std::uint64_t>::max()); }},
-    };
-    append_policy_specs(specs);
-    std::vector<OptionSpec<O>> const rest = {
-        {"--threads", 't', true, [](O& o, Given const& g) { o.threads = parse_int<int>(g, 0, 1'024); }},
-        {"--ctx", 0, true, [](O& o, Given const& g) { o.ctx = parse_int<int>(g, 2, 1 << 20); }},
-        {"--json", 0, true,
-         [](O& o, Given const& g) {
-           if (g.value.empty()) fail(g, "--json needs a file name (or - for stdout)");
-           o.json = g.value;
-         }},
-        {"--trace", 0, true,
-         [](O& o, Given const& g) {
-           if (g.value.empty()) fail(g, "--trace needs a file name (or - for stdout)");
-           o.trace = g.value;
-         }},
-        {"--heatmap", 0, true,
-         [](O& o, Given const& g) {
-           if (g.value.empty()) fail(g, "--heatmap needs a file name (or - for stdout)");
-           o.heatmap = g.value;
-         }},
-        {"--quiet", 'q', false, [](O& o, Given const&) { o.quiet = true; }},
-        {"--config", 0, true,
-         [](O& o, Given const& g) {
-           if (g.value.empty()) fail(g, "--config needs a file name");
-           o.config = g.value;
-         }},
-        {"--paper", 0, false, [](O& o, Given const&) { o.paper = true; }},
-    };
-    specs.insert(specs.end(), rest.begin(), rest.end());
-    return specs;
-  }();
-  return specs;
-}
+namespace {
 
-std::vector<OptionSpec<InfoOptions>> const& info_specs() {
-  using O = InfoOptions;
-  static std::vector<OptionSpec<O>> const specs = {
-      {"--model", 'm', true, [](O& o, Given const& g) { o.model = g.value; }},
-      {"--tensors", 0, false, [](O& o, Given const&) { o.tensors = true; }},
+// The options of generate and chat, writing into `o`.
+std::vector<Option> generate_options(GenerateOptions& o) {
+  std::vector<Option> options = {
+      {"--model", 'm', true, [&o](OptionArg const& g) { o.model = g.value; }},
+      {"--prompt", 'p', true, [&o](OptionArg const& g) { o.prompt = g.value; }},
+      {"--prompt-file", 0, true,
+       [&o](OptionArg const& g) {
+         if (g.value.empty()) fail(g, "--prompt-file needs a file name (or - for stdin)");
+         o.prompt_file = g.value;
+       }},
+      {"--raw", 0, false, [&o](OptionArg const&) { o.raw = true; }},
+      {"--system", 0, true, [&o](OptionArg const& g) { o.system = g.value; }},
+      {"--max-tokens", 'n', true, [&o](OptionArg const& g) { o.max_tokens = parse_int<int>(g, 1, 1'000'000); }},
+      {"--temperature", 0, true, [&o](OptionArg const& g) { o.temperature = parse_float(g, 0.0f, 100.0f); }},
+      {"--top-p", 0, true, [&o](OptionArg const& g) { o.top_p = parse_float(g, 0.0f, 1.0f, true); }},
+      {"--seed", 0, true,
+       [&o](OptionArg const& g) { o.seed = parse_int<std::uint64_t>(g, 0, std::numeric_limits<std::uint64_t>::max()); }},
   };
-  return specs;
+  add_policy_options(options, o);
+  std::vector<Option> const rest = {
+      {"--threads", 't', true, [&o](OptionArg const& g) { o.threads = parse_int<int>(g, 0, 1'024); }},
+      {"--ctx", 0, true, [&o](OptionArg const& g) { o.ctx = parse_int<int>(g, 2, 1 << 20); }},
+      {"--json", 0, true,
+       [&o](OptionArg const& g) {
+         if (g.value.empty()) fail(g, "--json needs a file name (or - for stdout)");
+         o.json = g.value;
+       }},
+      {"--trace", 0, true,
+       [&o](OptionArg const& g) {
+         if (g.value.empty()) fail(g, "--trace needs a file name (or - for stdout)");
+         o.trace = g.value;
+       }},
+      {"--heatmap", 0, true,
+       [&o](OptionArg const& g) {
+         if (g.value.empty()) fail(g, "--heatmap needs a file name (or - for stdout)");
+         o.heatmap = g.value;
+       }},
+      {"--quiet", 'q', false, [&o](OptionArg const&) { o.quiet = true; }},
+      {"--config", 0, true,
+       [&o](OptionArg const& g) {
+         if (g.value.empty()) fail(g, "--config needs a file name");
+         o.config = g.value;
+       }},
+      {"--paper", 0, false, [&o](OptionArg const&) { o.paper = true; }},
+  };
+  options.insert(options.end(), rest.begin(), rest.end());
+  return options;
 }
 
-std::vector<OptionSpec<FetchModelOptions>> const& fetch_specs() {
-  using O = FetchModelOptions;
-  static std::vector<OptionSpec<O>> const specs = {
+std::vector<Option> info_options(InfoOptions& o) {
+  return {
+      {"--model", 'm', true, [&o](OptionArg const& g) { o.model = g.value; }},
+      {"--tensors", 0, false, [&o](OptionArg const&) { o.tensors = true; }},
+  };
+}
+
+std::vector<Option> fetch_model_options(FetchModelOptions& o) {
+  return {
       {"--output", 'o', true,
-       [](O& o, Given const& g) {
+       [&o](OptionArg const& g) {
          if (g.value.empty()) fail(g, "--output needs a file name");
          o.output = g.value;
        }},
-      {"--force", 0, false, [](O& o, Given const&) { o.force = true; }},
+      {"--force", 0, false, [&o](OptionArg const&) { o.force = true; }},
   };
-  return specs;
 }
 
 void validate_generate(CommandLine& cl, std::set<std::string> const& given) {
@@ -353,7 +330,7 @@ CommandLine parse_command_line(std::vector<std::string> const& args) {
   std::set<std::string> given;
   if (first == "generate" || first == "chat") {
     cl.command = first == "chat" ? Command::chat : Command::generate;
-    if (!parse_options(args, 1, cl.command, generate_specs(), cl.generate, given)) {
+    if (!parse_option_list(args, 1, cl.command, generate_options(cl.generate), given)) {
       cl.help_for = cl.command;
       cl.command = Command::help;
       return cl;
@@ -366,13 +343,13 @@ CommandLine parse_command_line(std::vector<std::string> const& args) {
     }
   } else if (first == "info") {
     cl.command = Command::info;
-    if (!parse_options(args, 1, cl.command, info_specs(), cl.info, given)) {
+    if (!parse_option_list(args, 1, cl.command, info_options(cl.info), given)) {
       cl.help_for = cl.command;
       cl.command = Command::help;
     }
   } else if (first == "fetch-model") {
     cl.command = Command::fetch_model;
-    if (!parse_options(args, 1, cl.command, fetch_specs(), cl.fetch_model, given)) {
+    if (!parse_option_list(args, 1, cl.command, fetch_model_options(cl.fetch_model), given)) {
       cl.help_for = cl.command;
       cl.command = Command::help;
     }
@@ -453,33 +430,12 @@ void override_policy_config(engine::PolicyConfig& c, PolicyOptions const& o, std
 
 // ---- Building blocks for other subcommands -----------------------------------------------------
 
-bool parse_option_list(std::vector<std::string> const& args, std::size_t first, Command command,
-                       std::vector<Option> const& options, std::set<std::string>& given) {
-  struct None {};
-  std::vector<OptionSpec<None>> specs;
-  specs.reserve(options.size());
-  for (Option const& o : options) {
-    specs.push_back({o.long_name, o.short_name, o.takes_value, [&o](None&, Given const& g) { o.apply(g); }});
-  }
-  None none;
-  return parse_options(args, first, command, specs, none, given);
-}
-
 std::int64_t parse_int_option(OptionArg const& arg, std::int64_t lo, std::int64_t hi) {
   return parse_int<std::int64_t>(arg, lo, hi);
 }
 
 float parse_float_option(OptionArg const& arg, float lo, float hi, bool open_low) {
   return parse_float(arg, lo, hi, open_low);
-}
-
-void add_policy_options(std::vector<Option>& options, PolicyOptions& target) {
-  std::vector<OptionSpec<PolicyOptions>> specs;
-  append_policy_specs(specs);
-  for (auto& s : specs) {
-    options.push_back({s.long_name, s.short_name, s.takes_value,
-                       [&target, apply = std::move(s.apply)](OptionArg const& g) { apply(target, g); }});
-  }
 }
 
 void check_policy_options(PolicyOptions const& o, std::set<std::string> const& given, Command command,

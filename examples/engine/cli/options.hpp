@@ -1,7 +1,7 @@
 // The `skipllm` command line: subcommands, their options, validation and help texts.
 //
 // parse_command_line() only parses and range-checks; it touches neither files nor the model, so
-// it is unit-tested directly (tests/engine/test_cli.cpp). Checks that need the model (cold
+// it is unit-tested directly (tests/engine/cli/test_cli.cpp). Checks that need the model (cold
 // layers against the depth, the prompt against the context) happen in policy_config() and in
 // the generate command. Every problem is a UsageError whose message names the option and the
 // offending value; the executable prints it and exits with status 2.
@@ -85,8 +85,8 @@ struct FetchModelOptions {
   bool force = false;                 //!< download even when the file exists
 };
 
-struct EvalOptions;  // cli_eval.hpp
-struct CalibrateOptions;  // cli_calibrate.hpp
+struct EvalOptions;       // eval_command.hpp
+struct CalibrateOptions;  // calibrate_command.hpp
 
 struct CommandLine {
   Command command = Command::help;
@@ -94,8 +94,8 @@ struct CommandLine {
   GenerateOptions generate;          //!< generate and chat
   InfoOptions info;
   FetchModelOptions fetch_model;
-  std::shared_ptr<EvalOptions> eval;  //!< eval (cli_eval.hpp)
-  std::shared_ptr<CalibrateOptions> calibrate;  //!< calibrate (cli_calibrate.hpp)
+  std::shared_ptr<EvalOptions> eval;  //!< eval (eval_command.hpp)
+  std::shared_ptr<CalibrateOptions> calibrate;  //!< calibrate (calibrate_command.hpp)
   std::vector<std::string> warnings;  //!< options that have no effect in this combination
 };
 
@@ -130,7 +130,7 @@ engine::PolicyConfig policy_config(PolicyOptions const& options, int num_layers,
 void override_policy_config(engine::PolicyConfig& config, PolicyOptions const& options,
                             std::set<std::string> const& given);
 
-// ---- Building blocks for subcommands parsed in their own files (cli_eval.cpp, ...) -----------
+// ---- Building blocks of every subcommand's option parser ----------------------------------------
 
 //! One option as given: `name` as the user spelled it ("-n/--max-tokens"), its value.
 struct OptionArg {
@@ -139,7 +139,8 @@ struct OptionArg {
   Command command;
 };
 
-//! An option of a subcommand; `apply` stores the value (usually into a captured options object).
+//! An option of a subcommand; `apply` checks the value and stores it into the options object it
+//! captures. A subcommand's parser is a list of these.
 struct Option {
   std::string long_name;  //!< "--max-tokens"
   char short_name = 0;    //!< 'n', or 0
@@ -147,13 +148,14 @@ struct Option {
   std::function<void(OptionArg const&)> apply;
 };
 
-//! Parses args[first..] with the same rules as generate (values after '=' or as the next
-//! argument, glued short values, a repeated option is an error, suggestions for misspellings).
+//! Parses args[first..] against `options`: values after '=' or as the next argument (unless that
+//! is one of the options), glued short values, a repeated option is an error, suggestions for
+//! misspellings.
 //! Returns false when -h/--help was seen. `given` collects the long names that appeared.
 bool parse_option_list(std::vector<std::string> const& args, std::size_t first, Command command,
                        std::vector<Option> const& options, std::set<std::string>& given);
 
-//! Value checks with generate's messages; they throw UsageError naming the option and value.
+//! Value checks; they throw UsageError naming the option and the value.
 std::int64_t parse_int_option(OptionArg const& arg, std::int64_t lo, std::int64_t hi);
 float parse_float_option(OptionArg const& arg, float lo, float hi, bool open_low = false);
 

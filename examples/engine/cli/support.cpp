@@ -33,6 +33,38 @@ fs::path find_model(std::optional<std::string> const& explicit_path, std::ostrea
   return where.path;
 }
 
+std::unique_ptr<LoadedModel> load_model(fs::path const& path) {
+  try {
+    return std::make_unique<LoadedModel>(path);
+  } catch (std::exception const& e) {
+    throw Failure{kExitUsage, "cannot load model " + path.string() + ": " + e.what()};
+  }
+}
+
+eng::Tokenizer load_tokenizer(LoadedModel const& loaded) {
+  try {
+    return eng::tokenizer_from_gguf(loaded.file);
+  } catch (std::exception const& e) {
+    throw Failure{kExitUsage, "cannot load the tokenizer of " + loaded.path.string() + ": " + e.what()};
+  }
+}
+
+std::string model_name(eng::GgufFile const& file) {
+  try {
+    if (auto const name = file.find_string("general.name")) return std::string(*name);
+  } catch (std::exception const&) {
+  }
+  return {};
+}
+
+bool adds_bos_token(eng::GgufFile const& file) {
+  try {
+    return file.find_bool("tokenizer.ggml.add_bos_token").value_or(false);
+  } catch (std::exception const&) {
+    return false;
+  }
+}
+
 std::string version_string() {
   return std::to_string(SKIPLLM_VERSION_MAJOR) + "." + std::to_string(SKIPLLM_VERSION_MINOR) + "." +
          std::to_string(SKIPLLM_VERSION_PATCH);

@@ -1,5 +1,5 @@
 // Pieces every `skipllm` subcommand uses: the failure it reports with an exit status, finding
-// the model, output files ("-" = stdout), the version string.
+// and loading the model, output files ("-" = stdout), the version string.
 #pragma once
 
 #include <filesystem>
@@ -8,6 +8,10 @@
 #include <optional>
 #include <ostream>
 #include <string>
+
+#include "format/gguf.hpp"
+#include "format/tokenizer.hpp"
+#include "model/llama_model.hpp"
 
 namespace skipllm::cli {
 
@@ -20,6 +24,27 @@ struct Failure {
 //! The model path for -m (or its absence): explicit and $SKIPLLM_MODEL paths must exist; the
 //! cached default is downloaded when missing. Throws Failure.
 std::filesystem::path find_model(std::optional<std::string> const& explicit_path, std::ostream& err);
+
+//! A GGUF file and the model read from it.
+struct LoadedModel {
+  explicit LoadedModel(std::filesystem::path const& p) : path(p), file(engine::GgufFile::open(p)), model(file) {}
+  std::filesystem::path path;
+  engine::GgufFile file;
+  engine::LlamaModel model;
+};
+
+//! Loads the model at `path`; a file that is no usable model is a usage Failure.
+std::unique_ptr<LoadedModel> load_model(std::filesystem::path const& path);
+
+//! The model's tokenizer; one that cannot be read is a usage Failure.
+engine::Tokenizer load_tokenizer(LoadedModel const& loaded);
+
+//! The model's general.name, or "" when it has none.
+std::string model_name(engine::GgufFile const& file);
+
+//! Whether the model's tokenizer wants a BOS token first (tokenizer.ggml.add_bos_token; false
+//! when the key is absent or unreadable).
+bool adds_bos_token(engine::GgufFile const& file);
 
 //! "major.minor.patch".
 std::string version_string();

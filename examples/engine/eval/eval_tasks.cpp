@@ -1,4 +1,5 @@
 #include "eval/eval_tasks.hpp"
+#include "eval/timing.hpp"
 #include "format/tokenizer.hpp"
 
 #include <algorithm>
@@ -16,10 +17,6 @@
 namespace skipllm::engine::eval {
 
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 double nan() { return std::numeric_limits<double>::quiet_NaN(); }
 
