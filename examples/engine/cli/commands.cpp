@@ -61,12 +61,6 @@ std::string human_bytes(std::uint64_t n) {
   return buf;
 }
 
-std::string fixed(double v, int digits) {
-  char buf[48];
-  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
-  return buf;
-}
-
 // ---- Prompt -----------------------------------------------------------------------------------
 
 std::string read_prompt_file(std::string const& name) {

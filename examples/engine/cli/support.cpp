@@ -1,6 +1,8 @@
 #include "cli/support.hpp"
 
 #include <cerrno>
+#include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <system_error>
 
@@ -68,6 +70,17 @@ bool adds_bos_token(eng::GgufFile const& file) {
 std::string version_string() {
   return std::to_string(SKIPLLM_VERSION_MAJOR) + "." + std::to_string(SKIPLLM_VERSION_MINOR) + "." +
          std::to_string(SKIPLLM_VERSION_PATCH);
+}
+
+std::string fixed(double value, int digits) {
+  if (!std::isfinite(value)) return "n/a";
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "%.*f", digits, value);
+  return buf;
+}
+
+std::string percent(double fraction, int digits) {
+  return std::isfinite(fraction) ? fixed(100 * fraction, digits) + "%" : "n/a";
 }
 
 OutputFile::OutputFile(std::optional<std::string> const& name, char const* option, std::ostream& stdout_stream)

@@ -1,5 +1,5 @@
 // Pieces every `skipllm` subcommand uses: the failure it reports with an exit status, finding
-// and loading the model, output files ("-" = stdout), the version string.
+// and loading the model, output files ("-" = stdout), the version string, number formatting.
 #pragma once
 
 #include <filesystem>
@@ -48,6 +48,11 @@ bool adds_bos_token(engine::GgufFile const& file);
 
 //! "major.minor.patch".
 std::string version_string();
+
+//! `value` with `digits` decimals, for the text reports; "n/a" when not finite.
+std::string fixed(double value, int digits);
+//! `fraction` as a percentage with `digits` decimals ("12.5%"); "n/a" when not finite.
+std::string percent(double fraction, int digits = 1);
 
 //! An output opened before the run: a file, "-" for `stdout_stream`, or nothing when not asked for.
 class OutputFile {
