@@ -1,7 +1,7 @@
 // The evaluation tasks of `skipllm eval` (docs/eval.md), as library functions so that the CLI,
-// `skipllm calibrate` and the tests share them: data loading (JSONL, plain text), generation
-// through the chat template, and one function per task returning its metrics together with the
-// skip statistics of the run.
+// `skipllm calibrate` and the tests share them: one function per task returning its metrics
+// together with the skip statistics of the run. Their data comes from eval/datasets, their
+// generation from eval/generation; eval/profile_svg draws the similarity profile.
 //
 // Every task decodes with greedy sampling on one sequence; prefill is dense (as everywhere in
 // skipllm), so a policy acts on decode steps only. Perplexity and the similarity profile
@@ -10,160 +10,17 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <filesystem>
-#include <functional>
-#include <iosfwd>
 #include <optional>
 #include <span>
-#include <stdexcept>
 #include <string>
 #include <string_view>
-#include <utility>
 #include <vector>
 
-#include <skipllm/statistics.hpp>
-
+#include "eval/datasets.hpp"
 #include "eval/eval_metrics.hpp"
-#include "model/generator.hpp"
-#include "model/llama_model.hpp"
-#include "model/thread_pool.hpp"
-#include "format/tokenizer.hpp"
+#include "eval/generation.hpp"
 
 namespace skipllm::engine::eval {
-
-using skipllm::policy::ConfigurablePolicies;
-
-// ---- JSON (just enough for the data files) ---------------------------------------------------
-
-struct JsonValue {
-  enum class Kind { null, boolean, number, string, array, object };
-  Kind kind = Kind::null;
-  bool boolean = false;
-  double number = 0;
-  std::string string;
-  std::vector<JsonValue> array;
-  std::vector<std::pair<std::string, JsonValue>> object;  //!< in file order
-
-  //! The member `key` of an object (the last one if repeated), or nullptr.
-  JsonValue const* find(std::string_view key) const;
-};
-
-//! Parses one JSON text (RFC 8259; \uXXXX escapes including surrogate pairs become UTF-8).
-//! Throws std::invalid_argument("... at column N") on malformed input.
-JsonValue parse_json(std::string_view text);
-
-// ---- Data ------------------------------------------------------------------------------------
-
-//! A data file that cannot be used; what() names the file and line ("FILE:12: ...").
-class DataError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
-
-struct DataFile {
-  std::string path;
-  std::size_t lines = 0;  //!< physical lines of the file (for JSONL: blank lines included)
-};
-
-//! {"question": "...", "answers": ["...", ...]} per line; optional "id".
-struct FactoidItem {
-  std::string id;
-  std::string question;
-  std::vector<std::string> answers;
-  std::size_t line = 0;
-};
-
-//! A conversation to continue: {"prompt": "..."} (one user message, optional "system") or
-//! {"messages": [{"role": "...", "content": "..."}, ...]}. A final assistant message is taken
-//! off and kept as the reference. Optional "id" and "reference".
-struct PromptItem {
-  std::string id;
-  std::vector<ChatMessage> messages;  //!< ends with a user message
-  std::optional<std::string> reference;
-  std::size_t line = 0;
-};
-
-//! {"document": "...", "reference": "..." (optional), "id": "..." (optional)}.
-struct SummarizeItem {
-  std::string id;
-  std::string document;
-  std::optional<std::string> reference;
-  std::size_t line = 0;
-};
-
-template <class Item>
-struct Dataset {
-  DataFile file;
-  std::vector<Item> items;
-};
-
-//! Parsers of JSONL `content`; `name` is used in messages. Blank lines are skipped; anything
-//! else that is not a JSON object of the expected shape throws DataError naming the line.
-Dataset<FactoidItem> parse_factoid(std::string_view content, std::string const& name);
-Dataset<PromptItem> parse_prompts(std::string_view content, std::string const& name);
-Dataset<SummarizeItem> parse_summarize(std::string_view content, std::string const& name);
-
-//! The same, reading `path` (DataError when it cannot be read).
-Dataset<FactoidItem> read_factoid(std::filesystem::path const& path);
-Dataset<PromptItem> read_prompts(std::filesystem::path const& path);
-Dataset<SummarizeItem> read_summarize(std::filesystem::path const& path);
-//! A plain-text file, whole; `file` receives its path and line count.
-std::string read_text(std::filesystem::path const& path, DataFile& file);
-
-// ---- The model and generation ----------------------------------------------------------------
-
-//! What a task needs of the loaded model.
-struct EvalModel {
-  LlamaModel const& model;
-  Tokenizer const& tokenizer;
-  ThreadPool& pool;
-  bool add_bos = false;   //!< prepend BOS (the GGUF's tokenizer.ggml.add_bos_token)
-  int max_context = 2048; //!< tokens of context a task may use (prompt + generation)
-  bool skip_attention = false;  //!< the policy's runs skip whole layers (GeneratorOptions::skip_attention)
-};
-
-//! Progress of a task: `done` of `total` units (items, or tokens for perplexity and profile).
-using ProgressFn = std::function<void(std::size_t done, std::size_t total)>;
-
-//! [BOS] + ChatML(messages, generation prompt), tokenized with control tokens recognised.
-std::vector<std::int32_t> chat_prompt_tokens(EvalModel const& m, std::span<ChatMessage const> messages);
-
-//! The user message of the summarization task: kSummarizeInstruction, a blank line, the document.
-inline constexpr std::string_view kSummarizeInstruction = "Summarize the following text in a few sentences.";
-std::string summarize_prompt(std::string_view document);
-
-struct Generation {
-  std::vector<std::int32_t> tokens;  //!< generated, without the end-of-generation token
-  std::string text;
-  std::string stop_reason;           //!< "eos", "max_tokens" or "context_full"
-  std::size_t prompt_tokens = 0;
-  std::uint64_t skipped_blocks = 0;  //!< this generation's share of the generator's statistics
-  std::uint64_t ffn_blocks = 0;
-};
-
-//! Greedy generation of at most `max_tokens` tokens after `prompt` (dense prefill, then one
-//! decode step per token until an end-of-generation token, max_tokens or a full context).
-Generation generate_greedy(Generator& generator, Tokenizer const& tokenizer, std::span<std::int32_t const> prompt,
-                           int max_tokens);
-
-//! Whether `p` can skip anything (a greedy rule with spans, the random-window baseline, a
-//! non-empty static mask).
-bool can_skip(ConfigurablePolicies const& p);
-//! `p` made dense through the same code path: policy::Dense, same cold layers and warm-up
-//! (its generator runs without EvalModel::skip_attention).
-ConfigurablePolicies dense_version(ConfigurablePolicies p);
-
-// ---- Results shared by every task ------------------------------------------------------------
-
-struct RunStats {
-  skipllm::SkipStatistics statistics;  //!< decode steps of the policy run (prefill counted apart)
-  double skip_ratio = 0;               //!< skipped / all FFN blocks of decode steps
-  double skip_ratio_eligible = 0;      //!< skipped / blocks the policy could skip
-  double skip_ratio_after_warmup = 0;  //!< the authors' figure (see docs/statistics.md)
-  double seconds = 0;                  //!< wall time of the task (both runs where there are two)
-
-  void set_statistics(skipllm::SkipStatistics const& s);
-};
 
 // ---- factoid ---------------------------------------------------------------------------------
 
@@ -266,13 +123,11 @@ ConfigurablePolicies profile_policies(float threshold);
 ProfileResult run_profile(EvalModel const& m, std::string_view text, ProfileOptions const& options,
                           ProgressFn const& progress = {});
 
-//! SVG line plot of a profile: mean cosine per layer with a mean ± standard deviation band,
-//! the p10 and p90 curves and the threshold as a dashed line, in two panels: all layers (from a
-//! multiple of 0.25 up to 1), and a zoom on the typical layers (those whose mean is within 0.1
-//! of the median layer mean), where layers off the scale are marked at the edge with their mean.
-void write_profile_svg(std::ostream& os, ProfileResult const& profile, std::string const& subtitle);
-
 // ---- agreement, collapse, chat, summarize ----------------------------------------------------
+
+//! The user message of the summarization task: kSummarizeInstruction, a blank line, the document.
+inline constexpr std::string_view kSummarizeInstruction = "Summarize the following text in a few sentences.";
+std::string summarize_prompt(std::string_view document);
 
 struct CompareOptions {
   int max_tokens = 64;

@@ -1,5 +1,6 @@
 #include "format/json_reader.hpp"
 
+#include <algorithm>
 #include <set>
 #include <utility>
 #include <vector>

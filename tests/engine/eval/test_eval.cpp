@@ -276,26 +276,6 @@ BOOST_AUTO_TEST_SUITE_END()
 // ================================================================================================
 BOOST_AUTO_TEST_SUITE(data)
 
-BOOST_AUTO_TEST_CASE(json_values) {
-  ev::JsonValue const v =
-      ev::parse_json(R"( {"a": [1, -2.5e1, true, false, null], "s": "x\"\\\/\n\u00e9\ud83d\ude00", "o": {}} )");
-  BOOST_TEST(v.find("a")->array.size() == 5u);
-  BOOST_TEST(v.find("a")->array[1].number == -25.0);
-  BOOST_TEST(v.find("a")->array[2].boolean);
-  BOOST_TEST((v.find("a")->array[4].kind == ev::JsonValue::Kind::null));
-  BOOST_TEST(v.find("s")->string == "x\"\\/\n\xC3\xA9\xF0\x9F\x98\x80");
-  BOOST_TEST((v.find("o")->kind == ev::JsonValue::Kind::object));
-  BOOST_TEST(v.find("missing") == nullptr);
-  for (char const* bad : {"{", "{\"a\" 1}", "[1,]", "{\"a\": tru}", "\"\\ud83d\"", "01", "{} x", "\"a\tb\""}) {
-    BOOST_CHECK_THROW(ev::parse_json(bad), std::invalid_argument);
-  }
-  try {
-    ev::parse_json("{\"a\": 1,, }");
-  } catch (std::invalid_argument const& e) {
-    BOOST_TEST(contains(e.what(), "at column 9"), e.what());
-  }
-}
-
 BOOST_AUTO_TEST_CASE(factoid_jsonl) {
   ev::Dataset<ev::FactoidItem> const d = ev::parse_factoid(
       "{\"question\": \"Q1?\", \"answers\": [\"A\", \"a b\"]}\n\n  \r\n{\"id\": \"x\", \"question\": \"Q2?\", "
