@@ -10,6 +10,7 @@
 #include <skipllm/json.hpp>
 
 #include "cli/summary_json.hpp"
+#include "eval/profile_svg.hpp"
 
 namespace skipllm::cli {
 
