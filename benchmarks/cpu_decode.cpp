@@ -26,12 +26,14 @@
 
 #include <skipllm/policy/describe.hpp>
 
-#include "model/generator.hpp"
+#include "eval/timing.hpp"
 #include "format/model_cache.hpp"
 #include "format/tokenizer.hpp"
+#include "model/generator.hpp"
 
 namespace engine = skipllm::engine;
-using Clock = std::chrono::steady_clock;
+using skipllm::engine::eval::Clock;
+using skipllm::engine::eval::seconds_since;
 
 namespace {
 
@@ -44,8 +46,6 @@ struct Options {
   engine::ActivationPrecision precision = engine::ActivationPrecision::kInt8;
   std::string out_dir;
 };
-
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
@@ -95,8 +95,9 @@ struct DecodeRun {
   double skip_ratio = 0;
 };
 
-DecodeRun decode(engine::LlamaModel const& model, engine::ThreadPool& pool, skipllm::policy::ConfigurablePolicies const& policies,
-                 std::vector<std::int32_t> const& prompt, int tokens, engine::ActivationPrecision precision) {
+DecodeRun decode(engine::LlamaModel const& model, engine::ThreadPool& pool,
+                 skipllm::policy::ConfigurablePolicies const& policies, std::vector<std::int32_t> const& prompt,
+                 int tokens, engine::ActivationPrecision precision) {
   engine::Generator gen(model, pool, policies, 2048, {.precision = precision});
   auto logits = gen.prefill(prompt);
   std::mt19937_64 rng(0);
@@ -115,18 +116,24 @@ Options parse(int argc, char** argv) {
       if (i + 1 >= argc) throw std::invalid_argument(a + " needs a value");
       return std::string(argv[++i]);
     };
-    if (a == "-m" || a == "--model") o.model = value();
-    else if (a == "-t" || a == "--threads") o.threads = std::stoi(value());
-    else if (a == "-n" || a == "--tokens") o.tokens = std::stoi(value());
-    else if (a == "--rounds") o.rounds = std::stoi(value());
-    else if (a == "--threshold") o.threshold = std::stof(value());
-    else if (a == "--out") o.out_dir = value();
+    if (a == "-m" || a == "--model")
+      o.model = value();
+    else if (a == "-t" || a == "--threads")
+      o.threads = std::stoi(value());
+    else if (a == "-n" || a == "--tokens")
+      o.tokens = std::stoi(value());
+    else if (a == "--rounds")
+      o.rounds = std::stoi(value());
+    else if (a == "--threshold")
+      o.threshold = std::stof(value());
+    else if (a == "--out")
+      o.out_dir = value();
     else if (a == "--precision") {
       std::string const p = value();
       if (p != "int8" && p != "fp32") throw std::invalid_argument("--precision is int8 or fp32");
       o.precision = p == "int8" ? engine::ActivationPrecision::kInt8 : engine::ActivationPrecision::kFloat32;
-    }
-    else throw std::invalid_argument("unknown option " + a);
+    } else
+      throw std::invalid_argument("unknown option " + a);
   }
   if (o.tokens < 16 || o.tokens > 1500) throw std::invalid_argument("--tokens must be in [16, 1500]");
   if (o.rounds < 1) throw std::invalid_argument("--rounds must be >= 1");
@@ -149,8 +156,10 @@ std::string shell_line(char const* cmd) {
 int main(int argc, char** argv) try {
   Options const opt = parse(argc, argv);
   std::optional<std::string> const explicit_model = opt.model.empty() ? std::nullopt : std::optional(opt.model);
-  std::string const model_path = engine::resolve_model(explicit_model, engine::ModelEnvironment::from_process(), std::cerr).string();
-  int const threads = opt.threads > 0 ? opt.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  std::string const model_path =
+      engine::resolve_model(explicit_model, engine::ModelEnvironment::from_process(), std::cerr).string();
+  int const threads =
+      opt.threads > 0 ? opt.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 
   // Load time from a warm page cache: open once to warm it, then time the best of three.
   { auto warm = engine::GgufFile::open(model_path); }
@@ -169,11 +178,13 @@ int main(int argc, char** argv) try {
   auto const& cfg = model.config();
   int const cold = (cfg.n_layers + 3) / 6;
 
-  std::vector<engine::ChatMessage> const chat{{"user", "Write a detailed essay about the history of the printing press "
-                                                       "and how it changed science, religion and politics in Europe."}};
+  std::vector<engine::ChatMessage> const chat{{"user",
+                                               "Write a detailed essay about the history of the printing press "
+                                               "and how it changed science, religion and politics in Europe."}};
   auto const prompt = tokenizer.encode(engine::apply_chat_template(chat, true), true);
 
-  skipllm::policy::ConfigurablePolicies const dense{skipllm::policy::Greedy{opt.threshold, 8, 0}, {cold, cold}, {16, 6}};
+  skipllm::policy::ConfigurablePolicies const dense{
+      skipllm::policy::Greedy{opt.threshold, 8, 0}, {cold, cold}, {16, 6}};
   skipllm::policy::ConfigurablePolicies const skip{skipllm::policy::Greedy{opt.threshold, 8, 1}, {cold, cold}, {16, 6}};
 
   // Peak memory with a full 2,048-token context: a long prompt, then decoding to the end.
@@ -202,7 +213,6 @@ int main(int argc, char** argv) try {
     ratio.push_back(skip_tps.back() / dense_tps.back());
   }
 
-
   double const dense_bytes = static_cast<double>(model.bytes_per_token_dense());
   double const skip_bytes = dense_bytes - skip_run.skipped_per_token * static_cast<double>(model.ffn_bytes_per_layer());
   double const roofline = bandwidth / dense_bytes;
@@ -218,14 +228,18 @@ int main(int argc, char** argv) try {
   std::ostringstream md;
   md << "# CPU decode benchmark\n\n"
      << "- date: " << date << ", commit: " << (commit.empty() ? "unknown" : commit) << "\n"
-     << "- machine: " << cpu << ", " << threads << " threads (" << std::thread::hardware_concurrency() << " hardware threads)\n"
-     << "- model: " << model_path << " (" << cfg.n_layers << " layers, d=" << cfg.n_embd << ", FFN " << cfg.n_ff << ")\n"
+     << "- machine: " << cpu << ", " << threads << " threads (" << std::thread::hardware_concurrency()
+     << " hardware threads)\n"
+     << "- model: " << model_path << " (" << cfg.n_layers << " layers, d=" << cfg.n_embd << ", FFN " << cfg.n_ff
+     << ")\n"
      << "- policy (skip): " << skipllm::describe(skip) << "\n"
      << "- " << opt.tokens << " decoded tokens per run after a " << prompt.size() << "-token chat prompt, "
      << opt.rounds << " interleaved rounds, medians\n"
-     << "- activations: " << (opt.precision == engine::ActivationPrecision::kInt8 ? "int8 per block of 32" : "fp32") << "\n"
+     << "- activations: " << (opt.precision == engine::ActivationPrecision::kInt8 ? "int8 per block of 32" : "fp32")
+     << "\n"
      << "- command: `cpu_decode -t " << threads << " -n " << opt.tokens << " --rounds " << opt.rounds << " --threshold "
-     << opt.threshold << " --precision " << (opt.precision == engine::ActivationPrecision::kInt8 ? "int8" : "fp32") << "`\n\n"
+     << opt.threshold << " --precision " << (opt.precision == engine::ActivationPrecision::kInt8 ? "int8" : "fp32")
+     << "`\n\n"
      << "| quantity | value |\n|---|---|\n";
   char row[256];
   auto add = [&](char const* name, char const* fmt, double v) {

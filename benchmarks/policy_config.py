@@ -89,15 +89,35 @@ class _Fields:
         return value
 
 
-def _object_without_repeats(source):
-    def hook(pairs):
-        obj = {}
-        for key, value in pairs:
-            if key in obj:
-                raise PolicyConfigError(f"{source}: invalid JSON: duplicate key {key}")
-            obj[key] = value
-        return obj
-    return hook
+class _Object(dict):
+    """A JSON object that remembers the first key it saw twice."""
+    repeated = None
+
+
+def _keep_repeats(pairs):
+    obj = _Object()
+    for key, value in pairs:
+        if key in obj and obj.repeated is None:
+            obj.repeated = key
+        obj[key] = value
+    return obj
+
+
+def _first_repeat(value, path=""):
+    """The path of the first repeated key, spelt as the C++ reader spells it ("policy.x", "a[].b")."""
+    if isinstance(value, _Object):
+        if value.repeated is not None:
+            return f"{path}.{value.repeated}" if path else value.repeated
+        for key, member in value.items():
+            found = _first_repeat(member, f"{path}.{key}" if path else key)
+            if found:
+                return found
+    elif isinstance(value, list):
+        for item in value:
+            found = _first_repeat(item, path + "[]")
+            if found:
+                return found
+    return None
 
 
 def _refuse_constant(name):
@@ -200,13 +220,14 @@ def _check(doc, source):
 def parse(text, source="policy config"):
     """The checked document of a config's JSON text; `source` names it in messages."""
     try:
-        doc = json.loads(text, object_pairs_hook=_object_without_repeats(source), parse_constant=_refuse_constant)
+        doc = json.loads(text, object_pairs_hook=_keep_repeats, parse_constant=_refuse_constant)
     except json.JSONDecodeError as e:
         raise PolicyConfigError(f"{source}:{e.lineno}:{e.colno}: invalid JSON: {e.msg}") from None
-    except ValueError as e:  # NaN / Infinity, or a repeated key
-        if isinstance(e, PolicyConfigError):
-            raise
+    except ValueError as e:  # NaN / Infinity
         raise PolicyConfigError(f"{source}: invalid JSON: {e}") from None
+    repeat = _first_repeat(doc)
+    if repeat:
+        raise PolicyConfigError(f"{source}: invalid JSON: duplicate key {repeat}")
     _check(doc, source)
     return doc
 

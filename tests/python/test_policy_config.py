@@ -77,7 +77,7 @@ class PolicyConfigFixtures(unittest.TestCase):
 
     def test_repeated_keys_and_non_json_numbers_are_refused(self):
         head = '{"schema": "skipllm.policy", "version": 1, "policy": {"kind": "greedy", '
-        for text, expected in [(head + '"threshold": 0.9, "threshold": 0.8}}', "duplicate key threshold"),
+        for text, expected in [(head + '"threshold": 0.9, "threshold": 0.8}}', "duplicate key policy.threshold"),
                                (head + '"threshold": NaN}}', "invalid JSON"),
                                (head + '"threshold": 0.9, "skip_attention": 1}}', "field 'policy.skip_attention'"),
                                (head + '"threshold": true}}', "field 'policy.threshold': expected a number")]:

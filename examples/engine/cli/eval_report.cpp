@@ -34,13 +34,23 @@ void write_policy_json(std::ostream& os, ResolvedPolicy const& p, int num_layers
   os << "{\"description\": ";
   write_json_string(os, p.description);
   os << ", \"dense\": " << (p.dense ? "true" : "false") << ", \"config\": ";
-  if (p.config) write_json_string(os, *p.config); else os << "null";
+  if (p.config)
+    write_json_string(os, *p.config);
+  else
+    os << "null";
   os << ", \"kind\": \"" << skip_kind_name(e.skip.kind()) << "\", \"threshold\": ";
   write_json_float(os, c.threshold);
   os << ", \"span\": ";
-  if (c.span >= skipllm::policy::kToColdRegion) os << "\"all\""; else os << c.span;
-  os << ", \"spans_per_token\": " << c.spans_per_token << ", \"skip_attention\": "
-     << (c.skip_attention ? "true" : "false") << ", \"warmup_tokens\": " << e.warmup.tokens
+  if (c.span >= skipllm::policy::kToColdRegion)
+    os << "\"all\"";
+  else
+    os << c.span;
+  // The value that ran (a dense config runs Greedy with 0 spans), not the file's.
+  int spans_per_token = c.spans_per_token;
+  if (auto const* g = e.skip.greedy()) spans_per_token = g->spans_per_token;
+  if (auto const* t = e.skip.layer_thresholds()) spans_per_token = t->spans_per_token;
+  os << ", \"spans_per_token\": " << spans_per_token
+     << ", \"skip_attention\": " << (c.skip_attention ? "true" : "false") << ", \"warmup_tokens\": " << e.warmup.tokens
      << ", \"refresh_every\": " << e.warmup.every << ", \"cold_first\": " << e.cold.first
      << ", \"cold_last\": " << e.cold.last << ", \"cold_layers\": [";
   char const* sep = "";
@@ -122,8 +132,8 @@ void report_skip(std::ostream& os, ev::RunStats const& r) {
 }
 
 void report_footer(std::ostream& os, RunInfo const& info, double run_s) {
-  os << "time:        " << fixed(run_s, 1) << " s (model load " << fixed(info.load_s, 2) << " s), threads " << info.threads
-     << "\n";
+  os << "time:        " << fixed(run_s, 1) << " s (model load " << fixed(info.load_s, 2) << " s), threads "
+     << info.threads << "\n";
 }
 
 }  // namespace

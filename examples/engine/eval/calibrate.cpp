@@ -51,6 +51,37 @@ ConfigurablePolicies base_policy(std::span<int const> cold, int num_layers, int 
   return p;
 }
 
+//! What every calibrated config records besides its skip rule: warm-up, cold layers, depth,
+//! target, and the quality reached against dense.
+void record_outcome(PolicyConfig& c, ConfigurablePolicies const& p, int num_layers, Options const& o,
+                    SearchResult const& best, Measurement const& dense) {
+  c.warmup_tokens = o.warmup_tokens;
+  c.warmup_every = o.warmup_every;
+  c.cold_first = p.cold.first;
+  c.cold_last = p.cold.last;
+  for (int l = 0; l < num_layers; ++l) {
+    if (p.cold.layers.contains(l)) c.cold_layers.push_back(l);
+  }
+  c.model_layers = num_layers;
+  c.target_skip = o.target_skip;
+  c.achieved_skip = best.m.skip_ratio;
+  c.perplexity_dense = std::exp(dense.nll);
+  c.perplexity = std::exp(best.m.nll);
+}
+
+//! The end of every config's notes: agreement with dense, whether the target was reached, and
+//! the per-layer sensitivity when it was measured.
+std::string outcome_notes(SearchResult const& best, std::span<double const> sensitivity) {
+  std::string notes = fmt("calibration top-1 agreement with dense %.4f over %.0f positions", best.m.agreement,
+                          static_cast<double>(best.m.tokens)) +
+                      std::string(best.reached ? "" : "; TARGET NOT REACHED within tolerance");
+  if (!sensitivity.empty()) {
+    notes += "; per-layer sensitivity (calibration NLL increase when the layer's FFN alone is always skipped):";
+    for (double const v : sensitivity) notes += fmt(" %.3f", v);
+  }
+  return notes;
+}
+
 }  // namespace
 
 // ---- Scorer ---------------------------------------------------------------------------------------
@@ -172,8 +203,9 @@ std::vector<std::pair<int, int>> candidates(double target, int num_layers, int e
   return out;
 }
 
-SearchResult search_threshold(Evaluator const& evaluate, std::function<ConfigurablePolicies(double)> const& make, double lo,
-                              double hi, double target, double tolerance, int max_iterations, Progress const& progress) {
+SearchResult search_threshold(Evaluator const& evaluate, std::function<ConfigurablePolicies(double)> const& make,
+                              double lo, double hi, double target, double tolerance, int max_iterations,
+                              Progress const& progress) {
   SearchResult best;
   double best_gap = std::numeric_limits<double>::infinity();
   for (int it = 0; it < max_iterations; ++it) {
@@ -191,7 +223,10 @@ SearchResult search_threshold(Evaluator const& evaluate, std::function<Configura
       best.reached = true;
       break;
     }
-    if (m.skip_ratio > target) lo = x; else hi = x;
+    if (m.skip_ratio > target)
+      lo = x;
+    else
+      hi = x;
   }
   return best;
 }
@@ -203,8 +238,8 @@ ConfigurablePolicies greedy_policy(double tau, int span, int spans, std::span<in
   return p;
 }
 
-ConfigurablePolicies quantile_policy(double q, LayerScores const& scores, int span, int spans, std::span<int const> cold,
-                                     int num_layers, int warmup_tokens, int warmup_every) {
+ConfigurablePolicies quantile_policy(double q, LayerScores const& scores, int span, int spans,
+                                     std::span<int const> cold, int num_layers, int warmup_tokens, int warmup_every) {
   ConfigurablePolicies p = base_policy(cold, num_layers, warmup_tokens, warmup_every);
   auto thresholds = skipllm::policy::LayerThresholds::never(span, spans);
   // The last layer's score decides nothing (there is no next layer).
@@ -220,7 +255,10 @@ int pick_best(std::span<SearchResult const> results, double target) {
   int best = -1;
   for (std::size_t i = 0; i < results.size(); ++i) {
     SearchResult const& r = results[i];
-    if (best < 0) { best = static_cast<int>(i); continue; }
+    if (best < 0) {
+      best = static_cast<int>(i);
+      continue;
+    }
     SearchResult const& b = results[static_cast<std::size_t>(best)];
     bool better;
     if (r.reached != b.reached) {
@@ -277,8 +315,8 @@ Result search_static(Evaluator const& evaluate, Measurement const& dense, Result
     p.skip = mask;
     Measurement const m = evaluate(p);
     ++best.runs;
-    say(progress, fmt("  static: %2.0f cheapest layers (adding layer %2.0f)  skip %.3f  nll %.4f", static_cast<double>(k),
-                      order[k - 1], m.skip_ratio, m.nll) +
+    say(progress, fmt("  static: %2.0f cheapest layers (adding layer %2.0f)  skip %.3f  nll %.4f",
+                      static_cast<double>(k), order[k - 1], m.skip_ratio, m.nll) +
                       fmt("  agreement %.3f", m.agreement));
     double const gap = std::abs(m.skip_ratio - o.target_skip);
     if (gap < best_gap) best_gap = gap, best.m = m, best.x = static_cast<double>(k), best_p = p, best_mask = mask;
@@ -295,24 +333,9 @@ Result search_static(Evaluator const& evaluate, Measurement const& dense, Result
   for (int l = 0; l < num_layers; ++l) {
     if (best_mask.layers.contains(l)) c.static_layers.push_back(l);
   }
-  c.warmup_tokens = o.warmup_tokens;
-  c.warmup_every = o.warmup_every;
-  c.cold_first = best_p.cold.first;
-  c.cold_last = best_p.cold.last;
-  for (int l = 0; l < num_layers; ++l) {
-    if (best_p.cold.layers.contains(l)) c.cold_layers.push_back(l);
-  }
-  c.model_layers = num_layers;
-  c.target_skip = o.target_skip;
-  c.achieved_skip = best.m.skip_ratio;
-  c.perplexity_dense = std::exp(dense.nll);
-  c.perplexity = std::exp(best.m.nll);
+  record_outcome(c, best_p, num_layers, o, best, dense);
   c.notes = fmt("static rule: the %.0f least sensitive layers skipped in every non-dense token; ", best.x) +
-            fmt("calibration top-1 agreement with dense %.4f over %.0f positions", best.m.agreement,
-                static_cast<double>(best.m.tokens)) +
-            std::string(best.reached ? "" : "; TARGET NOT REACHED within tolerance");
-  c.notes += "; per-layer sensitivity (calibration NLL increase when the layer's FFN alone is always skipped):";
-  for (double const v : r.sensitivity) c.notes += fmt(" %.3f", v);
+            outcome_notes(best, r.sensitivity);
   return r;
 }
 
@@ -366,7 +389,8 @@ Result search(Evaluator const& evaluate, LayerScores const& profile, Measurement
         };
         lo = 0.80, hi = 1.0;
       }
-      r.tried.push_back(search_threshold(evaluate, make, lo, hi, o.target_skip, o.tolerance, o.max_iterations, progress));
+      r.tried.push_back(
+          search_threshold(evaluate, make, lo, hi, o.target_skip, o.tolerance, o.max_iterations, progress));
       r.tried_candidates.emplace_back(span, spans);
       r.tried_cold.push_back(cold);
     }
@@ -378,8 +402,9 @@ Result search(Evaluator const& evaluate, LayerScores const& profile, Measurement
   r.achieved = b.m;
   r.cold = r.tried_cold[static_cast<std::size_t>(best)];
 
-  ConfigurablePolicies const p = o.per_layer ? quantile_policy(b.x, profile, span, spans, r.cold, num_layers, o.warmup_tokens, o.warmup_every)
-                                             : greedy_policy(b.x, span, spans, r.cold, num_layers, o.warmup_tokens, o.warmup_every);
+  ConfigurablePolicies const p =
+      o.per_layer ? quantile_policy(b.x, profile, span, spans, r.cold, num_layers, o.warmup_tokens, o.warmup_every)
+                  : greedy_policy(b.x, span, spans, r.cold, num_layers, o.warmup_tokens, o.warmup_every);
   PolicyConfig& c = r.config;
   c.kind = o.per_layer ? PolicyConfig::Kind::layer_greedy : PolicyConfig::Kind::greedy;
   if (auto const* g = p.skip.greedy()) c.threshold = g->tau;
@@ -390,28 +415,11 @@ Result search(Evaluator const& evaluate, LayerScores const& profile, Measurement
   }
   c.span = span;
   c.spans_per_token = spans;
-  c.warmup_tokens = o.warmup_tokens;
-  c.warmup_every = o.warmup_every;
-  c.cold_first = p.cold.first;
-  c.cold_last = p.cold.last;
-  for (int l = 0; l < num_layers; ++l) {
-    if (p.cold.layers.contains(l)) c.cold_layers.push_back(l);
-  }
-  c.model_layers = num_layers;
-  c.target_skip = o.target_skip;
-  c.achieved_skip = b.m.skip_ratio;
-  c.perplexity_dense = std::exp(dense.nll);
-  c.perplexity = std::exp(b.m.nll);
+  record_outcome(c, p, num_layers, o, b, dense);
   c.notes = fmt(o.per_layer ? "per-layer thresholds at quantile q=%.4f of each layer's dense scores; "
                             : "uniform threshold %.5f; ",
                 b.x) +
-            fmt("calibration top-1 agreement with dense %.4f over %.0f positions", b.m.agreement,
-                static_cast<double>(b.m.tokens)) +
-            std::string(b.reached ? "" : "; TARGET NOT REACHED within tolerance");
-  if (!sensitivity.empty()) {
-    c.notes += "; per-layer sensitivity (calibration NLL increase when the layer's FFN alone is always skipped):";
-    for (double const v : sensitivity) c.notes += fmt(" %.3f", v);
-  }
+            outcome_notes(b, sensitivity);
   return r;
 }
 

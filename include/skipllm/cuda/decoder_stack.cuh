@@ -92,8 +92,8 @@ class DecoderStack {
                std::size_t bytes, cudaStream_t stream)
       : options_(options),
         policies_(policies),
-        buffers_(carve_workspace<policies_type, device_type>(shape_for(options, num_layers_of(host)), workspace,
-                                                             bytes)),
+        buffers_(
+            carve_workspace<policies_type, device_type>(shape_for(options, num_layers_of(host)), workspace, bytes)),
         body_stream_(make_body_stream()),
         layer_(host, buffers_, body_stream_),
         statistics_(buffers_.shape.num_layers, warmup_tokens_of(policies.warmup)),
@@ -107,7 +107,8 @@ class DecoderStack {
     check(cudaMemsetAsync(buffers_.layer_counts, 0,
                           sizeof(unsigned long long) * layer_counter_count(buffers_.shape.num_layers), stream),
           "cudaMemsetAsync(layer_counts)");
-    check(cudaMemsetAsync(buffers_.totals, 0, sizeof(unsigned long long) * kNumTotals, stream), "cudaMemsetAsync(totals)");
+    check(cudaMemsetAsync(buffers_.totals, 0, sizeof(unsigned long long) * kNumTotals, stream),
+          "cudaMemsetAsync(totals)");
     record_trace(options.stack.record_trace, stream);
   }
 
@@ -136,8 +137,9 @@ class DecoderStack {
   //! slot marks a padding row (no decision, no FFN, not counted). Checked here, on the host.
   void set_rows(std::span<int const> slots, cudaStream_t stream) {
     if (is_capturing(stream)) {
-      throw std::logic_error("skipllm: set_rows copies from host memory and cannot be captured; call it "
-                             "before capturing or launching the step");
+      throw std::logic_error(
+          "skipllm: set_rows copies from host memory and cannot be captured; call it "
+          "before capturing or launching the step");
     }
     if (slots.size() > static_cast<std::size_t>(buffers_.shape.max_rows)) {
       throw std::invalid_argument("skipllm: decode step has " + std::to_string(slots.size()) +
@@ -147,7 +149,8 @@ class DecoderStack {
     for (int const slot : slots) {
       if (slot < 0) continue;
       std::size_t const s = checked_slot(slot);
-      if (seen[s]) throw std::invalid_argument("skipllm: slot " + std::to_string(slot) + " appears twice in one decode step");
+      if (seen[s])
+        throw std::invalid_argument("skipllm: slot " + std::to_string(slot) + " appears twice in one decode step");
       seen[s] = true;
     }
     staged_slots_.assign(slots.begin(), slots.end());
@@ -193,9 +196,9 @@ class DecoderStack {
                                     std::to_string(rows_) + " rows were set (set_rows)");
       }
       if (x.cols != buffers_.shape.hidden) {
-        throw std::invalid_argument("skipllm: residual rows have " + std::to_string(x.cols) +
-                                    " elements; the stack was planned for hidden = " +
-                                    std::to_string(buffers_.shape.hidden));
+        throw std::invalid_argument(
+            "skipllm: residual rows have " + std::to_string(x.cols) +
+            " elements; the stack was planned for hidden = " + std::to_string(buffers_.shape.hidden));
       }
       int const L = buffers_.shape.num_layers;
       for (int l = 0; l < L; ++l) layer_.decode(l, step, rows_, stream, options_.mechanism);
@@ -253,8 +256,8 @@ class DecoderStack {
     check(cudaMemcpyAsync(totals, buffers_.totals, sizeof totals, cudaMemcpyDeviceToHost, stream),
           "cudaMemcpyAsync(totals)");
     check(cudaStreamSynchronize(stream), "cudaStreamSynchronize(collect)");
-    auto const records = static_cast<std::size_t>(std::min<unsigned long long>(totals[kTraceCount],
-                                                                               static_cast<unsigned long long>(buffers_.trace.capacity)));
+    auto const records = static_cast<std::size_t>(
+        std::min<unsigned long long>(totals[kTraceCount], static_cast<unsigned long long>(buffers_.trace.capacity)));
     std::vector<int> slots(records), indices(records);
     std::vector<FfnDecision> decisions(records * static_cast<std::size_t>(L));
     std::vector<float> scores(decisions.size());
@@ -264,21 +267,21 @@ class DecoderStack {
       check(cudaMemcpyAsync(indices.data(), buffers_.trace.decode_indices, sizeof(int) * records,
                             cudaMemcpyDeviceToHost, stream),
             "cudaMemcpyAsync(trace decode indices)");
-      check(cudaMemcpyAsync(decisions.data(), buffers_.trace.decisions, decisions.size(), cudaMemcpyDeviceToHost,
+      check(
+          cudaMemcpyAsync(decisions.data(), buffers_.trace.decisions, decisions.size(), cudaMemcpyDeviceToHost, stream),
+          "cudaMemcpyAsync(trace decisions)");
+      check(cudaMemcpyAsync(scores.data(), buffers_.trace.scores, sizeof(float) * scores.size(), cudaMemcpyDeviceToHost,
                             stream),
-            "cudaMemcpyAsync(trace decisions)");
-      check(cudaMemcpyAsync(scores.data(), buffers_.trace.scores, sizeof(float) * scores.size(),
-                            cudaMemcpyDeviceToHost, stream),
             "cudaMemcpyAsync(trace scores)");
       check(cudaStreamSynchronize(stream), "cudaStreamSynchronize(collect trace)");
     }
+    // Add first: add_counts validates and throws, and counts it refuses must stay on the device.
+    statistics_.add_counts(to_layer_counts(counts), totals[kTokensAfterWarmup]);
     // Clear what was downloaded (kTraceEnabled, the last total, stays).
     check(cudaMemsetAsync(buffers_.layer_counts, 0, sizeof(unsigned long long) * counts.size(), stream),
           "cudaMemsetAsync(layer_counts)");
     check(cudaMemsetAsync(buffers_.totals, 0, sizeof(unsigned long long) * kTraceEnabled, stream),
           "cudaMemsetAsync(totals)");
-
-    statistics_.add_counts(to_layer_counts(counts), totals[kTokensAfterWarmup]);
     std::size_t const layers = static_cast<std::size_t>(L);
     for (std::size_t i = 0; i < records; ++i) {
       trace_.append({slots[i], indices[i]}, std::span<FfnDecision const>(decisions).subspan(i * layers, layers),

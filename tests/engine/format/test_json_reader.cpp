@@ -50,3 +50,17 @@ BOOST_AUTO_TEST_CASE(repeated_keys) {
     BOOST_TEST(e.line == 0u);
   }
 }
+
+// Untrusted files may nest arbitrarily deep: parsing and destroying must not recurse per level
+// (nlohmann/json's parser and destructor are iterative), so a deep text is read, not a crash.
+BOOST_AUTO_TEST_CASE(deep_nesting_is_bounded_by_the_text_not_the_stack) {
+  constexpr std::size_t depth = 200'000;
+  std::string const text = std::string(depth, '[') + std::string(depth, ']');
+  BOOST_TEST(parse_json(text).is_array());
+  std::string const objects = [] {
+    std::string s;
+    for (std::size_t i = 0; i < depth; ++i) s += "{\"a\":";
+    return s + "1" + std::string(depth, '}');
+  }();
+  BOOST_TEST(parse_json(objects, DuplicateKeys::reject).is_object());
+}
