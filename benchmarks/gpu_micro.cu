@@ -78,7 +78,8 @@ class Buffer {
 };
 
 __global__ void fill_random(unsigned short* p, std::size_t n, unsigned seed, bool bf16) {
-  for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < n; i += std::size_t(gridDim.x) * blockDim.x) {
+  for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < n;
+       i += std::size_t(gridDim.x) * blockDim.x) {
     unsigned h = static_cast<unsigned>(i) * 2654435761u ^ seed;
     h ^= h >> 13;
     h *= 0x5bd1e995u;
@@ -166,7 +167,8 @@ __global__ void silu_mul(D const* gu, D* h, int ffn, int const* live_rows, cu::G
   if (guard && !cu::ffn_any_runs(gate)) return;
   int const b = static_cast<int>(blockIdx.y);
   if (live_rows != nullptr && b >= *live_rows) return;
-  for (int j = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x); j < ffn; j += static_cast<int>(gridDim.x * blockDim.x)) {
+  for (int j = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x); j < ffn;
+       j += static_cast<int>(gridDim.x * blockDim.x)) {
     float const g = cu::load_float(gu[std::size_t(b) * 2 * ffn + j]);
     float const u = cu::load_float(gu[std::size_t(b) * 2 * ffn + ffn + j]);
     h[std::size_t(b) * ffn + j] = cu::store_float<D>(g / (1.0f + __expf(-g)) * u);
@@ -176,8 +178,9 @@ __global__ void silu_mul(D const* gu, D* h, int ffn, int const* live_rows, cu::G
 // y[b][r] = W[r] . x[b] for a row-major W [rows, cols]: one warp per output row, 16-byte loads.
 // Guarded: returns at once when the gate says no row runs.
 template <class D, int Warps>
-__global__ void __launch_bounds__(Warps * 32) gemv(D const* w, D const* x, std::int64_t x_stride, D* y,
-                                                   std::int64_t y_stride, int rows, int cols, int batch, cu::Gate gate) {
+__global__ void __launch_bounds__(Warps * 32)
+    gemv(D const* w, D const* x, std::int64_t x_stride, D* y, std::int64_t y_stride, int rows, int cols, int batch,
+         cu::Gate gate) {
   if (!cu::ffn_any_runs(gate)) return;
   int const warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
   int const r = static_cast<int>(blockIdx.x) * Warps + warp;
@@ -224,9 +227,11 @@ __global__ void __launch_bounds__(Threads) plain_residual_add(skipllm::RowView<D
 template <class D>
 void launch_plain_add(skipllm::RowView<D> x, skipllm::RowView<D const> f, cudaStream_t s) {
   if (cu::residual_block_threads(x.cols, sizeof(D)) == cu::kResidualThreadsSmall) {
-    plain_residual_add<D, cu::kResidualThreadsSmall><<<static_cast<unsigned>(x.rows), cu::kResidualThreadsSmall, 0, s>>>(x, f);
+    plain_residual_add<D, cu::kResidualThreadsSmall>
+        <<<static_cast<unsigned>(x.rows), cu::kResidualThreadsSmall, 0, s>>>(x, f);
   } else {
-    plain_residual_add<D, cu::kResidualThreadsLarge><<<static_cast<unsigned>(x.rows), cu::kResidualThreadsLarge, 0, s>>>(x, f);
+    plain_residual_add<D, cu::kResidualThreadsLarge>
+        <<<static_cast<unsigned>(x.rows), cu::kResidualThreadsLarge, 0, s>>>(x, f);
   }
   BENCH_CUDA(cudaGetLastError());
 }
@@ -244,8 +249,12 @@ struct CublasFfn {
   cublasHandle_t handle = nullptr;
 
   CublasFfn(int hidden_, int ffn_, int layers_, int max_rows_)
-      : hidden(hidden_), ffn(ffn_), layers(layers_), max_rows(max_rows_),
-        gu(std::size_t(max_rows_) * 2 * ffn_ * sizeof(D)), h(std::size_t(max_rows_) * ffn_ * sizeof(D)),
+      : hidden(hidden_),
+        ffn(ffn_),
+        layers(layers_),
+        max_rows(max_rows_),
+        gu(std::size_t(max_rows_) * 2 * ffn_ * sizeof(D)),
+        h(std::size_t(max_rows_) * ffn_ * sizeof(D)),
         workspace(std::size_t{32} << 20) {
     for (int l = 0; l < layers; ++l) {
       w_gu.push_back(std::make_unique<Buffer>(std::size_t(2) * ffn * hidden * sizeof(D)));
@@ -266,15 +275,15 @@ struct CublasFfn {
     check_cublas(cublasSetStream(handle, s), "cublasSetStream");
     check_cublas(cublasSetWorkspace(handle, workspace.get(), workspace.bytes()), "cublasSetWorkspace");
     float const one = 1.0f, zero = 0.0f;
-    check_cublas(cublasGemmEx(handle, CUBLAS_OP_T, CUBLAS_OP_N, 2 * ffn, rows, hidden, &one, w_gu[std::size_t(l)]->get(),
-                              kType, hidden, x, kType, static_cast<int>(x_stride), &zero, gu.get(), kType, 2 * ffn,
-                              CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+    check_cublas(cublasGemmEx(handle, CUBLAS_OP_T, CUBLAS_OP_N, 2 * ffn, rows, hidden, &one,
+                              w_gu[std::size_t(l)]->get(), kType, hidden, x, kType, static_cast<int>(x_stride), &zero,
+                              gu.get(), kType, 2 * ffn, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
                  "cublasGemmEx(gate_up)");
     silu_mul<D><<<dim3(static_cast<unsigned>((ffn + 255) / 256), static_cast<unsigned>(rows)), 256, 0, s>>>(
         gu.get<D>(), h.get<D>(), ffn, nullptr, cu::Gate{}, false);
     BENCH_CUDA(cudaGetLastError());
-    check_cublas(cublasGemmEx(handle, CUBLAS_OP_T, CUBLAS_OP_N, hidden, rows, ffn, &one, w_d[std::size_t(l)]->get(), kType,
-                              ffn, h.get(), kType, ffn, &zero, out, kType, static_cast<int>(out_stride),
+    check_cublas(cublasGemmEx(handle, CUBLAS_OP_T, CUBLAS_OP_N, hidden, rows, ffn, &one, w_d[std::size_t(l)]->get(),
+                              kType, ffn, h.get(), kType, ffn, &zero, out, kType, static_cast<int>(out_stride),
                               CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
                  "cublasGemmEx(down)");
   }
@@ -337,9 +346,8 @@ void bench_dense(Report& rep, Options const& o, cudaStream_t stream, double copy
   auto const t = time_arms({&plain, &gated}, stream, o.quick ? 20 : std::max(50, o.reps / 4));
   double const bytes = double(ffn.weight_bytes_per_layer()) * layers;
   char line[512];
-  std::snprintf(line, sizeof line,
-                "| %s | %.1f | %.1f | **%.3f** | %.1f%% | %.1f%% |\n", name, 1e6 * t[0] / layers, 1e6 * t[1] / layers,
-                t[1] / t[0], 100.0 * bytes / t[0] / copy_bw, 100.0 * bytes / t[1] / copy_bw);
+  std::snprintf(line, sizeof line, "| %s | %.1f | %.1f | **%.3f** | %.1f%% | %.1f%% |\n", name, 1e6 * t[0] / layers,
+                1e6 * t[1] / layers, t[1] / t[0], 100.0 * bytes / t[0] / copy_bw, 100.0 * bytes / t[1] / copy_bw);
   rep.md << line;
 }
 
@@ -378,8 +386,11 @@ struct GateRig {
 
   cu::GateParams<Policies, D> params(int layer, int rows, bool gather) const {
     cu::GateParams<Policies, D> g;
-    g.gate = {b.policies, b.states[layer & 1], b.states[(layer + 1) & 1], b.row_slots, shape.max_sequences, rows, layer,
-              shape.num_layers, b.row_runs, b.run_rows, b.num_run_rows, b.decisions, b.scores};
+    g.gate = {b.policies,  b.states[layer & 1], b.states[(layer + 1) & 1],
+              b.row_slots, shape.max_sequences, rows,
+              layer,       shape.num_layers,    b.row_runs,
+              b.run_rows,  b.num_run_rows,      b.decisions,
+              b.scores};
     g.residual = skipllm::RowView<D const>{x.get<D>(), rows, shape.hidden, shape.hidden};
     if (gather && rows > 1) g.ffn_input = skipllm::RowView<D>{b.ffn_input.data, rows, shape.hidden, b.ffn_input.stride};
     return g;
@@ -401,11 +412,11 @@ void bench_skipped(Report& rep, Options const& o, cudaStream_t stream) {
   skipllm::RowView<D> const xv{rig.x.template get<D>(), 1, kHidden, kHidden};
 
   auto ffn = [&](cudaStream_t s) {  // the 3-kernel FFN with the early-exit guard, plus the residual kernel
-    gemv<D, kWarps><<<(2 * kFfn + kWarps - 1) / kWarps, kWarps * 32, 0, s>>>(w_gu.get<D>(), xv.data, kHidden,
-                                                                           gu.get<D>(), 2 * kFfn, 2 * kFfn, kHidden, 1, gate);
+    gemv<D, kWarps><<<(2 * kFfn + kWarps - 1) / kWarps, kWarps * 32, 0, s>>>(
+        w_gu.get<D>(), xv.data, kHidden, gu.get<D>(), 2 * kFfn, 2 * kFfn, kHidden, 1, gate);
     silu_mul<D><<<dim3((kFfn + 255) / 256, 1), 256, 0, s>>>(gu.get<D>(), h.get<D>(), kFfn, gate.num_rows, gate, true);
     gemv<D, kWarps><<<(kHidden + kWarps - 1) / kWarps, kWarps * 32, 0, s>>>(w_d.get<D>(), h.get<D>(), kFfn, f.get<D>(),
-                                                                          kHidden, kHidden, kFfn, 1, gate);
+                                                                            kHidden, kHidden, kFfn, 1, gate);
     cu::ResidualParams<D> r;
     r.residual = xv;
     r.ffn_output = skipllm::RowView<D const>{f.get<D>(), 1, kHidden, kHidden};
@@ -435,8 +446,8 @@ void bench_skipped(Report& rep, Options const& o, cudaStream_t stream) {
   auto const t = time_arms({&gates_only, &if_nodes, &early_exit}, stream, o.quick ? 50 : o.reps);
   double const if_cost = (t[1] - t[0]) / n, exit_cost = (t[2] - t[0]) / n;
   char line[512];
-  std::snprintf(line, sizeof line, "| %.2f | %.2f | %.2f | **%.2f** |\n", 1e6 * t[0] / n, 1e6 * if_cost, 1e6 * exit_cost,
-                exit_cost > 0 ? if_cost / exit_cost : 0.0);
+  std::snprintf(line, sizeof line, "| %.2f | %.2f | %.2f | **%.2f** |\n", 1e6 * t[0] / n, 1e6 * if_cost,
+                1e6 * exit_cost, exit_cost > 0 ? if_cost / exit_cost : 0.0);
   rep.md << line;
   BENCH_CUDA(cudaStreamDestroy(body));
 }
@@ -449,7 +460,8 @@ void bench_similarity(Report& rep, Options const& o, cudaStream_t stream) {
   int const k = 100;  // kernels per graph
   for (int rows : {1, 8}) {
     for (int hidden : {576, 2048, 4096, 8192}) {
-      Buffer x(std::size_t(rows) * hidden * sizeof(D)), f(std::size_t(rows) * hidden * sizeof(D)), scores(rows * sizeof(float));
+      Buffer x(std::size_t(rows) * hidden * sizeof(D)), f(std::size_t(rows) * hidden * sizeof(D)),
+          scores(rows * sizeof(float));
       randomize<D>(x, 1);
       randomize<D>(f, 2);
       skipllm::RowView<D> const xv{x.get<D>(), rows, hidden, hidden};
@@ -480,12 +492,12 @@ void bench_compaction(Report& rep, Options const& o, cudaStream_t stream) {
   for (int rows : {1, 2, 4, 8, 16, 32, 64}) {
     // Half of the rows are inside a skip span (span_left > 0) at layer 5: mixed decisions, the
     // same on every replay (layer > 0 reads the states, which the gate does not modify).
-    p::RuntimePolicies const policies{p::Greedy{0.95f, 4, 1}, p::ColdLayers{0, 0}, p::RuntimeWarmup{0, 0}};
+    p::RuntimePolicies const policies{p::Greedy{0.95f, 4, 1}, p::ColdLayers{0, 0}, p::Warmup{0, 0}};
     GateRig<p::RuntimePolicies, D> rig(policies, rows, kHidden, 8, stream);
     std::vector<skipllm::SkipState> states(static_cast<std::size_t>(rows));
     for (int r = 0; r < rows; ++r) states[std::size_t(r)].span_left = r % 2;
-    BENCH_CUDA(cudaMemcpy(rig.b.states[1], states.data(), sizeof(skipllm::SkipState) * states.size(),
-                          cudaMemcpyHostToDevice));
+    BENCH_CUDA(
+        cudaMemcpy(rig.b.states[1], states.data(), sizeof(skipllm::SkipState) * states.size(), cudaMemcpyHostToDevice));
     cu::Graph gates = cu::capture_graph(stream, [&](cudaStream_t s) {
       for (int i = 0; i < k; ++i) cu::launch_gate(rig.params(5, rows, true), rows, s);
     });
@@ -574,10 +586,11 @@ int main(int argc, char** argv) try {
   bench_dense<__nv_bfloat16>(rep, o, stream, bw, "bf16");
   bench_dense<__half>(rep, o, stream, bw, "fp16");
 
-  rep.md << "\n## 2. A skipped FFN: IF node vs early exit (bf16, 7B shape, batch 1, 32 FFNs per graph)\n\n"
-         << "Costs per FFN over a graph of the gate kernels alone. Early exit: gate_up GEMV, SiLU*mul, down GEMV and\n"
-         << "the residual kernel, each launched and returning at once. Goal: IF node <= 2 us and <= 50% of early exit.\n\n"
-         << "| gate alone us | skipped IF node us | early exit us | IF / early exit |\n|---|---|---|---|\n";
+  rep.md
+      << "\n## 2. A skipped FFN: IF node vs early exit (bf16, 7B shape, batch 1, 32 FFNs per graph)\n\n"
+      << "Costs per FFN over a graph of the gate kernels alone. Early exit: gate_up GEMV, SiLU*mul, down GEMV and\n"
+      << "the residual kernel, each launched and returning at once. Goal: IF node <= 2 us and <= 50% of early exit.\n\n"
+      << "| gate alone us | skipped IF node us | early exit us | IF / early exit |\n|---|---|---|---|\n";
   bench_skipped<__nv_bfloat16>(rep, o, stream);
 
   rep.md << "\n## 3. Fused residual add + cosine vs plain residual add (bf16, 100 kernels per graph)\n\n"

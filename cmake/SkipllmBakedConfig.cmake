@@ -5,13 +5,13 @@
 # add_subdirectory / FetchContent) a project can call it and compile the header it writes:
 #
 #   namespace skipllm::baked {
-#     using Skip    = policy::GreedyThreshold<tau, span, spans>     (kind greedy)
+#     using Skip    = policy::FixedGreedy<tau, span, spans>     (kind greedy)
 #                   | a struct holding a constexpr policy::LayerThresholds  (layer_greedy)
 #                   | a struct holding a constexpr policy::RandomWindow     (random_window)
 #                   | a struct holding a constexpr LayerMask (policy::StaticMask) (static)
 #                   | policy::Dense                                          (dense)
-#     using Cold    = policy::FixedColdSet<first, last, layers...>;
-#     using Warm    = policy::Warmup<tokens, every>;
+#     using Cold    = policy::FixedColdRegions<first, last, layers...>;
+#     using Warm    = policy::FixedWarmup<tokens, every>;
 #     using BakedPolicies = skipllm::Policies<Skip, Cold, Warm, policy::Cosine>;
 #     inline constexpr bool kSkipAttention;   // the engine-level layer-skip flag
 #     inline constexpr char kConfigFile[];    // where it came from
@@ -333,7 +333,7 @@ function(skipllm_bake_policy_config)
   endforeach()
   if(kind STREQUAL "greedy")
     _skipllm_float(tau "${threshold}")
-    set(skip_decl "using Skip = skipllm::policy::GreedyThreshold<${tau}, ${span}, ${spans}>;")
+    set(skip_decl "using Skip = skipllm::policy::FixedGreedy<${tau}, ${span}, ${spans}>;")
   elseif(kind STREQUAL "dense")
     set(skip_decl "using Skip = skipllm::policy::Dense;")
   elseif(kind STREQUAL "layer_greedy")
@@ -398,8 +398,8 @@ namespace skipllm::baked {
 inline constexpr char kConfigFile[] = \"${config_path}\";
 
 ${skip_decl}
-using Cold = skipllm::policy::FixedColdSet<${cfirst}, ${clast}${cold_args}>;
-using Warm = skipllm::policy::Warmup<${wtokens}, ${wevery}>;
+using Cold = skipllm::policy::FixedColdRegions<${cfirst}, ${clast}${cold_args}>;
+using Warm = skipllm::policy::FixedWarmup<${wtokens}, ${wevery}>;
 
 //! The config's policies, every parameter a compile-time constant.
 using BakedPolicies = skipllm::Policies<Skip, Cold, Warm, skipllm::policy::Cosine>;

@@ -11,6 +11,7 @@ command -v g++ >/dev/null || missing+=(g++)
 command -v make >/dev/null || missing+=(make)
 [ -f /usr/include/boost/test/unit_test.hpp ] || missing+=(libboost-test-dev)
 [ -f /usr/include/nlohmann/json.hpp ] || missing+=(nlohmann-json3-dev)
+command -v clang-format >/dev/null || missing+=(clang-format)
 command -v python3 >/dev/null || missing+=(python3 python3-pip)
 
 if [ ${#missing[@]} -eq 0 ]; then

@@ -56,10 +56,13 @@ int main() {
           continue;
         }
         int const k = pick(rng);
-        float score = k < 14 ? near(rng) : k < 17 ? wide(rng) : k < 19 ? config.threshold
-                                                                        : std::numeric_limits<float>::quiet_NaN();
+        float score = k < 14   ? near(rng)
+                      : k < 17 ? wide(rng)
+                      : k < 19 ? config.threshold
+                               : std::numeric_limits<float>::quiet_NaN();
         if (config.kind == eng::PolicyConfig::Kind::layer_greedy && k == 17 &&
-            static_cast<std::size_t>(l) < config.layer_thresholds.size() && config.layer_thresholds[static_cast<std::size_t>(l)]) {
+            static_cast<std::size_t>(l) < config.layer_thresholds.size() &&
+            config.layer_thresholds[static_cast<std::size_t>(l)]) {
           score = *config.layer_thresholds[static_cast<std::size_t>(l)];  // an exact tie: never skips
         }
         skipllm::observe(sb, score);

@@ -36,7 +36,8 @@ struct DepthHost {
   int num_layers() const { return 16; }
   void attention_block(int, Step& s) { s.x.assign(16, 1.0f); }
   void ffn_block(int layer, Step& s, std::span<int const>) {
-    for (int i = 0; i < 16; ++i) s.f[static_cast<std::size_t>(i)] = (i % 2 ? 1.0f : -1.0f) * 0.8f / static_cast<float>(1 + layer);
+    for (int i = 0; i < 16; ++i)
+      s.f[static_cast<std::size_t>(i)] = (i % 2 ? 1.0f : -1.0f) * 0.8f / static_cast<float>(1 + layer);
   }
   skipllm::RowView<float> residual(Step& s) { return {s.x.data(), 1, 16, 16}; }
   skipllm::RowView<float const> ffn_output(Step& s) { return {s.f.data(), 1, 16, 16}; }
@@ -44,10 +45,10 @@ struct DepthHost {
 
 int main() {
   namespace p = skipllm::policy;
-  using Policies = skipllm::Policies<StreakPolicy, p::ColdLayers, p::RuntimeWarmup, p::Cosine>;
+  using Policies = skipllm::Policies<StreakPolicy, p::ColdLayers, p::Warmup, p::Cosine>;
   DepthHost host;
-  skipllm::DecoderStack<DepthHost, Policies> stack(host, Policies{StreakPolicy{0.95f, 2}, p::ColdLayers{2, 2}, p::RuntimeWarmup{1, 0}},
-                                                   {.record_trace = true});
+  skipllm::DecoderStack<DepthHost, Policies> stack(
+      host, Policies{StreakPolicy{0.95f, 2}, p::ColdLayers{2, 2}, p::Warmup{1, 0}}, {.record_trace = true});
   stack.begin_sequence(0);
   DepthHost::Step step;
   for (int t = 0; t < 3; ++t) stack.decode(step);

@@ -93,7 +93,7 @@ class ToyEngine {
     for (float& a : s.f) a *= w.ffn_scale;
   }
 
-  skipllm::RowView<float> residual(Step& s) { return {s.x.data(), 1, kHidden, kHidden}; }           // Host
+  skipllm::RowView<float> residual(Step& s) { return {s.x.data(), 1, kHidden, kHidden}; }          // Host
   skipllm::RowView<float const> ffn_output(Step& s) { return {s.f.data(), 1, kHidden, kHidden}; }  // Host
 
   //! The next input: a deterministic embedding derived from the previous output.
@@ -145,7 +145,7 @@ class ToyEngine {
 struct Options {
   int tokens = 64;
   skipllm::policy::RuntimePolicies policies{skipllm::policy::Greedy{0.95f, 4, 1}, skipllm::policy::ColdLayers{2, 2},
-                                            skipllm::policy::RuntimeWarmup{8, 6}};
+                                            skipllm::policy::Warmup{8, 6}};
   std::string json;
 };
 
@@ -157,12 +157,18 @@ Options parse(int argc, char** argv) {
       if (i + 1 >= argc) throw std::invalid_argument(a + " needs a value");
       return argv[++i];
     };
-    if (a == "--tokens") o.tokens = std::stoi(value());
-    else if (a == "--tau") o.policies.skip.tau = std::stof(value());
-    else if (a == "--span") o.policies.skip.span = std::stoi(value());
-    else if (a == "--warmup") o.policies.warmup.tokens = std::stoi(value());
-    else if (a == "--json") o.json = value();
-    else throw std::invalid_argument("unknown option " + a);
+    if (a == "--tokens")
+      o.tokens = std::stoi(value());
+    else if (a == "--tau")
+      o.policies.skip.tau = std::stof(value());
+    else if (a == "--span")
+      o.policies.skip.span = std::stoi(value());
+    else if (a == "--warmup")
+      o.policies.warmup.tokens = std::stoi(value());
+    else if (a == "--json")
+      o.json = value();
+    else
+      throw std::invalid_argument("unknown option " + a);
   }
   if (o.tokens < 1 || o.tokens > 4096) throw std::invalid_argument("--tokens must be in [1, 4096]");
   return o;
@@ -174,7 +180,7 @@ int main(int argc, char** argv) try {
   Options const opt = parse(argc, argv);
   ToyEngine engine(opt.tokens);
   skipllm::DecoderStack<ToyEngine, skipllm::policy::RuntimePolicies> stack(engine, opt.policies,
-                                                                          {.record_trace = !opt.json.empty()});
+                                                                           {.record_trace = !opt.json.empty()});
   stack.begin_sequence(0);
   ToyEngine::Step step;
   engine.embed_next(step);

@@ -27,9 +27,10 @@ namespace skipllm {
 //   See policy/similarity.hpp.
 
 template <class M>
-concept HasAccumulator = requires { typename M::Accumulator; } &&
-                         std::is_trivially_copyable_v<typename M::Accumulator> &&
-                         std::is_default_constructible_v<typename M::Accumulator>;
+concept HasAccumulator = requires {
+  typename M::Accumulator;
+}
+&&std::is_trivially_copyable_v<typename M::Accumulator>&& std::is_default_constructible_v<typename M::Accumulator>;
 
 template <class M>
 concept HasAccumulate = requires(typename M::Accumulator a, float v) {
@@ -61,8 +62,7 @@ constexpr bool check_similarity_metric() {
     static_assert(HasCombine<M>,
                   "skipllm: SimilarityMetric must provide 'static Accumulator combine(Accumulator, "
                   "Accumulator)'");
-    static_assert(HasFinalize<M>,
-                  "skipllm: SimilarityMetric must provide 'static float finalize(Accumulator)'");
+    static_assert(HasFinalize<M>, "skipllm: SimilarityMetric must provide 'static float finalize(Accumulator)'");
   }
   return SimilarityMetric<M>;
 }
@@ -105,7 +105,9 @@ constexpr bool check_sink_warmup() {
 
 template <class W>
 constexpr int warmup_tokens_of(W const& w) {
-  if constexpr (requires { { w.warmup_tokens() } -> std::convertible_to<int>; }) {
+  if constexpr (requires {
+                  { w.warmup_tokens() } -> std::convertible_to<int>;
+                }) {
     return w.warmup_tokens();
   } else {
     return 0;
@@ -140,9 +142,9 @@ concept PolicyBundle = requires(B const& b) {
   b.skip;
   b.cold;
   b.warmup;
-} && SkipPolicy<std::remove_cvref_t<decltype(B::skip)>> &&
-    ColdRegion<std::remove_cvref_t<decltype(B::cold)>> &&
-    SinkWarmup<std::remove_cvref_t<decltype(B::warmup)>> && SimilarityMetric<typename B::metric>;
+}
+&&SkipPolicy<std::remove_cvref_t<decltype(B::skip)>>&& ColdRegion<std::remove_cvref_t<decltype(B::cold)>>&&
+    SinkWarmup<std::remove_cvref_t<decltype(B::warmup)>>&& SimilarityMetric<typename B::metric>;
 
 // ---------------------------------------------------------------------------------------------
 // Host: the engine skipllm drives.
@@ -157,7 +159,9 @@ concept PolicyBundle = requires(B const& b) {
 //   similarity anyway), so ffn_block must not add f into x.
 
 template <class H>
-concept HostHasStep = requires { typename H::Step; };
+concept HostHasStep = requires {
+  typename H::Step;
+};
 
 template <class H>
 concept HostHasNumLayers = requires(H const& h) {
@@ -170,10 +174,9 @@ concept HostHasAttention = HostHasStep<H> && requires(H& h, typename H::Step& s,
 };
 
 template <class H>
-concept HostHasFfn = HostHasStep<H> &&
-                     requires(H& h, typename H::Step& s, int layer, std::span<int const> rows) {
-                       h.ffn_block(layer, s, rows);
-                     };
+concept HostHasFfn = HostHasStep<H> && requires(H& h, typename H::Step& s, int layer, std::span<int const> rows) {
+  h.ffn_block(layer, s, rows);
+};
 
 template <class H>
 concept HostHasResidual = HostHasStep<H> && requires(H& h, typename H::Step& s) {
@@ -186,8 +189,8 @@ concept HostHasFfnOutput = HostHasStep<H> && requires(H& h, typename H::Step& s)
 };
 
 template <class H>
-concept Host = HostHasStep<H> && HostHasNumLayers<H> && HostHasAttention<H> && HostHasFfn<H> &&
-               HostHasResidual<H> && HostHasFfnOutput<H>;
+concept Host = HostHasStep<H> && HostHasNumLayers<H> && HostHasAttention<H> && HostHasFfn<H> && HostHasResidual<H> &&
+    HostHasFfnOutput<H>;
 
 template <class H>
 constexpr bool check_host() {

@@ -40,7 +40,6 @@
 namespace skipllm {
 
 //! The library version as one comparable number: major * 10000 + minor * 100 + patch.
-inline constexpr int version = SKIPLLM_VERSION_MAJOR * 10000 + SKIPLLM_VERSION_MINOR * 100 +
-                               SKIPLLM_VERSION_PATCH;
+inline constexpr int version = SKIPLLM_VERSION_MAJOR * 10000 + SKIPLLM_VERSION_MINOR * 100 + SKIPLLM_VERSION_PATCH;
 
 }  // namespace skipllm

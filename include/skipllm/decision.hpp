@@ -33,8 +33,8 @@ SKIPLLM_HOST_DEVICE constexpr void begin_token(Bundle const& p, SkipState& s) no
 //! Whether layer `layer`'s FFN runs for this token, and why. Warm-up outranks the cold
 //! region, which outranks the skip policy; a cold layer also ends a span in progress.
 template <class Bundle>
-SKIPLLM_HOST_DEVICE constexpr FfnDecision decide(Bundle const& p, SkipState& s, int layer,
-                                                 int num_layers, int slot) noexcept {
+SKIPLLM_HOST_DEVICE constexpr FfnDecision decide(Bundle const& p, SkipState& s, int layer, int num_layers,
+                                                 int slot) noexcept {
   if (s.dense_token) return FfnDecision::kRunDense;
   if (p.cold.is_cold(layer, num_layers)) {
     s.span_left = 0;
@@ -49,9 +49,7 @@ SKIPLLM_HOST_DEVICE constexpr FfnDecision decide(Bundle const& p, SkipState& s, 
 }
 
 //! Records the score of the FFN that just ran.
-SKIPLLM_HOST_DEVICE constexpr void observe(SkipState& s, float similarity) noexcept {
-  s.prev_similarity = similarity;
-}
+SKIPLLM_HOST_DEVICE constexpr void observe(SkipState& s, float similarity) noexcept { s.prev_similarity = similarity; }
 
 //! Closes the token.
 SKIPLLM_HOST_DEVICE constexpr void end_token(SkipState& s) noexcept { ++s.decode_index; }

@@ -144,13 +144,13 @@ class DecoderStack {
 
   layer_type layer_;
   int num_layers_;
-  std::vector<SkipState> states_;           // [max_sequences]
-  std::vector<std::uint64_t> slot_stamp_;   // duplicate-slot check without clearing
+  std::vector<SkipState> states_;          // [max_sequences]
+  std::vector<std::uint64_t> slot_stamp_;  // duplicate-slot check without clearing
   std::uint64_t stamp_ = 0;
-  std::vector<FfnDecision> step_decisions_; // [num_layers, rows of the step]
-  std::vector<float> step_scores_;          // [num_layers, rows of the step]
-  std::vector<FfnDecision> token_decisions_;// [num_layers]
-  std::vector<float> token_scores_;         // [num_layers]
+  std::vector<FfnDecision> step_decisions_;   // [num_layers, rows of the step]
+  std::vector<float> step_scores_;            // [num_layers, rows of the step]
+  std::vector<FfnDecision> token_decisions_;  // [num_layers]
+  std::vector<float> token_scores_;           // [num_layers]
   SkipStatistics statistics_;
   DecisionTrace trace_;
   bool record_trace_;

@@ -53,7 +53,10 @@ inline void write_json_string(std::ostream& os, std::string_view s) {
 
 //! Writes `v` with 9 significant digits (round-trips a float); NaN and +-Inf as null.
 inline void write_json_number(std::ostream& os, double v) {
-  if (!is_finite(static_cast<float>(v))) { os << "null"; return; }
+  if (!is_finite(static_cast<float>(v))) {
+    os << "null";
+    return;
+  }
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.9g", v);
   os << buf;

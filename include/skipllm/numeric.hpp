@@ -23,14 +23,10 @@ SKIPLLM_HOST_DEVICE constexpr To bit_cast(From const& from) noexcept {
 }
 
 //! A quiet NaN, usable in constexpr host and device code alike.
-SKIPLLM_HOST_DEVICE constexpr float quiet_nan() noexcept {
-  return bit_cast<float>(std::uint32_t{0x7fc00000u});
-}
+SKIPLLM_HOST_DEVICE constexpr float quiet_nan() noexcept { return bit_cast<float>(std::uint32_t{0x7fc00000u}); }
 
 //! +Inf, usable in constexpr host and device code alike.
-SKIPLLM_HOST_DEVICE constexpr float infinity() noexcept {
-  return bit_cast<float>(std::uint32_t{0x7f800000u});
-}
+SKIPLLM_HOST_DEVICE constexpr float infinity() noexcept { return bit_cast<float>(std::uint32_t{0x7f800000u}); }
 
 }  // namespace detail
 
@@ -101,11 +97,11 @@ SKIPLLM_HOST_DEVICE constexpr half_t from_float<half_t>(float x) noexcept {
   std::uint32_t const bits = detail::bit_cast<std::uint32_t>(x);
   auto const sign = static_cast<std::uint16_t>((bits >> 16) & 0x8000u);
   std::uint32_t const magnitude = bits & 0x7fffffffu;
-  if (magnitude > 0x7f800000u) return half_t{static_cast<std::uint16_t>(sign | 0x7e00u)};  // NaN
+  if (magnitude > 0x7f800000u) return half_t{static_cast<std::uint16_t>(sign | 0x7e00u)};   // NaN
   if (magnitude >= 0x477ff000u) return half_t{static_cast<std::uint16_t>(sign | 0x7c00u)};  // rounds to Inf
   if (magnitude < 0x38800000u) {
     // Result is subnormal (or zero): scale the value to units of 2^-24 and round to even.
-    if (magnitude < 0x33000000u) return half_t{sign};  // below half of the smallest subnormal
+    if (magnitude < 0x33000000u) return half_t{sign};      // below half of the smallest subnormal
     std::uint32_t const shift = 126u - (magnitude >> 23);  // 14..24
     std::uint32_t const mant = (magnitude & 0x7fffffu) | 0x800000u;
     std::uint32_t const half_ulp = 1u << (shift - 1);

@@ -19,9 +19,9 @@ inline void print_summary(std::ostream& os, SkipStatistics const& s, std::string
                 "decode tokens: %llu (dense: %llu), prefill tokens: %llu\n"
                 "FFN blocks skipped: %llu of %llu  ratio %.1f%%  (eligible %.1f%%, after warm-up %.1f%%)\n",
                 static_cast<unsigned long long>(s.tokens()), static_cast<unsigned long long>(s.dense_tokens()),
-                static_cast<unsigned long long>(s.prefill_tokens()), static_cast<unsigned long long>(s.skipped_blocks()),
-                static_cast<unsigned long long>(s.ffn_blocks()), 100 * s.skip_ratio(), 100 * s.skip_ratio_eligible(),
-                100 * s.skip_ratio_after_warmup());
+                static_cast<unsigned long long>(s.prefill_tokens()),
+                static_cast<unsigned long long>(s.skipped_blocks()), static_cast<unsigned long long>(s.ffn_blocks()),
+                100 * s.skip_ratio(), 100 * s.skip_ratio_eligible(), 100 * s.skip_ratio_after_warmup());
   os << line << "layer      ran  skipped     cold    dense   skip%\n";
   for (int l = 0; l < s.num_layers(); ++l) {
     LayerCounts const& c = s.layers()[static_cast<std::size_t>(l)];

@@ -16,10 +16,10 @@ namespace skipllm {
 //! What happened to one FFN block of one token. The run codes say *why* it ran, which the
 //! statistics, the trace and the heatmap report.
 enum class FfnDecision : std::uint8_t {
-  kRun = 0,        //!< eligible layer; the skip policy chose to run it
-  kSkip = 1,       //!< skipped: the layer passes x = h
-  kRunCold = 2,    //!< ran because the layer is in a cold region
-  kRunDense = 3,   //!< ran because the whole token is dense (sink warm-up or periodic refresh)
+  kRun = 0,       //!< eligible layer; the skip policy chose to run it
+  kSkip = 1,      //!< skipped: the layer passes x = h
+  kRunCold = 2,   //!< ran because the layer is in a cold region
+  kRunDense = 3,  //!< ran because the whole token is dense (sink warm-up or periodic refresh)
 };
 
 //! How many FfnDecision values there are: one counter per decision kind, indexed by the value.
@@ -40,12 +40,12 @@ struct LayerContext {
 //! Per-sequence decision state. The library resets it at the start of a sequence and of each
 //! token; the skip policy advances it. `scratch` is reserved for custom policies.
 struct SkipState {
-  std::int32_t decode_index = 0;  //!< tokens this sequence has decoded (prefill excluded)
-  std::int32_t span_left = 0;     //!< layers left in the skip span in progress
-  std::int32_t spans_left = 0;    //!< skip spans the current token may still start
+  std::int32_t decode_index = 0;                //!< tokens this sequence has decoded (prefill excluded)
+  std::int32_t span_left = 0;                   //!< layers left in the skip span in progress
+  std::int32_t spans_left = 0;                  //!< skip spans the current token may still start
   float prev_similarity = detail::quiet_nan();  //!< previous layer's FFN score; NaN if it did not run
-  bool dense_token = false;       //!< the current token runs every FFN
-  std::uint32_t scratch = 0;      //!< free for custom policies; zeroed at the start of a sequence
+  bool dense_token = false;                     //!< the current token runs every FFN
+  std::uint32_t scratch = 0;                    //!< free for custom policies; zeroed at the start of a sequence
 };
 
 static_assert(std::is_trivially_copyable_v<SkipState>);

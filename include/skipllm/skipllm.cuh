@@ -3,7 +3,6 @@
 //! skipllm/cuda/. Library headers never include it: include what you use.
 #pragma once
 
-#include "skipllm.hpp"
 #include "cuda/begin_sequences_kernel.cuh"
 #include "cuda/block_gate.cuh"
 #include "cuda/block_residual_similarity.cuh"
@@ -22,3 +21,4 @@
 #include "cuda/storage.cuh"
 #include "cuda/token_kernel.cuh"
 #include "cuda/workspace.cuh"
+#include "skipllm.hpp"

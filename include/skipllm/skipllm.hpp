@@ -2,8 +2,8 @@
 //! Umbrella header for users. Library headers never include it: include what you use.
 #pragma once
 
-#include "config.hpp"
 #include "concepts.hpp"
+#include "config.hpp"
 #include "cpu/residual_similarity.hpp"
 #include "decision.hpp"
 #include "decoder_layer.hpp"

@@ -73,8 +73,9 @@ class SkipStatistics {
   //! tokens, or `after_warmup` exceeds the tokens.
   void add_counts(std::span<LayerCounts const> layers, std::uint64_t after_warmup) {
     if (layers.size() != layers_.size()) {
-      throw std::invalid_argument("skipllm: SkipStatistics::add_counts got counts for " + std::to_string(layers.size()) +
-                                  " layers; the statistics have " + std::to_string(layers_.size()));
+      throw std::invalid_argument("skipllm: SkipStatistics::add_counts got counts for " +
+                                  std::to_string(layers.size()) + " layers; the statistics have " +
+                                  std::to_string(layers_.size()));
     }
     std::uint64_t const tokens = layers.empty() ? 0 : layers.front().total();
     for (std::size_t l = 0; l < layers.size(); ++l) {

@@ -73,7 +73,8 @@ class DecisionTrace {
   template <class T>
   std::span<T const> row(std::vector<T> const& v, std::size_t i) const {
     if (i >= tokens_.size()) throw std::out_of_range("skipllm: DecisionTrace token index out of range");
-    return std::span<T const>(v).subspan(i * static_cast<std::size_t>(num_layers_), static_cast<std::size_t>(num_layers_));
+    return std::span<T const>(v).subspan(i * static_cast<std::size_t>(num_layers_),
+                                         static_cast<std::size_t>(num_layers_));
   }
 
   int num_layers_ = 0;

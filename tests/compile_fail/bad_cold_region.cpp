@@ -7,7 +7,7 @@ struct FirstLayerOnly {
 
 int main() {
   GoodHost host;
-  skipllm::DecoderStack<GoodHost, p::Greedy, FirstLayerOnly, p::RuntimeWarmup, p::Cosine> stack(host);
+  skipllm::DecoderStack<GoodHost, p::Greedy, FirstLayerOnly, p::Warmup, p::Cosine> stack(host);
   GoodHost::Step step;
   stack.decode(step);
 }

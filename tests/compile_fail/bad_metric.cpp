@@ -7,7 +7,7 @@ struct DoubleCosine : p::Cosine {
 
 int main() {
   GoodHost host;
-  skipllm::DecoderStack<GoodHost, p::Greedy, p::ColdLayers, p::RuntimeWarmup, DoubleCosine> stack(host);
+  skipllm::DecoderStack<GoodHost, p::Greedy, p::ColdLayers, p::Warmup, DoubleCosine> stack(host);
   GoodHost::Step step;
   stack.decode(step);
 }

@@ -7,7 +7,7 @@ struct SkipsByName {  // wrong member name: skip instead of should_skip
 
 int main() {
   GoodHost host;
-  skipllm::DecoderStack<GoodHost, SkipsByName, p::ColdLayers, p::RuntimeWarmup, p::Cosine> stack(host);
+  skipllm::DecoderStack<GoodHost, SkipsByName, p::ColdLayers, p::Warmup, p::Cosine> stack(host);
   GoodHost::Step step;
   stack.decode(step);
 }

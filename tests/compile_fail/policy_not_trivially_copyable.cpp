@@ -9,7 +9,7 @@ struct NamedGreedy : p::Greedy {
 
 int main() {
   GoodHost host;
-  skipllm::DecoderStack<GoodHost, NamedGreedy, p::ColdLayers, p::RuntimeWarmup, p::Cosine> stack(host);
+  skipllm::DecoderStack<GoodHost, NamedGreedy, p::ColdLayers, p::Warmup, p::Cosine> stack(host);
   GoodHost::Step step;
   stack.decode(step);
 }

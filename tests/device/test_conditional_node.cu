@@ -89,7 +89,8 @@ BOOST_AUTO_TEST_CASE(capture_continues_after_the_if_node_in_order) {
     kernels::record_order<<<1, 1, 0, s>>>(log.get(), next.get(), 1);
     cudaGraphConditionalHandle const h = cu::make_conditional_handle(s);
     kernels::set_from_flag<<<1, 1, 0, s>>>(h, flag.get());
-    cu::capture_if(s, h, body.s, [&](cudaStream_t b) { kernels::record_order<<<1, 1, 0, b>>>(log.get(), next.get(), 2); });
+    cu::capture_if(s, h, body.s,
+                   [&](cudaStream_t b) { kernels::record_order<<<1, 1, 0, b>>>(log.get(), next.get(), 2); });
     kernels::record_order<<<1, 1, 0, s>>>(log.get(), next.get(), 3);
   });
   graph.launch(main.s);

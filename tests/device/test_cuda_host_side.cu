@@ -45,7 +45,7 @@ BOOST_AUTO_TEST_CASE(row_split_covers_every_element_once) {
     for (std::int64_t n : {1, 2, 7, 8, 9, 17, 97, 576, 4095, 4096, 4099}) {
       for (std::uintptr_t offset : {0u, 2u, 4u, 6u, 8u, 12u, 14u}) {
         if (offset % static_cast<std::uintptr_t>(elem) != 0) continue;
-        check_split_covers(4096 + offset, 8192 + offset, n, elem);   // same misalignment: vectorized
+        check_split_covers(4096 + offset, 8192 + offset, n, elem);       // same misalignment: vectorized
         check_split_covers(4096 + offset, 8192 + 16 - offset, n, elem);  // may differ: scalar when so
       }
     }
@@ -102,10 +102,23 @@ BOOST_AUTO_TEST_CASE(workspace_layout_is_aligned_and_disjoint) {
   BOOST_TEST(w.gather);
   BOOST_TEST(w.batch_rows == 33);
   BOOST_TEST(w.row_stride == 584);  // 577 rounded up to whole 8-element vectors
-  std::vector<std::size_t> offsets = {w.policies, w.states0, w.states1, w.row_slots, w.row_runs, w.run_rows,
-                                      w.num_run_rows, w.decisions, w.scores, w.layer_counts, w.totals,
-                                      w.trace_slots, w.trace_decode_indices, w.trace_decisions, w.trace_scores,
-                                      w.ffn_input, w.ffn_output};
+  std::vector<std::size_t> offsets = {w.policies,
+                                      w.states0,
+                                      w.states1,
+                                      w.row_slots,
+                                      w.row_runs,
+                                      w.run_rows,
+                                      w.num_run_rows,
+                                      w.decisions,
+                                      w.scores,
+                                      w.layer_counts,
+                                      w.totals,
+                                      w.trace_slots,
+                                      w.trace_decode_indices,
+                                      w.trace_decisions,
+                                      w.trace_scores,
+                                      w.ffn_input,
+                                      w.ffn_output};
   for (std::size_t i = 0; i < offsets.size(); ++i) {
     BOOST_TEST(offsets[i] % cu::kWorkspaceAlignment == 0u);
     if (i > 0) BOOST_TEST(offsets[i] > offsets[i - 1]);
@@ -184,9 +197,9 @@ struct DoubleHost {
 
 }  // namespace hosts
 
-using hosts::GoodHost;
 using hosts::CpuStyleHost;
 using hosts::DoubleHost;
+using hosts::GoodHost;
 
 BOOST_AUTO_TEST_CASE(cuda_host_concept) {
   static_assert(cu::Host<GoodHost>);

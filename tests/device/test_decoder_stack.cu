@@ -54,8 +54,8 @@ Model make_model(int layers, int hidden, std::uint32_t seed) {
 }
 
 std::vector<float> embedding(int hidden, int slot, int decode_index) {
-  return test::gaussian(static_cast<std::size_t>(hidden), 7919u * static_cast<std::uint32_t>(slot + 1) +
-                                                             static_cast<std::uint32_t>(decode_index));
+  return test::gaussian(static_cast<std::size_t>(hidden),
+                        7919u * static_cast<std::uint32_t>(slot + 1) + static_cast<std::uint32_t>(decode_index));
 }
 
 }  // namespace
@@ -115,8 +115,14 @@ struct GpuHost {
   test::DeviceBuffer<int> entries, runs, rows, seen, seen_count;
 
   GpuHost(Model const& m, int max_rows_)
-      : model(&m), max_rows(max_rows_), w(m.w), entries(m.layers), runs(m.layers), rows(m.layers),
-        seen(static_cast<std::size_t>(m.layers * max_rows_)), seen_count(m.layers) {
+      : model(&m),
+        max_rows(max_rows_),
+        w(m.w),
+        entries(m.layers),
+        runs(m.layers),
+        rows(m.layers),
+        seen(static_cast<std::size_t>(m.layers * max_rows_)),
+        seen_count(m.layers) {
     reset_counters();
   }
   void reset_counters() {
@@ -130,16 +136,19 @@ struct GpuHost {
   int num_layers() const { return model->layers; }
   void attention_block(int layer, Step& s, cudaStream_t stream) {
     auto const x = skipllm::RowView<D>{cu::device_pointer(s.x.data), s.x.rows, s.x.cols, s.x.stride};
-    kernels::attention<<<static_cast<unsigned>(s.x.rows), 64, 0, stream>>>(x, model->alpha[static_cast<std::size_t>(layer)]);
+    kernels::attention<<<static_cast<unsigned>(s.x.rows), 64, 0, stream>>>(
+        x, model->alpha[static_cast<std::size_t>(layer)]);
   }
   void ffn_block(int layer, Step&, cu::FfnBatch<T> const& b, cudaStream_t stream) {
-    auto const in = skipllm::RowView<D const>{cu::device_pointer(b.input.data), b.input.rows, b.input.cols, b.input.stride};
-    auto const out = skipllm::RowView<D>{cu::device_pointer(b.output.data), b.output.rows, b.output.cols, b.output.stride};
+    auto const in =
+        skipllm::RowView<D const>{cu::device_pointer(b.input.data), b.input.rows, b.input.cols, b.input.stride};
+    auto const out =
+        skipllm::RowView<D>{cu::device_pointer(b.output.data), b.output.rows, b.output.cols, b.output.stride};
     std::size_t const h = static_cast<std::size_t>(model->hidden);
     kernels::ffn<<<static_cast<unsigned>(b.max_rows), 64, 0, stream>>>(
-        in, out, b.gate, w.get() + static_cast<std::size_t>(layer) * h * h, model->scale[static_cast<std::size_t>(layer)],
-        entries.get() + layer, runs.get() + layer, rows.get() + layer, seen.get() + layer * max_rows,
-        seen_count.get() + layer);
+        in, out, b.gate, w.get() + static_cast<std::size_t>(layer) * h * h,
+        model->scale[static_cast<std::size_t>(layer)], entries.get() + layer, runs.get() + layer, rows.get() + layer,
+        seen.get() + layer * max_rows, seen_count.get() + layer);
   }
   skipllm::RowView<T> residual(Step& s) { return s.x; }
 };
@@ -212,7 +221,8 @@ int compare_traces(skipllm::DecisionTrace const& gpu, skipllm::DecisionTrace con
         ok[i] = false;
         break;
       }
-      BOOST_TEST(test::close_score(gs[l], cs[l], band), "token " << i << " layer " << l << ": " << gs[l] << " vs " << cs[l]);
+      BOOST_TEST(test::close_score(gs[l], cs[l], band),
+                 "token " << i << " layer " << l << ": " << gs[l] << " vs " << cs[l]);
     }
   }
   return near_tau;
@@ -250,7 +260,7 @@ struct Stream {
 };
 
 using Runtime = p::RuntimePolicies;
-Runtime runtime_policies() { return {p::Greedy{kTau, 3, 1}, p::ColdLayers{1, 2}, p::RuntimeWarmup{2, 4}}; }
+Runtime runtime_policies() { return {p::Greedy{kTau, 3, 1}, p::ColdLayers{1, 2}, p::Warmup{2, 4}}; }
 
 using Storages = boost::mpl::list<float, skipllm::half_t, skipllm::bfloat16_t>;
 
@@ -264,15 +274,15 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(graph_replay_matches_the_cpu_stack, T, Storages) {
 
   GpuHost<T> gpu_host(model, 1);
   using GpuStack = cu::DecoderStack<GpuHost<T>, Runtime>;
-  cu::StackOptions const options{.stack = {.max_sequences = 1, .record_trace = true}, .hidden = kHidden,
-                                 .trace_capacity = kTokens};
+  cu::StackOptions const options{
+      .stack = {.max_sequences = 1, .record_trace = true}, .hidden = kHidden, .trace_capacity = kTokens};
   test::DeviceBuffer<unsigned char> ws(GpuStack::workspace_bytes(gpu_host, options));
   GpuStack gpu(gpu_host, runtime_policies(), options, ws.get(), ws.size(), stream.s);
   test::DeviceBuffer<T> x(static_cast<std::size_t>(kHidden));
   typename GpuHost<T>::Step step{skipllm::RowView<T>{x.get(), 1, kHidden, kHidden}};
   gpu.begin_sequence(0, stream.s);
   gpu.set_rows(std::vector<int>{0}, stream.s);
-  cu::Graph token = gpu.capture_decode(step, stream.s);  // captured once
+  cu::Graph token = gpu.capture_decode(step, stream.s);                        // captured once
   BOOST_TEST(token.num_nodes() == static_cast<std::size_t>(kLayers * 3 + 1));  // attention, gate, IF; token end
 
   CpuHost<T> cpu_host(model);
@@ -298,14 +308,16 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(graph_replay_matches_the_cpu_stack, T, Storages) {
   std::vector<bool> ok;
   legit = compare_traces<T>(gpu.trace(), cpu.trace(), ok);
   BOOST_TEST_MESSAGE("graph replay, " << sizeof(T) * 8 << "-bit: " << legit << " near-tau decision differences in "
-                     << kTokens * kLayers << " decisions; max |x difference| " << max_x_diff);
+                                      << kTokens * kLayers << " decisions; max |x difference| " << max_x_diff);
   if (legit == 0) {
     BOOST_TEST(stats_json(gpu.statistics()) == stats_json(cpu.statistics()));
     for (int l = 0; l < kLayers; ++l) {
       // The FFN kernel ran exactly when the CPU called ffn_block (the IF body ran), and was not
       // even entered otherwise.
-      BOOST_TEST(gpu_host.runs.download()[static_cast<std::size_t>(l)] == cpu_host.ffn_calls[static_cast<std::size_t>(l)]);
-      BOOST_TEST(gpu_host.entries.download()[static_cast<std::size_t>(l)] == cpu_host.ffn_calls[static_cast<std::size_t>(l)]);
+      BOOST_TEST(gpu_host.runs.download()[static_cast<std::size_t>(l)] ==
+                 cpu_host.ffn_calls[static_cast<std::size_t>(l)]);
+      BOOST_TEST(gpu_host.entries.download()[static_cast<std::size_t>(l)] ==
+                 cpu_host.ffn_calls[static_cast<std::size_t>(l)]);
     }
     BOOST_TEST(max_x_diff < 0.05f);
   }
@@ -325,7 +337,8 @@ BOOST_AUTO_TEST_CASE(batched_steps_with_mixed_decisions) {
   GpuHost<T> gpu_host(model, kRows);
   using GpuStack = cu::DecoderStack<GpuHost<T>, Runtime>;
   cu::StackOptions const options{.stack = {.max_sequences = kSlots, .max_rows = kRows, .record_trace = true},
-                                 .hidden = kHidden, .trace_capacity = kRows * kTokens};
+                                 .hidden = kHidden,
+                                 .trace_capacity = kRows * kTokens};
   test::DeviceBuffer<unsigned char> ws(GpuStack::workspace_bytes(gpu_host, options));
   GpuStack gpu(gpu_host, runtime_policies(), options, ws.get(), ws.size(), stream.s);
   test::DeviceBuffer<T> x(static_cast<std::size_t>(kRows * kHidden));
@@ -368,9 +381,7 @@ BOOST_AUTO_TEST_CASE(batched_steps_with_mixed_decisions) {
     token.launch(stream.s);
 
     typename CpuHost<T>::Step cs{{}, {}, static_cast<int>(active.size())};
-    for (int r : active_rows) {
-      cs.x.insert(cs.x.end(), x0.begin() + r * kHidden, x0.begin() + (r + 1) * kHidden);
-    }
+    for (int r : active_rows) { cs.x.insert(cs.x.end(), x0.begin() + r * kHidden, x0.begin() + (r + 1) * kHidden); }
     cs.f.resize(cs.x.size());
     std::size_t const first_call = cpu_host.ffn_rows.size();
     cpu.decode(cs, active);
@@ -384,7 +395,8 @@ BOOST_AUTO_TEST_CASE(batched_steps_with_mixed_decisions) {
     std::vector<std::vector<int>> cpu_rows(kLayers);
     for (std::size_t c = first_call; c < cpu_host.ffn_rows.size(); ++c) {
       int const l = cpu_host.ffn_layer[c];
-      for (int r : cpu_host.ffn_rows[c]) cpu_rows[static_cast<std::size_t>(l)].push_back(active_rows[static_cast<std::size_t>(r)]);
+      for (int r : cpu_host.ffn_rows[c])
+        cpu_rows[static_cast<std::size_t>(l)].push_back(active_rows[static_cast<std::size_t>(r)]);
       cpu_count[static_cast<std::size_t>(l)] = static_cast<int>(cpu_host.ffn_rows[c].size());
     }
     for (int l = 0; l < kLayers; ++l) {
@@ -401,7 +413,7 @@ BOOST_AUTO_TEST_CASE(batched_steps_with_mixed_decisions) {
   std::vector<bool> ok;
   legit = compare_traces<T>(gpu.trace(), cpu.trace(), ok);
   BOOST_TEST_MESSAGE("batched: " << legit << " near-tau decision differences; " << rows_checked
-                     << " FFN batch rows checked against the CPU's row lists");
+                                 << " FFN batch rows checked against the CPU's row lists");
   if (legit == 0) BOOST_TEST(stats_json(gpu.statistics()) == stats_json(cpu.statistics()));
   BOOST_TEST(rows_checked > 0);
   // Mixed: some steps ran the FFN for some rows only.
@@ -432,8 +444,10 @@ MaskRun run_masked(cu::SkipMechanism mechanism, bool graph, int tokens) {
   Stream stream;
   GpuHost<T> host(model, kRows);
   using Stack = cu::DecoderStack<GpuHost<T>, MaskPolicies>;
-  cu::StackOptions const options{.stack = {.max_sequences = kRows, .record_trace = true}, .hidden = kHidden,
-                                 .trace_capacity = 64, .mechanism = mechanism};
+  cu::StackOptions const options{.stack = {.max_sequences = kRows, .record_trace = true},
+                                 .hidden = kHidden,
+                                 .trace_capacity = 64,
+                                 .mechanism = mechanism};
   test::DeviceBuffer<unsigned char> ws(Stack::workspace_bytes(host, options));
   Stack stack(host, policies, options, ws.get(), ws.size(), stream.s);
   test::DeviceBuffer<T> x(static_cast<std::size_t>(kRows * kHidden));
@@ -469,7 +483,8 @@ BOOST_AUTO_TEST_CASE(all_skip_layers_run_no_ffn_kernel) {
   MaskRun const conditional = run_masked(cu::SkipMechanism::kConditionalNode, true, kTokens);
   MaskRun const early_graph = run_masked(cu::SkipMechanism::kEarlyExit, true, kTokens);
   MaskRun const early_eager = run_masked(cu::SkipMechanism::kEarlyExit, false, kTokens);
-  MaskRun const eager_default = run_masked(cu::SkipMechanism::kConditionalNode, false, kTokens);  // no capture: early exit
+  MaskRun const eager_default =
+      run_masked(cu::SkipMechanism::kConditionalNode, false, kTokens);  // no capture: early exit
   for (int l = 0; l < 6; ++l) {
     auto const lu = static_cast<std::size_t>(l);
     bool const skipped = l == 2 || l == 3;

@@ -24,7 +24,7 @@ template <class Policies>
 Policies make_policies();
 template <>
 p::RuntimePolicies make_policies<p::RuntimePolicies>() {
-  return {p::Greedy{0.95f, 3, 2}, p::ColdLayers{1, 2}, p::RuntimeWarmup{4, 5}};
+  return {p::Greedy{0.95f, 3, 2}, p::ColdLayers{1, 2}, p::Warmup{4, 5}};
 }
 template <>
 p::PaperPolicies make_policies<p::PaperPolicies>() {
@@ -53,8 +53,8 @@ std::vector<skipllm::SkipState> random_states(int n, std::uint32_t seed) {
 }
 
 bool same_state(skipllm::SkipState const& a, skipllm::SkipState const& b) {
-  bool const sim = (std::isnan(a.prev_similarity) && std::isnan(b.prev_similarity)) ||
-                   a.prev_similarity == b.prev_similarity;
+  bool const sim =
+      (std::isnan(a.prev_similarity) && std::isnan(b.prev_similarity)) || a.prev_similarity == b.prev_similarity;
   return a.decode_index == b.decode_index && a.span_left == b.span_left && a.spans_left == b.spans_left && sim &&
          a.dense_token == b.dense_token && a.scratch == b.scratch;
 }
@@ -93,11 +93,23 @@ void check_gate(int rows, int layer, int num_layers, bool gather, std::uint32_t 
                        cudaMemcpyHostToDevice));
   TEST_CUDA(cudaMemset(b.states[(layer + 1) & 1], 0x5a, sizeof(skipllm::SkipState) * states_in.size()));
   TEST_CUDA(cudaMemcpy(b.row_slots, row_slots.data(), sizeof(int) * row_slots.size(), cudaMemcpyHostToDevice));
-  if (gather) TEST_CUDA(cudaMemset(b.ffn_input.data, 0x33, sizeof(D) * static_cast<std::size_t>(rows * b.ffn_input.stride)));
+  if (gather)
+    TEST_CUDA(cudaMemset(b.ffn_input.data, 0x33, sizeof(D) * static_cast<std::size_t>(rows * b.ffn_input.stride)));
 
   cu::GateParams<Policies, D> g;
-  g.gate = {b.policies, b.states[layer & 1], b.states[(layer + 1) & 1], b.row_slots, slots, rows, layer, num_layers,
-            b.row_runs, b.run_rows, b.num_run_rows, b.decisions, b.scores};
+  g.gate = {b.policies,
+            b.states[layer & 1],
+            b.states[(layer + 1) & 1],
+            b.row_slots,
+            slots,
+            rows,
+            layer,
+            num_layers,
+            b.row_runs,
+            b.run_rows,
+            b.num_run_rows,
+            b.decisions,
+            b.scores};
   g.residual = skipllm::RowView<D const>{cu::device_pointer(x.get()), rows, kHidden, stride};
   if (gather) g.ffn_input = skipllm::RowView<D>{b.ffn_input.data, rows, kHidden, b.ffn_input.stride};
   cu::launch_gate(g, gather ? rows : 1, nullptr);
@@ -157,8 +169,9 @@ void check_gate(int rows, int layer, int num_layers, bool gather, std::uint32_t 
     for (int i = 0; i < rows; ++i) {
       for (std::int64_t k = 0; k < kHidden; ++k) {
         T const got = in[static_cast<std::size_t>(i * b.ffn_input.stride + k)];
-        T const want = i < num_run ? xs[static_cast<std::size_t>(expected_rows[static_cast<std::size_t>(i)] * stride + k)]
-                                   : skipllm::from_float<T>(0.0f);
+        T const want = i < num_run
+                           ? xs[static_cast<std::size_t>(expected_rows[static_cast<std::size_t>(i)] * stride + k)]
+                           : skipllm::from_float<T>(0.0f);
         BOOST_TEST(std::memcmp(&got, &want, sizeof(T)) == 0, "batch row " << i << " element " << k);
       }
     }
@@ -173,9 +186,7 @@ BOOST_TEST_DECORATOR(*test::gpu())
 BOOST_AUTO_TEST_CASE_TEMPLATE(gate_matches_the_cpu_protocol, P, Bundles) {
   std::uint32_t seed = 1;
   for (int rows : {1, 2, 7, 64, 129, 300}) {
-    for (int layer : {0, 1, 3, 5, 8}) {
-      check_gate<P, skipllm::bfloat16_t>(rows, layer, 10, rows > 1, seed++);
-    }
+    for (int layer : {0, 1, 3, 5, 8}) { check_gate<P, skipllm::bfloat16_t>(rows, layer, 10, rows > 1, seed++); }
   }
 }
 

@@ -46,7 +46,8 @@ struct Outcome {
 
 // Runs both backends on the same rows (`xv`, `fv`: [rows][hidden] fp32 values, stored as T).
 template <class Metric, class T>
-Outcome compare(std::vector<float> const& xv, std::vector<float> const& fv, int rows, std::int64_t hidden, Placement pl) {
+Outcome compare(std::vector<float> const& xv, std::vector<float> const& fv, int rows, std::int64_t hidden,
+                Placement pl) {
   std::size_t const x_size = static_cast<std::size_t>(pl.x_offset + rows * pl.x_stride);
   std::size_t const f_size = static_cast<std::size_t>(pl.f_offset + rows * pl.f_stride);
   std::vector<T> x(x_size, skipllm::from_float<T>(-7.0f));  // -7 marks padding that must stay
@@ -84,11 +85,12 @@ template <class Metric, class T>
 void check_random(std::int64_t hidden, Placement pl, char const* where) {
   int const rows = 3;
   auto const xv = test::gaussian(static_cast<std::size_t>(rows * hidden), static_cast<std::uint32_t>(hidden) * 3 + 1);
-  auto const fv = test::gaussian(static_cast<std::size_t>(rows * hidden), static_cast<std::uint32_t>(hidden) * 3 + 2, 0.3f);
+  auto const fv =
+      test::gaussian(static_cast<std::size_t>(rows * hidden), static_cast<std::uint32_t>(hidden) * 3 + 2, 0.3f);
   Outcome const o = compare<Metric, T>(xv, fv, rows, hidden, pl);
   BOOST_TEST(o.x_mismatches == 0, "hidden " << hidden << " " << where);
-  BOOST_TEST(o.score_mismatches == 0, "hidden " << hidden << " " << where << " gpu " << o.gpu_scores[0] << " cpu "
-                                                << o.cpu_scores[0]);
+  BOOST_TEST(o.score_mismatches == 0,
+             "hidden " << hidden << " " << where << " gpu " << o.gpu_scores[0] << " cpu " << o.cpu_scores[0]);
 }
 
 }  // namespace
@@ -186,8 +188,9 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(decisions_near_the_threshold, T, Storages) {
     }
   }
   BOOST_TEST_MESSAGE("near-threshold rows (" << sizeof(T) * 8 << "-bit storage): " << in_band << " of " << kRows
-                     << " within +-" << kScoreTolerance << " of tau; CPU/GPU decisions differ on " << disagree
-                     << "; max |score difference| " << max_diff);
+                                             << " within +-" << kScoreTolerance
+                                             << " of tau; CPU/GPU decisions differ on " << disagree
+                                             << "; max |score difference| " << max_diff);
   BOOST_TEST(disagree_outside == 0);
   BOOST_TEST(o.score_mismatches == 0);
 }

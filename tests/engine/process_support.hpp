@@ -49,7 +49,10 @@ inline void write_file(std::filesystem::path const& p, std::string const& s) {
 inline std::string shell_quote(std::string const& s) {
   std::string q = "'";
   for (char const c : s) {
-    if (c == '\'') q += "'\\''"; else q += c;
+    if (c == '\'')
+      q += "'\\''";
+    else
+      q += c;
   }
   return q + "'";
 }

@@ -26,13 +26,15 @@ __global__ void score_row(T const* before, T const* after, int n, float* out) {
 }  // namespace kernel_check
 
 template __global__ void kernel_check::decide_all_layers(skipllm::policy::PaperPolicies, skipllm::SkipState*,
-                                           skipllm::FfnDecision*, float const*, int);
+                                                         skipllm::FfnDecision*, float const*, int);
 template __global__ void kernel_check::decide_all_layers(skipllm::policy::RuntimePolicies, skipllm::SkipState*,
-                                           skipllm::FfnDecision*, float const*, int);
+                                                         skipllm::FfnDecision*, float const*, int);
 // AnySkip: any runtime skip policy (a 1 KiB parameter when it holds LayerThresholds).
 template __global__ void kernel_check::decide_all_layers(skipllm::policy::ConfigurablePolicies, skipllm::SkipState*,
-                                           skipllm::FfnDecision*, float const*, int);
+                                                         skipllm::FfnDecision*, float const*, int);
 template __global__ void kernel_check::score_row<skipllm::policy::Cosine>(float const*, float const*, int, float*);
-template __global__ void kernel_check::score_row<skipllm::policy::Cosine>(skipllm::half_t const*, skipllm::half_t const*, int, float*);
+template __global__ void kernel_check::score_row<skipllm::policy::Cosine>(skipllm::half_t const*,
+                                                                          skipllm::half_t const*, int, float*);
 template __global__ void kernel_check::score_row<skipllm::policy::RelativeUpdate>(skipllm::bfloat16_t const*,
-                                                                     skipllm::bfloat16_t const*, int, float*);
+                                                                                  skipllm::bfloat16_t const*, int,
+                                                                                  float*);

@@ -23,8 +23,10 @@ struct ScriptedHost {
     std::vector<T> x;               // [rows, kHidden]
     std::vector<T> f;               // [rows, kHidden]
     explicit Step(std::vector<int> s, std::vector<int> d = {})
-        : slots(std::move(s)), decode_index(d.empty() ? std::vector<int>(slots.size(), 0) : std::move(d)),
-          x(slots.size() * kHidden), f(slots.size() * kHidden) {}
+        : slots(std::move(s)),
+          decode_index(d.empty() ? std::vector<int>(slots.size(), 0) : std::move(d)),
+          x(slots.size() * kHidden),
+          f(slots.size() * kHidden) {}
     std::int64_t rows() const { return static_cast<std::int64_t>(slots.size()); }
   };
 
@@ -32,15 +34,17 @@ struct ScriptedHost {
 
   int layers;
   Script script;
-  bool log_rows = true;                         // off: the host allocates nothing per call
-  std::vector<int> attention_calls;             // [layer]
-  std::vector<int> ffn_calls;                   // [layer]
-  std::vector<std::vector<int>> ffn_rows;       // every row list ffn_block received, in order
-  std::vector<std::vector<int>> ffn_rows_layer; // the layer of each entry of ffn_rows
-  std::vector<std::vector<bool>> ffn_applied;   // [call][row]: did the previous layer add an FFN output?
+  bool log_rows = true;                          // off: the host allocates nothing per call
+  std::vector<int> attention_calls;              // [layer]
+  std::vector<int> ffn_calls;                    // [layer]
+  std::vector<std::vector<int>> ffn_rows;        // every row list ffn_block received, in order
+  std::vector<std::vector<int>> ffn_rows_layer;  // the layer of each entry of ffn_rows
+  std::vector<std::vector<bool>> ffn_applied;    // [call][row]: did the previous layer add an FFN output?
 
   ScriptedHost(int num_layers, Script s)
-      : layers(num_layers), script(std::move(s)), attention_calls(static_cast<std::size_t>(num_layers)),
+      : layers(num_layers),
+        script(std::move(s)),
+        attention_calls(static_cast<std::size_t>(num_layers)),
         ffn_calls(static_cast<std::size_t>(num_layers)) {}
 
   int num_layers() const { return layers; }
@@ -67,7 +71,8 @@ struct ScriptedHost {
       auto const ru = static_cast<std::size_t>(r);
       float const c = script(s.slots[ru], s.decode_index[ru], layer);
       float const t = std::sqrt(1.0f / (c * c) - 1.0f);
-      for (int i = 0; i < kHidden; ++i) s.f[ru * kHidden + static_cast<std::size_t>(i)] = skipllm::from_float<T>(i == 1 ? t : 0.0f);
+      for (int i = 0; i < kHidden; ++i)
+        s.f[ru * kHidden + static_cast<std::size_t>(i)] = skipllm::from_float<T>(i == 1 ? t : 0.0f);
     }
   }
 

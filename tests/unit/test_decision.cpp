@@ -37,45 +37,45 @@ std::vector<float> ramp(int num_layers, int first_high, float low = 0.9f, float 
   return v;
 }
 
-using Runtime = skipllm::Policies<p::Greedy, p::ColdLayers, p::RuntimeWarmup, p::Cosine>;
+using Runtime = skipllm::Policies<p::Greedy, p::ColdLayers, p::Warmup, p::Cosine>;
 
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(authors_rule_triggers_on_previous_layer_and_skips_k) {
-  Runtime const pol{p::Greedy{0.95f, 3, 1}, p::ColdLayers{2, 2}, p::RuntimeWarmup{0, 0}};
+  Runtime const pol{p::Greedy{0.95f, 3, 1}, p::ColdLayers{2, 2}, p::Warmup{0, 0}};
   SkipState s;
   // Layer 4 is the first to measure > tau, so layer 5 starts a span of 3.
   BOOST_TEST(run_token(pol, s, ramp(12, 4)) == "CCRRRSSSRRCC");
 }
 
 BOOST_AUTO_TEST_CASE(span_is_clipped_at_the_tail_cold_region) {
-  Runtime const pol{p::Greedy{0.95f, 8, 1}, p::ColdLayers{2, 2}, p::RuntimeWarmup{0, 0}};
+  Runtime const pol{p::Greedy{0.95f, 8, 1}, p::ColdLayers{2, 2}, p::Warmup{0, 0}};
   SkipState s;
   BOOST_TEST(run_token(pol, s, ramp(12, 6)) == "CCRRRRRSSSCC");
 }
 
 BOOST_AUTO_TEST_CASE(last_cold_layer_of_the_head_region_can_trigger) {
   // Authors' scan starts at the first non-cold layer, testing the score of the cold layer before.
-  Runtime const pol{p::Greedy{0.95f, 2, 1}, p::ColdLayers{2, 2}, p::RuntimeWarmup{0, 0}};
+  Runtime const pol{p::Greedy{0.95f, 2, 1}, p::ColdLayers{2, 2}, p::Warmup{0, 0}};
   SkipState s;
   BOOST_TEST(run_token(pol, s, ramp(10, 1)) == "CCSSRRRRCC");
 }
 
 BOOST_AUTO_TEST_CASE(token_that_never_reaches_tau_is_dense) {
-  Runtime const pol{p::Greedy{0.95f, 3, 1}, p::ColdLayers{2, 2}, p::RuntimeWarmup{0, 0}};
+  Runtime const pol{p::Greedy{0.95f, 3, 1}, p::ColdLayers{2, 2}, p::Warmup{0, 0}};
   SkipState s;
   BOOST_TEST(run_token(pol, s, ramp(10, 10)) == "CCRRRRRRCC");
 }
 
 BOOST_AUTO_TEST_CASE(recheck_variant_needs_a_fresh_measurement_after_each_span) {
-  Runtime const pol{p::Greedy{0.95f, 2, 100}, p::ColdLayers{1, 1}, p::RuntimeWarmup{0, 0}};
+  Runtime const pol{p::Greedy{0.95f, 2, 100}, p::ColdLayers{1, 1}, p::Warmup{0, 0}};
   SkipState s;
   // After a span the next layer runs (nothing measured while skipping), measures, re-triggers.
   BOOST_TEST(run_token(pol, s, ramp(12, 0)) == "CSSRSSRSSRSC");
 }
 
 BOOST_AUTO_TEST_CASE(to_cold_region_variant_skips_everything_up_to_the_tail) {
-  Runtime const pol{p::Greedy{0.95f, p::kToColdRegion, 1}, p::ColdLayers{2, 3}, p::RuntimeWarmup{0, 0}};
+  Runtime const pol{p::Greedy{0.95f, p::kToColdRegion, 1}, p::ColdLayers{2, 3}, p::Warmup{0, 0}};
   SkipState s;
   BOOST_TEST(run_token(pol, s, ramp(14, 4)) == "CCRRRSSSSSSCCC");
 }
@@ -93,7 +93,7 @@ BOOST_AUTO_TEST_CASE(a_cold_layer_in_the_middle_ends_the_span) {
 }
 
 BOOST_AUTO_TEST_CASE(warmup_tokens_are_dense_and_the_boundary_is_exact) {
-  Runtime const pol{p::Greedy{0.95f, 2, 1}, p::ColdLayers{1, 1}, p::RuntimeWarmup{3, 0}};
+  Runtime const pol{p::Greedy{0.95f, 2, 1}, p::ColdLayers{1, 1}, p::Warmup{3, 0}};
   SkipState s;
   skipllm::begin_sequence(s);
   auto const scores = ramp(6, 0);
@@ -105,14 +105,14 @@ BOOST_AUTO_TEST_CASE(warmup_tokens_are_dense_and_the_boundary_is_exact) {
 }
 
 BOOST_AUTO_TEST_CASE(nan_and_zero_norm_scores_never_skip) {
-  Runtime const pol{p::Greedy{-2.0f, 3, 5}, p::ColdLayers{1, 1}, p::RuntimeWarmup{0, 0}};
+  Runtime const pol{p::Greedy{-2.0f, 3, 5}, p::ColdLayers{1, 1}, p::Warmup{0, 0}};
   SkipState s;
   std::vector<float> nan_scores(8, std::numeric_limits<float>::quiet_NaN());
   BOOST_TEST(run_token(pol, s, nan_scores) == "CRRRRRRC");
 }
 
 BOOST_AUTO_TEST_CASE(state_is_reset_between_tokens) {
-  Runtime const pol{p::Greedy{0.95f, 1, 1}, p::ColdLayers{1, 1}, p::RuntimeWarmup{0, 0}};
+  Runtime const pol{p::Greedy{0.95f, 1, 1}, p::ColdLayers{1, 1}, p::Warmup{0, 0}};
   SkipState s;
   BOOST_TEST(run_token(pol, s, ramp(6, 0)) == "CSRRRC");
   // The last layer of the previous token measured 0.99; the new token must not inherit it.

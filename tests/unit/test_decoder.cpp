@@ -54,8 +54,8 @@ void decode_rows(Stack& stack, std::vector<int> const& slots) {
 BOOST_AUTO_TEST_CASE(single_sequence_follows_the_scripted_pattern) {
   // Similarity turns high from layer 3 + t % 3 for token t.
   Host host(10, [](int, int t, int layer) { return layer >= 3 + t % 3 ? kHigh : kLow; });
-  skipllm::DecoderStack<Host, p::Greedy, p::ColdLayers, p::RuntimeWarmup, p::Cosine> stack(
-      host, {p::Greedy{0.95f, 3, 1}, p::ColdLayers{2, 2}, p::RuntimeWarmup{2, 0}}, {.record_trace = true});
+  skipllm::DecoderStack<Host, p::Greedy, p::ColdLayers, p::Warmup, p::Cosine> stack(
+      host, {p::Greedy{0.95f, 3, 1}, p::ColdLayers{2, 2}, p::Warmup{2, 0}}, {.record_trace = true});
   stack.begin_sequence(0);
   for (int t = 0; t < 5; ++t) decode_rows(stack, {0});
 
@@ -108,9 +108,9 @@ BOOST_AUTO_TEST_CASE(batched_rows_at_different_positions_get_their_own_decisions
     if (slot == 2) return layer >= 2 ? kHigh : kLow;
     return kLow;
   });
-  skipllm::DecoderStack<Host, Runtime> stack(
-      host, Runtime{p::Greedy{0.95f, 2, 1}, p::ColdLayers{1, 1}, p::RuntimeWarmup{1, 0}},
-      {.max_sequences = 4, .record_trace = true});
+  skipllm::DecoderStack<Host, Runtime> stack(host,
+                                             Runtime{p::Greedy{0.95f, 2, 1}, p::ColdLayers{1, 1}, p::Warmup{1, 0}},
+                                             {.max_sequences = 4, .record_trace = true});
   stack.begin_sequence(0);
   stack.begin_sequence(1);
   decode_rows(stack, {0, 1});  // both in warm-up
@@ -138,7 +138,7 @@ BOOST_AUTO_TEST_CASE(batched_rows_at_different_positions_get_their_own_decisions
 BOOST_AUTO_TEST_CASE(ffn_is_not_called_when_every_row_skips) {
   Host host(6, [](int, int, int) { return kHigh; });
   skipllm::DecoderStack<Host, Runtime> stack(
-      host, Runtime{p::Greedy{0.95f, 2, 1}, p::ColdLayers{1, 1}, p::RuntimeWarmup{0, 0}}, {.max_sequences = 3});
+      host, Runtime{p::Greedy{0.95f, 2, 1}, p::ColdLayers{1, 1}, p::Warmup{0, 0}}, {.max_sequences = 3});
   for (int s = 0; s < 3; ++s) stack.begin_sequence(s);
   decode_rows(stack, {0, 1, 2});
   BOOST_TEST(host.ffn_calls[1] == 0);
@@ -150,7 +150,8 @@ BOOST_AUTO_TEST_CASE(ffn_is_not_called_when_every_row_skips) {
 
 BOOST_AUTO_TEST_CASE(prefill_is_dense_and_not_counted_as_decode) {
   Host host(4, [](int, int, int) { return kHigh; });
-  skipllm::DecoderStack<Host, Runtime> stack(host, Runtime{p::Greedy{0.5f, 4, 1}, p::ColdLayers{0, 0}, p::RuntimeWarmup{0, 0}});
+  skipllm::DecoderStack<Host, Runtime> stack(host,
+                                             Runtime{p::Greedy{0.5f, 4, 1}, p::ColdLayers{0, 0}, p::Warmup{0, 0}});
   stack.begin_sequence(0);
   Host::Step prompt(std::vector<int>(7, 0));  // 7 prompt tokens of slot 0
   stack.prefill(prompt);
@@ -165,7 +166,7 @@ BOOST_AUTO_TEST_CASE(prefill_is_dense_and_not_counted_as_decode) {
 BOOST_AUTO_TEST_CASE(replaying_a_trace_reproduces_the_decisions) {
   auto script = [](int slot, int t, int layer) { return ((slot * 7 + t * 3 + layer * 5) % 11) > 6 ? kHigh : kLow; };
   using Cold = p::ColdLayers;
-  using Warm = p::RuntimeWarmup;
+  using Warm = p::Warmup;
   Host recorded_host(12, script);
   skipllm::DecoderStack<Host, p::Greedy, Cold, Warm, p::Cosine> recorder(
       recorded_host, {p::Greedy{0.95f, 3, 2}, Cold{2, 2}, Warm{2, 3}}, {.max_sequences = 2, .record_trace = true});
@@ -202,7 +203,7 @@ BOOST_AUTO_TEST_CASE(half_precision_host) {
   using HalfHost = ScriptedHost<skipllm::half_t>;
   HalfHost host(6, [](int, int, int layer) { return layer >= 1 ? kHigh : kLow; });
   skipllm::DecoderStack<HalfHost, Runtime> stack(
-      host, Runtime{p::Greedy{0.95f, 2, 1}, p::ColdLayers{1, 1}, p::RuntimeWarmup{0, 0}}, {.record_trace = true});
+      host, Runtime{p::Greedy{0.95f, 2, 1}, p::ColdLayers{1, 1}, p::Warmup{0, 0}}, {.record_trace = true});
   stack.begin_sequence(0);
   HalfHost::Step step({0});
   stack.decode(step);
@@ -223,7 +224,8 @@ BOOST_AUTO_TEST_CASE(bad_batches_are_rejected_before_the_host_runs) {
   BOOST_CHECK_THROW(stack.decode(mismatch, std::vector<int>{0}), std::invalid_argument);
   BOOST_CHECK_THROW(stack.begin_sequence(-1), std::out_of_range);
   for (int calls : host.attention_calls) BOOST_TEST(calls == 0);
-  BOOST_CHECK_THROW((skipllm::DecoderStack<Host, Runtime>(host, Runtime{}, {.max_sequences = 0})), std::invalid_argument);
+  BOOST_CHECK_THROW((skipllm::DecoderStack<Host, Runtime>(host, Runtime{}, {.max_sequences = 0})),
+                    std::invalid_argument);
   Host empty(0, [](int, int, int) { return kLow; });
   BOOST_CHECK_THROW((skipllm::DecoderStack<Host, Runtime>(empty)), std::invalid_argument);
 }

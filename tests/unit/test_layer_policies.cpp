@@ -21,7 +21,7 @@ using skipllm::SkipState;
 
 static_assert(skipllm::SkipPolicy<p::LayerThresholds> && skipllm::SkipPolicy<p::RandomWindow>);
 static_assert(std::is_trivially_copyable_v<p::LayerThresholds> && std::is_trivially_copyable_v<p::RandomWindow>);
-static_assert(skipllm::Policies<p::LayerThresholds, p::ColdMask, p::RuntimeWarmup, p::Cosine>::valid);
+static_assert(skipllm::Policies<p::LayerThresholds, p::ColdMask, p::Warmup, p::Cosine>::valid);
 static_assert(skipllm::Policies<p::RandomWindow, p::ColdLayers, p::NoWarmup, p::Cosine>::valid);
 // Usable in constant expressions (the same code runs in kernels).
 static_assert(p::LayerThresholds::uniform(0.5f, 2).threshold(7) == 0.5f);
@@ -53,8 +53,8 @@ BOOST_AUTO_TEST_CASE(uniform_layer_thresholds_decide_exactly_like_greedy) {
   std::uniform_real_distribution<float> score(0.9f, 1.0f);
   for (int span : {1, 2, 3, 8, p::kToColdRegion}) {
     for (int spans : {0, 1, 2, 5}) {
-      using G = skipllm::Policies<p::Greedy, p::ColdLayers, p::RuntimeWarmup, p::Cosine>;
-      using L = skipllm::Policies<p::LayerThresholds, p::ColdLayers, p::RuntimeWarmup, p::Cosine>;
+      using G = skipllm::Policies<p::Greedy, p::ColdLayers, p::Warmup, p::Cosine>;
+      using L = skipllm::Policies<p::LayerThresholds, p::ColdLayers, p::Warmup, p::Cosine>;
       G const g{{0.95f, span, spans}, {3, 2}, {2, 4}};
       L const l{p::LayerThresholds::uniform(0.95f, span, spans), {3, 2}, {2, 4}};
       SkipState sg, sl;
@@ -75,9 +75,9 @@ BOOST_AUTO_TEST_CASE(each_layer_score_is_tested_against_its_own_threshold) {
   s.spans_left = 1;
   s.prev_similarity = 0.99f;  // high, but it is layer 3's score: tau[3] = +Inf
   BOOST_TEST(!t.should_skip(s, LayerContext{4, 10, 0, 0}));
-  s.prev_similarity = 0.6f;   // layer 4's score, above tau[4]
+  s.prev_similarity = 0.6f;  // layer 4's score, above tau[4]
   BOOST_TEST(t.should_skip(s, LayerContext{5, 10, 0, 0}));
-  BOOST_TEST(t.should_skip(s, LayerContext{6, 10, 0, 0}));  // span 2 continues without a test
+  BOOST_TEST(t.should_skip(s, LayerContext{6, 10, 0, 0}));   // span 2 continues without a test
   BOOST_TEST(!t.should_skip(s, LayerContext{7, 10, 0, 0}));  // budget spent
   s = SkipState{};
   s.spans_left = 1;
@@ -98,10 +98,9 @@ BOOST_AUTO_TEST_CASE(layer_thresholds_with_a_cold_mask_clip_the_span) {
   std::vector<float> scores(10, 0.95f);
   auto const d = run_token(b, s, scores);
   // Layer 1 (cold) scores 0.95: layer 2 starts a span that the cold layer 6 cuts.
-  std::vector<FfnDecision> const want = {FfnDecision::kRunCold, FfnDecision::kRunCold, FfnDecision::kSkip,
-                                         FfnDecision::kSkip,    FfnDecision::kSkip,    FfnDecision::kSkip,
-                                         FfnDecision::kRunCold, FfnDecision::kRun,     FfnDecision::kRun,
-                                         FfnDecision::kRunCold};
+  std::vector<FfnDecision> const want = {
+      FfnDecision::kRunCold, FfnDecision::kRunCold, FfnDecision::kSkip, FfnDecision::kSkip, FfnDecision::kSkip,
+      FfnDecision::kSkip,    FfnDecision::kRunCold, FfnDecision::kRun,  FfnDecision::kRun,  FfnDecision::kRunCold};
   BOOST_TEST((d == want));
 }
 

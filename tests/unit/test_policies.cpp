@@ -23,12 +23,12 @@ SkipState armed(float prev_similarity, int spans = 1) {
 }  // namespace
 
 // --- concepts accept every shipped policy -------------------------------------------------------
-static_assert(skipllm::SkipPolicy<p::Greedy> && skipllm::SkipPolicy<p::GreedyThreshold<0.9f, 3>> &&
+static_assert(skipllm::SkipPolicy<p::Greedy> && skipllm::SkipPolicy<p::FixedGreedy<0.9f, 3>> &&
               skipllm::SkipPolicy<p::Dense> && skipllm::SkipPolicy<p::StaticMask> &&
               skipllm::SkipPolicy<p::ReplayTrace>);
-static_assert(skipllm::ColdRegion<p::FixedCold<5, 5>> && skipllm::ColdRegion<p::ProportionalCold<1, 6>> &&
+static_assert(skipllm::ColdRegion<p::FixedColdLayers<5, 5>> && skipllm::ColdRegion<p::ProportionalCold<1, 6>> &&
               skipllm::ColdRegion<p::ColdLayers> && skipllm::ColdRegion<p::ColdMask> && skipllm::ColdRegion<p::NoCold>);
-static_assert(skipllm::SinkWarmup<p::Warmup<16, 6>> && skipllm::SinkWarmup<p::RuntimeWarmup> &&
+static_assert(skipllm::SinkWarmup<p::FixedWarmup<16, 6>> && skipllm::SinkWarmup<p::Warmup> &&
               skipllm::SinkWarmup<p::NoWarmup>);
 static_assert(skipllm::SimilarityMetric<p::Cosine> && skipllm::SimilarityMetric<p::RelativeUpdate>);
 static_assert(skipllm::PolicyBundle<p::PaperPolicies> && skipllm::PolicyBundle<p::RuntimePolicies>);
@@ -36,13 +36,13 @@ static_assert(!skipllm::SkipPolicy<p::Cosine> && !skipllm::SimilarityMetric<p::G
 
 // --- ColdRegion ----------------------------------------------------------------------------------
 BOOST_AUTO_TEST_CASE(fixed_cold_protects_first_and_last_layers) {
-  constexpr p::FixedCold<5, 5> cold;
+  constexpr p::FixedColdLayers<5, 5> cold;
   for (int l = 0; l < 30; ++l) BOOST_TEST(cold.is_cold(l, 30) == (l < 5 || l >= 25), "layer " << l);
   static_assert(cold.is_cold(0, 30) && cold.is_cold(29, 30) && !cold.is_cold(5, 30) && !cold.is_cold(24, 30));
 }
 
 BOOST_AUTO_TEST_CASE(fixed_cold_larger_than_model_makes_everything_cold) {
-  p::FixedCold<5, 5> cold;
+  p::FixedColdLayers<5, 5> cold;
   for (int l = 0; l < 8; ++l) BOOST_TEST(cold.is_cold(l, 8));
 }
 
@@ -52,7 +52,7 @@ BOOST_AUTO_TEST_CASE(proportional_cold_scales_with_depth) {
   BOOST_TEST(!cold.is_cold(5, 30));
   BOOST_TEST(!cold.is_cold(24, 30));
   BOOST_TEST(cold.is_cold(25, 30));
-  BOOST_TEST(cold.is_cold(3, 24));   // 24 / 6 = 4 -> layers 0..3 and 20..23
+  BOOST_TEST(cold.is_cold(3, 24));  // 24 / 6 = 4 -> layers 0..3 and 20..23
   BOOST_TEST(!cold.is_cold(4, 24));
   BOOST_TEST(!cold.is_cold(19, 24));
   BOOST_TEST(cold.is_cold(20, 24));
@@ -102,7 +102,7 @@ BOOST_AUTO_TEST_CASE(runtime_cold_layers_and_mask) {
 
 // --- SinkWarmup ----------------------------------------------------------------------------------
 BOOST_AUTO_TEST_CASE(warmup_boundary) {
-  p::Warmup<16> w;
+  p::FixedWarmup<16> w;
   BOOST_TEST(w.is_dense(0));
   BOOST_TEST(w.is_dense(15));
   BOOST_TEST(!w.is_dense(16));
@@ -112,7 +112,7 @@ BOOST_AUTO_TEST_CASE(warmup_boundary) {
 
 BOOST_AUTO_TEST_CASE(warmup_with_periodic_refresh_matches_authors_schedule) {
   // Authors: after the warm-up, budgets k,k,k,k,k,0 repeat: every 6th token is dense.
-  p::Warmup<16, 6> w;
+  p::FixedWarmup<16, 6> w;
   int dense_after = 0;
   for (int t = 16; t < 16 + 60; ++t) {
     bool const expected = (t - 16) % 6 == 5;
@@ -120,14 +120,14 @@ BOOST_AUTO_TEST_CASE(warmup_with_periodic_refresh_matches_authors_schedule) {
     dense_after += w.is_dense(t);
   }
   BOOST_TEST(dense_after == 10);
-  p::RuntimeWarmup rw{16, 6};
+  p::Warmup rw{16, 6};
   for (int t = 0; t < 100; ++t) BOOST_TEST(rw.is_dense(t) == w.is_dense(t));
 }
 
 BOOST_AUTO_TEST_CASE(no_warmup_and_zero_warmup) {
   BOOST_TEST(!p::NoWarmup{}.is_dense(0));
-  BOOST_TEST(!(p::RuntimeWarmup{0, 0}.is_dense(0)));
-  BOOST_TEST((p::RuntimeWarmup{0, 1}.is_dense(0)));  // every = 1: every token dense
+  BOOST_TEST(!(p::Warmup{0, 0}.is_dense(0)));
+  BOOST_TEST((p::Warmup{0, 1}.is_dense(0)));  // every = 1: every token dense
   BOOST_TEST(skipllm::warmup_tokens_of(p::NoWarmup{}) == 0);
 }
 
@@ -149,7 +149,7 @@ BOOST_AUTO_TEST_CASE(greedy_never_triggers_on_nan) {
 }
 
 BOOST_AUTO_TEST_CASE(greedy_skips_span_without_rechecking_then_budget_is_spent) {
-  p::GreedyThreshold<0.95f, 3> g;
+  p::FixedGreedy<0.95f, 3> g;
   SkipState s = armed(0.99f);
   BOOST_TEST(g.should_skip(s, at(10)));
   s.prev_similarity = 0.0f;  // would stop a re-checking rule; the span ignores it
@@ -165,7 +165,7 @@ BOOST_AUTO_TEST_CASE(greedy_begin_token_arms_the_budget) {
   SkipState s;
   g.begin_token(s);
   BOOST_TEST(s.spans_left == 3);
-  p::GreedyThreshold<0.5f, 2, 2> gt;
+  p::FixedGreedy<0.5f, 2, 2> gt;
   gt.begin_token(s);
   BOOST_TEST(s.spans_left == 2);
 }
@@ -193,9 +193,9 @@ BOOST_AUTO_TEST_CASE(replay_trace_reads_its_layout_and_runs_outside_it) {
   BOOST_TEST(r.should_skip(s, {0, 3, 1, 0}));
   BOOST_TEST(r.should_skip(s, {2, 3, 0, 1}));
   BOOST_TEST(r.should_skip(s, {1, 3, 1, 1}));
-  BOOST_TEST(!r.should_skip(s, {1, 3, 2, 1}));   // token outside the recording
-  BOOST_TEST(!r.should_skip(s, {1, 3, 0, 2}));   // slot outside
-  BOOST_TEST(!r.should_skip(s, {3, 4, 1, 1}));   // layer outside
+  BOOST_TEST(!r.should_skip(s, {1, 3, 2, 1}));  // token outside the recording
+  BOOST_TEST(!r.should_skip(s, {1, 3, 0, 2}));  // slot outside
+  BOOST_TEST(!r.should_skip(s, {3, 4, 1, 1}));  // layer outside
   BOOST_TEST(!r.should_skip(s, {0, 3, -1, 0}));
 }
 

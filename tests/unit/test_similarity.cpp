@@ -133,7 +133,8 @@ BOOST_AUTO_TEST_CASE(fused_residual_add_with_nan_input_scores_nan) {
 
 BOOST_AUTO_TEST_CASE(plain_residual_add) {
   std::vector<float> x{1, 2, 3};
-  std::vector<skipllm::half_t> f{skipllm::from_float<skipllm::half_t>(0.5f), skipllm::from_float<skipllm::half_t>(-2.0f),
+  std::vector<skipllm::half_t> f{skipllm::from_float<skipllm::half_t>(0.5f),
+                                 skipllm::from_float<skipllm::half_t>(-2.0f),
                                  skipllm::from_float<skipllm::half_t>(1.0f)};
   skipllm::cpu::residual_add(x.data(), f.data(), 3);
   BOOST_TEST(x == (std::vector<float>{1.5f, 0.0f, 4.0f}), boost::test_tools::per_element());

@@ -128,16 +128,17 @@ BOOST_AUTO_TEST_CASE(json_summary_has_the_documented_fields) {
   skipllm::SkipStatistics st(3, 0);
   st.record_token(0, std::vector<FfnDecision>{C, S, C});
   skipllm::DecisionTrace tr(3);
-  tr.append({0, 0}, std::vector<FfnDecision>{C, S, C}, std::vector<float>{0.25f, std::numeric_limits<float>::quiet_NaN(), 1.0f});
+  tr.append({0, 0}, std::vector<FfnDecision>{C, S, C},
+            std::vector<float>{0.25f, std::numeric_limits<float>::quiet_NaN(), 1.0f});
   std::ostringstream os;
   skipllm::write_json(os, st, "skip=\"x\"\n", &tr);
   std::string const j = os.str();
-  for (char const* key : {"\"schema\": \"skipllm.stats/1\"", "\"num_layers\": 3", "\"decode_tokens\": 1",
-                          "\"ffn_blocks\": 3", "\"skipped_blocks\": 1", "\"eligible_blocks\": 1",
-                          "\"skip_ratio\": {\"all\": 0.333333333, \"eligible\": 1, \"after_warmup\": 0.333333333}",
-                          "{\"layer\": 1, \"ran\": 0, \"skipped\": 1, \"ran_cold\": 0, \"ran_dense\": 0, \"skip_ratio\": 1}",
-                          "\"decisions\": \"CSC\"", "\"similarity\": [0.25, null, 1]",
-                          "\"policy\": \"skip=\\\"x\\\"\\n\""}) {
+  for (char const* key :
+       {"\"schema\": \"skipllm.stats/1\"", "\"num_layers\": 3", "\"decode_tokens\": 1", "\"ffn_blocks\": 3",
+        "\"skipped_blocks\": 1", "\"eligible_blocks\": 1",
+        "\"skip_ratio\": {\"all\": 0.333333333, \"eligible\": 1, \"after_warmup\": 0.333333333}",
+        "{\"layer\": 1, \"ran\": 0, \"skipped\": 1, \"ran_cold\": 0, \"ran_dense\": 0, \"skip_ratio\": 1}",
+        "\"decisions\": \"CSC\"", "\"similarity\": [0.25, null, 1]", "\"policy\": \"skip=\\\"x\\\"\\n\""}) {
     BOOST_TEST(j.find(key) != std::string::npos, "missing " << key << " in\n" << j);
   }
   std::ostringstream no_trace;
@@ -156,6 +157,20 @@ BOOST_AUTO_TEST_CASE(json_string_and_number_writers) {
   skipllm::write_json_number(os, std::numeric_limits<double>::quiet_NaN());
   skipllm::write_json_number(os, std::numeric_limits<double>::infinity());
   BOOST_TEST(os.str() == "nullnull");
+}
+
+BOOST_AUTO_TEST_CASE(compile_time_twins_describe_like_their_runtime_policies) {
+  using Fixed =
+      skipllm::Policies<p::FixedGreedy<0.5f, 3, 2>, p::FixedColdRegions<1, 2, 7, 9>, p::FixedWarmup<4, 3>, p::Cosine>;
+  p::ColdRegions cold{1, 2, {}};
+  cold.layers.insert(7);
+  cold.layers.insert(9);
+  skipllm::Policies<p::Greedy, p::ColdRegions, p::Warmup, p::Cosine> const runtime{{0.5f, 3, 2}, cold, {4, 3}};
+  BOOST_TEST(skipllm::describe(Fixed{}) == skipllm::describe(runtime));
+  std::ostringstream fixed_cold, runtime_cold;
+  p::describe(fixed_cold, p::FixedColdLayers<2, 3>{});
+  p::describe(runtime_cold, p::ColdLayers{2, 3});
+  BOOST_TEST(fixed_cold.str() == runtime_cold.str());
 }
 
 BOOST_AUTO_TEST_CASE(describe_names_every_policy_and_its_parameters) {

@@ -9,20 +9,20 @@
 #include <iterator>
 #include <set>
 
-#include "eval/calibrate.hpp"
-#include "eval/timing.hpp"
 #include "cli/commands.hpp"
 #include "cli/options.hpp"
 #include "cli/support.hpp"
+#include "eval/calibrate.hpp"
+#include "eval/timing.hpp"
 #include "format/gguf.hpp"
-#include "model/llama_model.hpp"
 #include "format/model_cache.hpp"
 #include "format/policy_config.hpp"
-#include "model/thread_pool.hpp"
 #include "format/tokenizer.hpp"
+#include "model/llama_model.hpp"
+#include "model/thread_pool.hpp"
 
 #ifndef SKIPLLM_ENGINE_DATA_DIR
-#define SKIPLLM_ENGINE_DATA_DIR ""
+#  define SKIPLLM_ENGINE_DATA_DIR ""
 #endif
 
 namespace skipllm::cli {
@@ -48,8 +48,10 @@ std::vector<std::string> split_commas(std::string const& s) {
 
 std::vector<std::string> default_calibration_texts() {
   fs::path dir;
-  if (char const* env = std::getenv("SKIPLLM_DATA"); env != nullptr && *env) dir = env;
-  else dir = SKIPLLM_ENGINE_DATA_DIR;
+  if (char const* env = std::getenv("SKIPLLM_DATA"); env != nullptr && *env)
+    dir = env;
+  else
+    dir = SKIPLLM_ENGINE_DATA_DIR;
   std::vector<std::string> out;
   std::error_code ec;
   if (dir.empty() || !fs::is_directory(dir / "calibration", ec)) return out;
@@ -65,8 +67,7 @@ bool parse_calibrate_options(std::vector<std::string> const& args, std::size_t f
   Command const c = Command::calibrate;
   std::vector<Option> const options = {
       {"--model", 'm', true, [&](OptionArg const& a) { o.model = a.value; }},
-      {"--target-skip", 0, true,
-       [&](OptionArg const& a) { o.target_skip = parse_float_option(a, 0.0f, 0.95f, true); }},
+      {"--target-skip", 0, true, [&](OptionArg const& a) { o.target_skip = parse_float_option(a, 0.0f, 0.95f, true); }},
       {"--per-layer", 0, false, [&](OptionArg const&) { o.per_layer = true; }},
       {"--static", 0, false, [&](OptionArg const&) { o.static_layers = true; }},
       {"--text", 0, true,
@@ -108,7 +109,8 @@ bool parse_calibrate_options(std::vector<std::string> const& args, std::size_t f
              }
            }
            if (!ok) {
-             throw UsageError("--candidates: expected SPANxSPANS[,...] such as 2x4,allx1, got '" + item + "'" + help_hint(c), c);
+             throw UsageError(
+                 "--candidates: expected SPANxSPANS[,...] such as 2x4,allx1, got '" + item + "'" + help_hint(c), c);
            }
            o.candidates.emplace_back(span, spans);
          }
@@ -133,7 +135,8 @@ bool parse_calibrate_options(std::vector<std::string> const& args, std::size_t f
   if (!given.count("--target-skip")) throw UsageError("missing --target-skip R (e.g. 0.25)" + help_hint(c), c);
   if (!o.output) throw UsageError("missing -o/--output FILE (the policy config to write)" + help_hint(c), c);
   if (o.per_layer && o.static_layers) throw UsageError("--per-layer and --static conflict" + help_hint(c), c);
-  if (o.static_layers && !o.sensitivity) throw UsageError("--static needs the sensitivity (drop --no-sensitivity)" + help_hint(c), c);
+  if (o.static_layers && !o.sensitivity)
+    throw UsageError("--static needs the sensitivity (drop --no-sensitivity)" + help_hint(c), c);
   (void)warnings;
   return true;
 }
@@ -220,8 +223,10 @@ int run_calibrate(CalibrateOptions const& o, std::ostream& out, std::ostream& er
       for (std::size_t b = 0; b + 2 <= ids.size() && positions < cap; b += static_cast<std::size_t>(o.window)) {
         std::vector<std::int32_t> seq;
         if (add_bos && tokenizer.bos_id() >= 0) seq.push_back(tokenizer.bos_id());
-        std::size_t const n = std::min<std::size_t>({static_cast<std::size_t>(o.window), ids.size() - b, cap - positions + 1});
-        seq.insert(seq.end(), ids.begin() + static_cast<std::ptrdiff_t>(b), ids.begin() + static_cast<std::ptrdiff_t>(b + n));
+        std::size_t const n =
+            std::min<std::size_t>({static_cast<std::size_t>(o.window), ids.size() - b, cap - positions + 1});
+        seq.insert(seq.end(), ids.begin() + static_cast<std::ptrdiff_t>(b),
+                   ids.begin() + static_cast<std::ptrdiff_t>(b + n));
         if (seq.size() < 2) break;
         positions += seq.size() - 1;
         sequences.push_back(std::move(seq));
@@ -284,7 +289,8 @@ int run_calibrate(CalibrateOptions const& o, std::ostream& out, std::ostream& er
       cmd += " --candidates ";
       for (std::size_t i = 0; i < o.candidates.size(); ++i) {
         cmd += i ? "," : "";
-        cmd += o.candidates[i].first >= skipllm::policy::kToColdRegion ? std::string("all") : std::to_string(o.candidates[i].first);
+        cmd += o.candidates[i].first >= skipllm::policy::kToColdRegion ? std::string("all")
+                                                                       : std::to_string(o.candidates[i].first);
         cmd += "x" + std::to_string(o.candidates[i].second);
       }
     }

@@ -11,21 +11,21 @@
 namespace skipllm::cli {
 
 struct CalibrateOptions {
-  std::optional<std::string> model;  //!< -m; default: $SKIPLLM_MODEL, then the cached SmolLM2
-  double target_skip = 0.25;         //!< --target-skip (required)
-  bool per_layer = false;            //!< --per-layer
-  bool static_layers = false;        //!< --static
-  std::vector<std::string> texts;    //!< --text FILE[,FILE...]; default: the dev set's calibration split
-  std::optional<std::string> output; //!< -o FILE (required)
-  int window = 128;                  //!< tokens per calibration sequence
-  int max_positions = 768;           //!< scored positions in all (0: all of the text)
+  std::optional<std::string> model;   //!< -m; default: $SKIPLLM_MODEL, then the cached SmolLM2
+  double target_skip = 0.25;          //!< --target-skip (required)
+  bool per_layer = false;             //!< --per-layer
+  bool static_layers = false;         //!< --static
+  std::vector<std::string> texts;     //!< --text FILE[,FILE...]; default: the dev set's calibration split
+  std::optional<std::string> output;  //!< -o FILE (required)
+  int window = 128;                   //!< tokens per calibration sequence
+  int max_positions = 768;            //!< scored positions in all (0: all of the text)
   int warmup = 16;
   int refresh_every = 0;
-  bool sensitivity = true;           //!< --no-sensitivity skips the per-layer sensitivity runs
+  bool sensitivity = true;  //!< --no-sensitivity skips the per-layer sensitivity runs
   double tolerance = 0.01;
   int max_iterations = 9;
   std::vector<std::pair<int, int>> candidates;  //!< --candidates 2x4,4x2,allx1
-  std::vector<int> cold;             //!< --cold 0,29: use these cold layers (no sensitivity runs)
+  std::vector<int> cold;                        //!< --cold 0,29: use these cold layers (no sensitivity runs)
   std::optional<std::string> sensitivity_file;  //!< --sensitivity FILE: reuse (or save) the per-layer sensitivity
   int threads = 0;
   bool quiet = false;
@@ -37,7 +37,7 @@ bool parse_calibrate_options(std::vector<std::string> const& args, std::size_t f
 
 std::string calibrate_help_text();
 
-//! Runs the calibration; returns the exit status (cli_commands.hpp).
+//! Runs the calibration; returns the exit status (cli/commands.hpp).
 int run_calibrate(CalibrateOptions const& options, std::ostream& out, std::ostream& err);
 
 //! The calibration split shipped with the dev set: every *.txt under

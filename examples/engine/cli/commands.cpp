@@ -27,15 +27,15 @@
 #include "cli/eval_command.hpp"
 #include "cli/summary_json.hpp"
 #include "cli/support.hpp"
-#include "eval/timing.hpp"
-#include "model/generator.hpp"
-#include "format/gguf.hpp"
 #include "eval/heatmap.hpp"
-#include "model/llama_model.hpp"
+#include "eval/timing.hpp"
+#include "format/gguf.hpp"
 #include "format/model_cache.hpp"
 #include "format/policy_config.hpp"
-#include "model/thread_pool.hpp"
 #include "format/tokenizer.hpp"
+#include "model/generator.hpp"
+#include "model/llama_model.hpp"
+#include "model/thread_pool.hpp"
 
 namespace skipllm::cli {
 
@@ -95,9 +95,9 @@ void write_json_optional_string(std::ostream& os, std::optional<std::string> con
 
 // The options that describe the skip policy: giving any of them selects the paper's rule (with
 // those values) instead of the default model's shipped config.
-constexpr std::array<char const*, 8> kPolicyOptionNames = {"--threshold",   "--span",       "--spans-per-token",
-                                                           "--warmup",      "--refresh-every", "--cold-first",
-                                                           "--cold-last",   "--dense"};
+constexpr std::array<char const*, 8> kPolicyOptionNames = {"--threshold", "--span",          "--spans-per-token",
+                                                           "--warmup",    "--refresh-every", "--cold-first",
+                                                           "--cold-last", "--dense"};
 
 // The shipped calibrated config of the default model, embedded at build time.
 constexpr char const kDefaultPolicyConfig[] =
@@ -124,9 +124,7 @@ GeneratePolicy choose_policy(GenerateOptions const& o, fs::path const& model_pat
   GeneratePolicy p;
   try {
     p.config = policy_config(o, num_layers);
-  } catch (UsageError const& e) {
-    throw Failure{kExitUsage, e.what()};
-  }
+  } catch (UsageError const& e) { throw Failure{kExitUsage, e.what()}; }
   bool const policy_options_given = std::any_of(kPolicyOptionNames.begin(), kPolicyOptionNames.end(),
                                                 [&](char const* n) { return o.given_options.count(n) > 0; });
   try {
@@ -190,7 +188,8 @@ eng::SamplingOptions sampling_options(GenerateOptions const& o, std::optional<st
   sampling.temperature = o.temperature;
   sampling.top_p = o.top_p;
   seed = o.seed;
-  if (o.temperature > 0.0f && !seed) seed = (static_cast<std::uint64_t>(std::random_device{}()) << 32) ^ std::random_device{}();
+  if (o.temperature > 0.0f && !seed)
+    seed = (static_cast<std::uint64_t>(std::random_device{}()) << 32) ^ std::random_device{}();
   sampling.seed = seed.value_or(0);
   return sampling;
 }
@@ -351,13 +350,11 @@ int run_info(InfoOptions const& o, std::ostream& out, std::ostream& err) {
   row("output head:", m.tied_embeddings() ? "tied to the token embedding" : "separate (output.weight)");
   try {
     eng::Tokenizer const t = eng::tokenizer_from_gguf(f);
-    std::string chat = t.chat_template().empty()                                       ? "none"
+    std::string chat = t.chat_template().empty()                                     ? "none"
                        : t.chat_template().find("<|im_start|>") != std::string::npos ? "ChatML"
                                                                                      : "present (not ChatML)";
     row("tokenizer:", "BPE, " + std::to_string(t.vocab_size()) + " tokens, chat template: " + chat);
-  } catch (std::exception const& e) {
-    row("tokenizer:", std::string("not supported (") + e.what() + ")");
-  }
+  } catch (std::exception const& e) { row("tokenizer:", std::string("not supported (") + e.what() + ")"); }
 
   // Tensor types.
   std::map<std::string, std::pair<std::uint64_t, std::uint64_t>> by_type;  // type -> (count, bytes)
@@ -368,8 +365,8 @@ int run_info(InfoOptions const& o, std::ostream& out, std::ostream& err) {
     bytes += t.nbytes;
     total += t.nbytes;
   }
-  row("tensors:", std::to_string(f.tensors().size()) + ", " + std::to_string(total) + " bytes (" + human_bytes(total) +
-                      ")");
+  row("tensors:",
+      std::to_string(f.tensors().size()) + ", " + std::to_string(total) + " bytes (" + human_bytes(total) + ")");
   for (auto const& [type, cb] : by_type) {
     char buf[96];
     std::snprintf(buf, sizeof buf, "  %-8s %5llu tensors %14llu bytes (%s)", type.c_str(),
@@ -385,15 +382,16 @@ int run_info(InfoOptions const& o, std::ostream& out, std::ostream& err) {
     ffn += m.layer(l).ffn_bytes();
   }
   std::uint64_t const per_token = m.bytes_per_token_dense();
-  row("weights per token:", human_bytes(per_token) + " read per dense decode token: attention " +
-                                human_bytes(attention) + ", FFN " + human_bytes(ffn) + " (" +
-                                fixed(per_token ? 100.0 * static_cast<double>(ffn) / static_cast<double>(per_token) : 0, 1) +
-                                "%), output head " + human_bytes(m.output().bytes()));
+  row("weights per token:",
+      human_bytes(per_token) + " read per dense decode token: attention " + human_bytes(attention) + ", FFN " +
+          human_bytes(ffn) + " (" +
+          fixed(per_token ? 100.0 * static_cast<double>(ffn) / static_cast<double>(per_token) : 0, 1) +
+          "%), output head " + human_bytes(m.output().bytes()));
   row("FFN per layer:", human_bytes(m.ffn_bytes_per_layer()) + " (saved by each skipped FFN block)");
   int const cold = default_cold_layers(c.n_layers);
   row("default cold layers:", std::to_string(cold) + " first + " + std::to_string(cold) + " last (round(" +
-                                  std::to_string(c.n_layers) + "/6)), " + std::to_string(std::max(c.n_layers - 2 * cold, 0)) +
-                                  " layers may skip");
+                                  std::to_string(c.n_layers) + "/6)), " +
+                                  std::to_string(std::max(c.n_layers - 2 * cold, 0)) + " layers may skip");
 
   if (o.tensors) {
     char head[160];
@@ -434,9 +432,7 @@ int run_fetch_model(FetchModelOptions const& o, std::ostream& out, std::ostream&
   fs::path destination;
   try {
     destination = o.output ? fs::path(*o.output) : eng::default_model_cache_path(env);
-  } catch (eng::ModelFetchError const& e) {
-    throw Failure{kExitFetch, e.what()};
-  }
+  } catch (eng::ModelFetchError const& e) { throw Failure{kExitFetch, e.what()}; }
   if (fs::is_directory(destination, ec)) destination /= eng::kDefaultModelFile;
   if (fs::exists(destination, ec) && !o.force) {
     err << "skipllm: the default model is already there (--force downloads it again)\n";
@@ -445,9 +441,7 @@ int run_fetch_model(FetchModelOptions const& o, std::ostream& out, std::ostream&
     if (env.python) options.python = *env.python;
     try {
       eng::fetch_default_model(destination, options, err);
-    } catch (eng::ModelFetchError const& e) {
-      throw Failure{kExitFetch, e.what()};
-    }
+    } catch (eng::ModelFetchError const& e) { throw Failure{kExitFetch, e.what()}; }
   }
   out << destination.string() << "\n";
   return kExitOk;
@@ -498,7 +492,10 @@ void write_summary_json(std::ostream& os, RunSummary const& s, engine::PolicyCon
   os << ", \"top_p\": ";
   write_json_float(os, o.top_p);
   os << ", \"seed\": ";
-  if (s.seed) os << *s.seed; else os << "null";
+  if (s.seed)
+    os << *s.seed;
+  else
+    os << "null";
   os << "},\n  \"runtime\": {\"max_tokens\": " << o.max_tokens << ", \"ctx\": " << s.ctx
      << ", \"threads\": " << s.threads << "},\n  \"policy\": {\"description\": ";
   write_json_string(os, s.policy_description);
@@ -507,7 +504,10 @@ void write_summary_json(std::ostream& os, RunSummary const& s, engine::PolicyCon
   os << ", \"dense\": " << (o.dense ? "true" : "false") << ", \"threshold\": ";
   write_json_float(os, p.threshold);
   os << ", \"span\": ";
-  if (p.span >= skipllm::policy::kToColdRegion) os << "\"all\""; else os << p.span;
+  if (p.span >= skipllm::policy::kToColdRegion)
+    os << "\"all\"";
+  else
+    os << p.span;
   os << ", \"spans_per_token\": " << p.spans_per_token << ", \"warmup_tokens\": " << p.warmup_tokens
      << ", \"refresh_every\": " << p.warmup_every << ", \"cold_first\": " << p.cold_first
      << ", \"cold_last\": " << p.cold_last << ", \"metric\": \"Cosine\"},\n  \"statistics\": ";

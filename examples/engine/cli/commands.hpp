@@ -45,11 +45,11 @@ struct RunSummary {
   std::int64_t decode_steps = 0;
   double load_s = 0, prefill_s = 0, decode_s = 0;
 
-  GenerateOptions options;             //!< sampling, max tokens, the policy options as given
-  std::optional<std::uint64_t> seed;   //!< the seed used when sampling
+  GenerateOptions options;            //!< sampling, max tokens, the policy options as given
+  std::optional<std::uint64_t> seed;  //!< the seed used when sampling
   int threads = 0;
-  int ctx = 0;                          //!< effective context limit
-  std::string policy_description;      //!< the policies that ran (engine::describe_policies)
+  int ctx = 0;                               //!< effective context limit
+  std::string policy_description;            //!< the policies that ran (engine::describe_policies)
   std::optional<std::string> policy_config;  //!< where they came from, when from a config file
 };
 

@@ -49,21 +49,15 @@ ResolvedPolicy resolve_policy(EvalOptions const& o, int num_layers) {
     r.config = *o.config;
     try {
       r.settings = eng::load_policy_config(*o.config);
-    } catch (std::exception const& e) {
-      throw Failure{kExitUsage, "--config " + *o.config + ": " + e.what()};
-    }
+    } catch (std::exception const& e) { throw Failure{kExitUsage, "--config " + *o.config + ": " + e.what()}; }
     override_policy_config(r.settings, o, o.given);
     try {
       r.policies = eng::make_policies(r.settings, num_layers);
-    } catch (std::exception const& e) {
-      throw Failure{kExitUsage, "--config " + *o.config + ": " + e.what()};
-    }
+    } catch (std::exception const& e) { throw Failure{kExitUsage, "--config " + *o.config + ": " + e.what()}; }
   } else {
     try {
       r.settings = policy_config(o, num_layers, Command::eval);
-    } catch (UsageError const& e) {
-      throw Failure{kExitUsage, e.what()};
-    }
+    } catch (UsageError const& e) { throw Failure{kExitUsage, e.what()}; }
     r.policies = eng::make_policies(r.settings, num_layers);
   }
   r.dense = !ev::can_skip(r.policies);
@@ -145,7 +139,8 @@ bool parse_eval_options(std::vector<std::string> const& raw_args, std::size_t fi
       {"--system", 0, true, [&](OptionArg const& a) { o.system = a.value; }},
       {"--plot", 0, true, [&](OptionArg const& a) { o.plot = file_value(a); }},
       {"--json", 0, true, [&](OptionArg const& a) { o.json = file_value(a); }},
-      {"--threads", 't', true, [&](OptionArg const& a) { o.threads = static_cast<int>(parse_int_option(a, 0, 1'024)); }},
+      {"--threads", 't', true,
+       [&](OptionArg const& a) { o.threads = static_cast<int>(parse_int_option(a, 0, 1'024)); }},
       {"--ctx", 0, true, [&](OptionArg const& a) { o.ctx = static_cast<int>(parse_int_option(a, 2, 1 << 20)); }},
       {"--progress", 0, false, [&](OptionArg const&) { o.progress = true; }},
       {"--quiet", 'q', false, [&](OptionArg const&) { o.quiet = true; }},
@@ -157,10 +152,11 @@ bool parse_eval_options(std::vector<std::string> const& raw_args, std::size_t fi
   if (!o.task) throw UsageError("no task: pass --task TASK (" + task_list() + ")" + hint, c);
   TaskRow const& task = task_row(*o.task);
   check_policy_options(o, o.given, c, warnings);
-  if (o.config && o.paper) throw UsageError("--config and --paper conflict (--paper selects the authors' settings)" + hint, c);
+  if (o.config && o.paper)
+    throw UsageError("--config and --paper conflict (--paper selects the authors' settings)" + hint, c);
   if (o.stride && *o.stride > o.window) {
-    throw UsageError("--stride " + std::to_string(*o.stride) + " is larger than --window " + std::to_string(o.window) + hint,
-                     c);
+    throw UsageError(
+        "--stride " + std::to_string(*o.stride) + " is larger than --window " + std::to_string(o.window) + hint, c);
   }
   if (o.plot && !task.plots) throw UsageError("--plot is only for --task profile" + hint, c);
   auto const no_effect = [&](char const* name, std::string const& why) {
@@ -178,15 +174,14 @@ bool parse_eval_options(std::vector<std::string> const& raw_args, std::size_t fi
   }
   if (!task.takes_system) no_effect("--system", for_task + " (the data carries the conversations)");
   if (task.measures_dense) {
-    for (char const* name : {"--span", "--spans-per-token", "--warmup", "--refresh-every", "--cold-first", "--cold-last",
-                             "--dense", "--config", "--paper"}) {
+    for (char const* name : {"--span", "--spans-per-token", "--warmup", "--refresh-every", "--cold-first",
+                             "--cold-last", "--dense", "--config", "--paper"}) {
       no_effect(name, for_task + ", which always runs dense (--threshold sets the reported share)");
     }
   }
   o.warnings = warnings;  // run_eval prints them
   return true;
 }
-
 
 std::string eval_help_text() {
   return "usage: skipllm eval --task TASK [--data FILE] [policy options | --dense | --config FILE] [options]\n\n"
@@ -235,7 +230,6 @@ std::string eval_help_text() {
          "  skipllm eval --task profile --data examples/engine/data/report/perplexity.txt --plot profile.svg\n";
 }
 
-
 namespace {
 
 // --data, else the dev set's report file of the task.
@@ -251,9 +245,7 @@ TaskData read_data(TaskRow const& task, fs::path const& path, std::size_t limit,
   TaskData data;
   try {
     data = task.read(path);
-  } catch (ev::DataError const& e) {
-    throw Failure{kExitUsage, e.what()};
-  }
+  } catch (ev::DataError const& e) { throw Failure{kExitUsage, e.what()}; }
   info.data_lines = data_lines(data);
   info.data_items = data_items(data);
   if (!task.text_input && info.data_items == 0) throw Failure{kExitUsage, path.string() + ": no items"};
@@ -311,7 +303,11 @@ int run_eval(EvalOptions const& o, std::ostream& out, std::ostream& err) {
     plan_run(o, task, files.loaded->model.config(), info);
     eng::ThreadPool pool(o.threads);
     info.threads = pool.size();
-    ev::EvalModel const model{files.loaded->model, files.tokenizer, pool, adds_bos_token(files.loaded->file), info.ctx,
+    ev::EvalModel const model{files.loaded->model,
+                              files.tokenizer,
+                              pool,
+                              adds_bos_token(files.loaded->file),
+                              info.ctx,
                               info.policy.settings.skip_attention};
     if (task.text_input) {
       info.data_items = info.used_items = files.tokenizer.encode(std::get<TextData>(data).text, false).size();
@@ -330,9 +326,7 @@ int run_eval(EvalOptions const& o, std::ostream& out, std::ostream& err) {
       json.finish();
     }
     return kExitOk;
-  } catch (ev::DataError const& e) {
-    throw Failure{kExitUsage, e.what()};
-  }
+  } catch (ev::DataError const& e) { throw Failure{kExitUsage, e.what()}; }
 }
 
 }  // namespace skipllm::cli

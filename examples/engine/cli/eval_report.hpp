@@ -41,11 +41,11 @@ struct RunInfo {
 
 //! What a task's run adds to the parts every report has.
 struct TaskReport {
-  double seconds = 0;                        //!< wall time of the run
+  double seconds = 0;                           //!< wall time of the run
   std::optional<engine::eval::RunStats> stats;  //!< the policy run's skip statistics; none for a dense-only task
-  std::ostringstream text;                   //!< the task's lines of the text report
-  std::ostringstream json_fields;            //!< its JSON fields, between the header and the skip statistics
-  std::ostringstream json_items;             //!< after the footer: `,\n  "items": [...]`, or nothing
+  std::ostringstream text;                      //!< the task's lines of the text report
+  std::ostringstream json_fields;               //!< its JSON fields, between the header and the skip statistics
+  std::ostringstream json_items;                //!< after the footer: `,\n  "items": [...]`, or nothing
 };
 
 //! The text report: the header, the task's lines, its skip statistics, the footer.

@@ -96,9 +96,8 @@ void report_compare(std::ostream& os, EvalTask task, ev::CompareSummary const& s
   }
   os << "collapse:    " << s.collapsed << " of " << s.n << " collapsed (dense " << s.dense_collapsed
      << "); distinct-1/2/3 " << fixed(s.distinct_1, 3) << " / " << fixed(s.distinct_2, 3) << " / "
-     << fixed(s.distinct_3, 3) << " (dense distinct-2 " << fixed(s.dense_distinct_2, 3)
-     << "); longest repeat " << fixed(s.longest_repeat, 1) << " tokens (dense " << fixed(s.dense_longest_repeat, 1)
-     << ")\n"
+     << fixed(s.distinct_3, 3) << " (dense distinct-2 " << fixed(s.dense_distinct_2, 3) << "); longest repeat "
+     << fixed(s.longest_repeat, 1) << " tokens (dense " << fixed(s.dense_longest_repeat, 1) << ")\n"
      << "generated:   " << fixed(s.skip_tokens, 1) << " tokens per item (dense " << fixed(s.dense_tokens, 1) << ")\n";
 }
 
@@ -209,9 +208,9 @@ TaskReport run_profile_task(TaskRun const& t) {
   ev::ProfileResult const r = ev::run_profile(t.model, std::get<TextData>(t.data).text, po, t.progress);
   if (t.plot) {
     ev::write_profile_svg(t.plot.stream(), r,
-                          "model: " + fs::path(t.info.model_path).filename().string() + ", data: " +
-                              fs::path(t.info.data_path).filename().string() + " (" + std::to_string(r.tokens) +
-                              " tokens, window " + std::to_string(t.options.window) + ")");
+                          "model: " + fs::path(t.info.model_path).filename().string() +
+                              ", data: " + fs::path(t.info.data_path).filename().string() + " (" +
+                              std::to_string(r.tokens) + " tokens, window " + std::to_string(t.options.window) + ")");
     t.plot.finish();
   }
   TaskReport out;
@@ -285,9 +284,15 @@ void write_compare_item_json(std::ostream& j, ev::CompareItemResult const& x) {
   j << ", \"rouge_l_vs_dense\": ";
   write_rouge(j, x.rouge_vs_dense);
   j << ", \"rouge_l_vs_reference\": ";
-  if (x.rouge_vs_reference) write_rouge(j, *x.rouge_vs_reference); else j << "null";
+  if (x.rouge_vs_reference)
+    write_rouge(j, *x.rouge_vs_reference);
+  else
+    j << "null";
   j << ", \"dense_rouge_l_vs_reference\": ";
-  if (x.dense_rouge_vs_reference) write_rouge(j, *x.dense_rouge_vs_reference); else j << "null";
+  if (x.dense_rouge_vs_reference)
+    write_rouge(j, *x.dense_rouge_vs_reference);
+  else
+    j << "null";
   j << ", \"collapse\": ";
   write_collapse(j, x.collapse);
   j << ", \"dense_collapse\": ";
@@ -346,27 +351,46 @@ TaskData read_text_data(fs::path const& path) {
 
 // The tasks, in the order of --help. A new task is one row here (and its runner above).
 TaskRow const kTaskTable[] = {
-    {.task = EvalTask::factoid, .name = "factoid", .data_file = "factoid.jsonl", .max_tokens = 32,
+    {.task = EvalTask::factoid,
+     .name = "factoid",
+     .data_file = "factoid.jsonl",
+     .max_tokens = 32,
      .takes_system = true,
      .read = [](fs::path const& p) -> TaskData { return ev::read_factoid(p); },
      .run = run_factoid_task},
-    {.task = EvalTask::perplexity, .name = "perplexity", .data_file = "perplexity.txt", .text_input = true,
+    {.task = EvalTask::perplexity,
+     .name = "perplexity",
+     .data_file = "perplexity.txt",
+     .text_input = true,
      .read = read_text_data,
      .run = run_perplexity_task},
-    {.task = EvalTask::agreement, .name = "agreement", .data_file = "agreement.jsonl", .max_tokens = 64,
+    {.task = EvalTask::agreement,
+     .name = "agreement",
+     .data_file = "agreement.jsonl",
+     .max_tokens = 64,
      .read = [](fs::path const& p) -> TaskData { return ev::read_prompts(p); },
      .run = [](TaskRun const& t) { return run_compare_task<ev::PromptItem>(t, ev::run_agreement); }},
-    {.task = EvalTask::collapse, .name = "collapse", .data_file = "agreement.jsonl",
+    {.task = EvalTask::collapse,
+     .name = "collapse",
+     .data_file = "agreement.jsonl",
      .read = [](fs::path const& p) -> TaskData { return ev::read_prompts(p); },
      .run = [](TaskRun const& t) { return run_compare_task<ev::PromptItem>(t, ev::run_collapse); }},
-    {.task = EvalTask::chat, .name = "chat", .data_file = "chat.jsonl",
+    {.task = EvalTask::chat,
+     .name = "chat",
+     .data_file = "chat.jsonl",
      .read = [](fs::path const& p) -> TaskData { return ev::read_prompts(p); },
      .run = [](TaskRun const& t) { return run_compare_task<ev::PromptItem>(t, ev::run_chat); }},
-    {.task = EvalTask::summarize, .name = "summarize", .data_file = "summarize.jsonl",
+    {.task = EvalTask::summarize,
+     .name = "summarize",
+     .data_file = "summarize.jsonl",
      .read = [](fs::path const& p) -> TaskData { return ev::read_summarize(p); },
      .run = [](TaskRun const& t) { return run_compare_task<ev::SummarizeItem>(t, ev::run_summarize); }},
-    {.task = EvalTask::profile, .name = "profile", .data_file = "perplexity.txt", .text_input = true,
-     .measures_dense = true, .plots = true,
+    {.task = EvalTask::profile,
+     .name = "profile",
+     .data_file = "perplexity.txt",
+     .text_input = true,
+     .measures_dense = true,
+     .plots = true,
      .read = read_text_data,
      .run = run_profile_task},
 };
@@ -380,8 +404,10 @@ std::size_t data_lines(TaskData const& data) {
 std::size_t data_items(TaskData const& data) {
   return std::visit(
       [](auto const& d) -> std::size_t {
-        if constexpr (std::is_same_v<std::decay_t<decltype(d)>, TextData>) return 0;
-        else return d.items.size();
+        if constexpr (std::is_same_v<std::decay_t<decltype(d)>, TextData>)
+          return 0;
+        else
+          return d.items.size();
       },
       data);
 }

@@ -25,9 +25,9 @@ struct TextData {
 };
 
 //! A task's data: plain text or JSONL items.
-using TaskData = std::variant<TextData, engine::eval::Dataset<engine::eval::FactoidItem>,
-                              engine::eval::Dataset<engine::eval::PromptItem>,
-                              engine::eval::Dataset<engine::eval::SummarizeItem>>;
+using TaskData =
+    std::variant<TextData, engine::eval::Dataset<engine::eval::FactoidItem>,
+                 engine::eval::Dataset<engine::eval::PromptItem>, engine::eval::Dataset<engine::eval::SummarizeItem>>;
 
 //! Physical lines of the data file.
 std::size_t data_lines(TaskData const& data);

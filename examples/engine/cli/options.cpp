@@ -57,7 +57,8 @@ float parse_float(OptionArg const& g, float lo, float hi, bool open_low = false)
   auto const [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
   bool const whole = !s.empty() && end == s.data() + s.size();
   bool const in_range = ec == std::errc() && v >= lo && v <= hi && !(open_low && v <= lo);
-  if (!whole || (ec != std::errc() && ec != std::errc::result_out_of_range) || (ec == std::errc() && !std::isfinite(v))) {
+  if (!whole || (ec != std::errc() && ec != std::errc::result_out_of_range) ||
+      (ec == std::errc() && !std::isfinite(v))) {
     fail(g, "invalid value '" + g.value + "' for " + g.name + ": expected a number");
   }
   if (!in_range) {
@@ -219,7 +220,9 @@ std::vector<Option> generate_options(GenerateOptions& o) {
       {"--temperature", 0, true, [&o](OptionArg const& g) { o.temperature = parse_float(g, 0.0f, 100.0f); }},
       {"--top-p", 0, true, [&o](OptionArg const& g) { o.top_p = parse_float(g, 0.0f, 1.0f, true); }},
       {"--seed", 0, true,
-       [&o](OptionArg const& g) { o.seed = parse_int<std::uint64_t>(g, 0, std::numeric_limits<std::uint64_t>::max()); }},
+       [&o](OptionArg const& g) {
+         o.seed = parse_int<std::uint64_t>(g, 0, std::numeric_limits<std::uint64_t>::max());
+       }},
   };
   add_policy_options(options, o);
   std::vector<Option> const rest = {
@@ -277,15 +280,18 @@ void validate_generate(CommandLine& cl, std::set<std::string> const& given) {
   if (o.prompt && o.prompt_file) throw UsageError("-p/--prompt and --prompt-file are mutually exclusive" + hint, c);
   if (!o.prompt && !o.prompt_file) throw UsageError("no prompt: pass -p TEXT or --prompt-file FILE" + hint, c);
   if (c == Command::chat && o.raw) {
-    throw UsageError("--raw is not available with 'skipllm chat', which always applies the chat template; use "
-                     "'skipllm generate --raw'",
-                     c);
+    throw UsageError(
+        "--raw is not available with 'skipllm chat', which always applies the chat template; use "
+        "'skipllm generate --raw'",
+        c);
   }
-  if (o.raw && o.system) throw UsageError("--system needs the chat template and cannot be combined with --raw" + hint, c);
+  if (o.raw && o.system)
+    throw UsageError("--system needs the chat template and cannot be combined with --raw" + hint, c);
   check_policy_options(o, given, c, cl.warnings);
   if (o.temperature <= 0.0f) {
     for (char const* name : {"--top-p", "--seed"}) {
-      if (given.count(name)) cl.warnings.push_back(std::string(name) + " has no effect with greedy decoding (set --temperature)");
+      if (given.count(name))
+        cl.warnings.push_back(std::string(name) + " has no effect with greedy decoding (set --temperature)");
     }
   }
   int to_stdout = 0;
@@ -369,15 +375,16 @@ CommandLine parse_command_line(std::vector<std::string> const& args) {
     }
   } else {
     std::string message = first.rfind('-', 0) == 0 ? "expected a command before option '" + first + "'"
-                                                    : "unknown command '" + first + "'";
+                                                   : "unknown command '" + first + "'";
     for (char const* name : {"generate", "chat", "info", "fetch-model", "eval", "calibrate"}) {
       if (first.rfind('-', 0) != 0 && edit_distance(first, name) <= 2) {
         message += " (did you mean '" + std::string(name) + "'?)";
         break;
       }
     }
-    throw UsageError(message + "; commands: generate, chat, info, fetch-model, eval, calibrate" + help_hint(Command::help),
-                     Command::help);
+    throw UsageError(
+        message + "; commands: generate, chat, info, fetch-model, eval, calibrate" + help_hint(Command::help),
+        Command::help);
   }
   return cl;
 }
@@ -471,13 +478,12 @@ std::string help_text(Command command) {
     case Command::generate:
     case Command::chat: {
       std::string const name(command_name(command));
-      std::string head =
-          command == Command::chat
-              ? "usage: skipllm chat -p TEXT [options]\n\n"
-                "Same as 'skipllm generate', always with the chat template (no --raw).\n"
-              : "usage: skipllm generate -p TEXT [options]\n\n"
-                "Generates text with a LLaMA-family GGUF model, skipping FFN blocks (FFN-SkipLLM).\n"
-                "The text streams to stdout; the skip statistics and throughput go to stderr.\n";
+      std::string head = command == Command::chat
+                             ? "usage: skipllm chat -p TEXT [options]\n\n"
+                               "Same as 'skipllm generate', always with the chat template (no --raw).\n"
+                             : "usage: skipllm generate -p TEXT [options]\n\n"
+                               "Generates text with a LLaMA-family GGUF model, skipping FFN blocks (FFN-SkipLLM).\n"
+                               "The text streams to stdout; the skip statistics and throughput go to stderr.\n";
       return head +
              "\n"
              "Model and prompt:\n"
@@ -485,9 +491,10 @@ std::string help_text(Command command) {
              "                          SmolLM2-135M-Instruct Q4_1, downloaded on first use)\n"
              "  -p, --prompt TEXT       the prompt\n"
              "      --prompt-file FILE  read the prompt from FILE (- for stdin; one trailing newline dropped)\n" +
-             (command == Command::chat ? std::string()
-                                       : "      --raw               feed the prompt as is (default: the model's ChatML\n"
-                                         "                          template around one user message)\n") +
+             (command == Command::chat
+                  ? std::string()
+                  : "      --raw               feed the prompt as is (default: the model's ChatML\n"
+                    "                          template around one user message)\n") +
              "      --system TEXT       system message (default: the model's default system prompt)\n"
              "  -n, --max-tokens N      tokens to generate, 1..1000000 (default 128)\n"
              "\n"
@@ -545,8 +552,7 @@ std::string help_text(Command command) {
     case Command::eval: return eval_help_text();
     case Command::calibrate: return calibrate_help_text();
     case Command::help:
-    case Command::version:
-      break;
+    case Command::version: break;
   }
   return "usage: skipllm COMMAND [options]\n\n"
          "FFN-SkipLLM on a LLaMA-family GGUF model: decode while skipping the feed-forward blocks\n"

@@ -58,9 +58,9 @@ struct GenerateOptions : PolicyOptions {
   // well override its values). With neither, the default model uses its shipped calibrated
   // config (examples/engine/configs/smollm2-135m-instruct.json) and other models the paper's
   // rule; --paper forces the paper's rule.
-  std::optional<std::string> config;   //!< --config FILE
-  bool paper = false;                  //!< --paper
-  std::set<std::string> given_options; //!< long names of the options given (for the overrides)
+  std::optional<std::string> config;    //!< --config FILE
+  bool paper = false;                   //!< --paper
+  std::set<std::string> given_options;  //!< long names of the options given (for the overrides)
 
   // Runtime.
   int threads = 0;  //!< 0: one per hardware thread
@@ -94,9 +94,9 @@ struct CommandLine {
   GenerateOptions generate;          //!< generate and chat
   InfoOptions info;
   FetchModelOptions fetch_model;
-  std::shared_ptr<EvalOptions> eval;  //!< eval (eval_command.hpp)
+  std::shared_ptr<EvalOptions> eval;            //!< eval (eval_command.hpp)
   std::shared_ptr<CalibrateOptions> calibrate;  //!< calibrate (calibrate_command.hpp)
-  std::vector<std::string> warnings;  //!< options that have no effect in this combination
+  std::vector<std::string> warnings;            //!< options that have no effect in this combination
 };
 
 //! A bad command line. what() is the complete message; command() says whose --help to point at.

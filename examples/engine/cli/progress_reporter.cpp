@@ -23,8 +23,8 @@ void ProgressReporter::operator()(std::size_t done, std::size_t total) {
     int constexpr kWidth = 28;
     int const filled = static_cast<int>(frac * kWidth);
     std::string line = "\r" + label_ + " [" + std::string(static_cast<std::size_t>(filled), '#') +
-                       std::string(static_cast<std::size_t>(kWidth - filled), '.') + "] " + std::to_string(done) +
-                       "/" + std::to_string(total) + " " + unit_ + ", " + duration(elapsed) + eta;
+                       std::string(static_cast<std::size_t>(kWidth - filled), '.') + "] " + std::to_string(done) + "/" +
+                       std::to_string(total) + " " + unit_ + ", " + duration(elapsed) + eta;
     if (line.size() < last_width_) line += std::string(last_width_ - line.size(), ' ');
     last_width_ = line.size();
     err_ << line << std::flush;

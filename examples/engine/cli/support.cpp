@@ -22,9 +22,7 @@ fs::path find_model(std::optional<std::string> const& explicit_path, std::ostrea
   try {
     where = eng::locate_model(explicit_path, env);
     if (where.source == eng::ModelSource::cache) return eng::resolve_model(explicit_path, env, err);
-  } catch (eng::ModelFetchError const& e) {
-    throw Failure{kExitFetch, e.what()};
-  }
+  } catch (eng::ModelFetchError const& e) { throw Failure{kExitFetch, e.what()}; }
   std::string const from = where.source == eng::ModelSource::command_line ? "(-m)" : "(from $SKIPLLM_MODEL)";
   std::error_code ec;
   auto const status = fs::status(where.path, ec);
@@ -54,17 +52,14 @@ eng::Tokenizer load_tokenizer(LoadedModel const& loaded) {
 std::string model_name(eng::GgufFile const& file) {
   try {
     if (auto const name = file.find_string("general.name")) return std::string(*name);
-  } catch (std::exception const&) {
-  }
+  } catch (std::exception const&) {}
   return {};
 }
 
 bool adds_bos_token(eng::GgufFile const& file) {
   try {
     return file.find_bool("tokenizer.ggml.add_bos_token").value_or(false);
-  } catch (std::exception const&) {
-    return false;
-  }
+  } catch (std::exception const&) { return false; }
 }
 
 std::string version_string() {
@@ -93,8 +88,8 @@ OutputFile::OutputFile(std::optional<std::string> const& name, char const* optio
   }
   file_ = std::make_unique<std::ofstream>(name_, std::ios::binary | std::ios::trunc);
   if (!*file_) {
-    throw Failure{kExitUsage, std::string("cannot open ") + option_ + " file " + name_ + " for writing: " +
-                                  std::strerror(errno)};
+    throw Failure{kExitUsage,
+                  std::string("cannot open ") + option_ + " file " + name_ + " for writing: " + std::strerror(errno)};
   }
   stream_ = file_.get();
 }

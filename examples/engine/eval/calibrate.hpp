@@ -29,8 +29,8 @@
 #include <string>
 #include <vector>
 
-#include "model/llama_model.hpp"
 #include "format/policy_config.hpp"
+#include "model/llama_model.hpp"
 #include "model/thread_pool.hpp"
 
 namespace skipllm::engine::calibrate {
@@ -39,10 +39,10 @@ using skipllm::policy::ConfigurablePolicies;
 
 //! What one teacher-forced pass over the calibration text measured.
 struct Measurement {
-  double skip_ratio = 0;       //!< skipped FFN blocks / all FFN blocks of the decode steps
-  double nll = 0;              //!< mean next-token negative log-likelihood (nats)
-  double agreement = 1;        //!< share of positions whose top-1 prediction equals dense's
-  std::uint64_t tokens = 0;    //!< scored positions
+  double skip_ratio = 0;     //!< skipped FFN blocks / all FFN blocks of the decode steps
+  double nll = 0;            //!< mean next-token negative log-likelihood (nats)
+  double agreement = 1;      //!< share of positions whose top-1 prediction equals dense's
+  std::uint64_t tokens = 0;  //!< scored positions
 };
 
 //! Per-layer dense similarity scores, [layer][sample].
@@ -76,22 +76,22 @@ using Evaluator = std::function<Measurement(ConfigurablePolicies const&)>;
 using Progress = std::function<void(std::string const&)>;
 
 struct Options {
-  double target_skip = 0.25;       //!< fraction of all FFN blocks of the decode steps
-  double tolerance = 0.01;         //!< |achieved - target| accepted
-  bool per_layer = false;          //!< one threshold per layer (quantiles) instead of one tau
+  double target_skip = 0.25;  //!< fraction of all FFN blocks of the decode steps
+  double tolerance = 0.01;    //!< |achieved - target| accepted
+  bool per_layer = false;     //!< one threshold per layer (quantiles) instead of one tau
   //! No threshold at all: skip the k least sensitive layers in every token that may skip, k
   //! growing until the target is reached (needs the sensitivity). Not adaptive: the baseline
   //! the similarity signal must beat, and on SmolLM2-135M the best rule at low skip ratios.
   bool static_layers = false;
-  int max_iterations = 9;          //!< bisection steps per candidate
+  int max_iterations = 9;  //!< bisection steps per candidate
   int warmup_tokens = 16;
   int warmup_every = 0;
-  double cold_min_similarity = 0.5;      //!< layers below this mean dense cosine are cold
+  double cold_min_similarity = 0.5;  //!< layers below this mean dense cosine are cold
   //! With sensitivity, each factor f gives one cold set (NLL increase > f x median = cold); the
   //! search tries every distinct set with every (span, spans) candidate.
   std::vector<double> cold_sensitivity_factors = {1e9, 1.0};
-  bool sensitivity = true;               //!< measure the per-layer sensitivity (L extra runs)
-  std::vector<double> known_sensitivity; //!< use these instead of measuring (from an earlier run)
+  bool sensitivity = true;                //!< measure the per-layer sensitivity (L extra runs)
+  std::vector<double> known_sensitivity;  //!< use these instead of measuring (from an earlier run)
   //! Cold layers to use as given (no sensitivity runs, no profile rule); empty: choose them.
   std::vector<int> cold;
   //! (span, spans per token) candidates; empty: derived from the target (calibrate::candidates).
@@ -123,15 +123,15 @@ struct SearchResult {
   int runs = 0;
   bool reached = false;  //!< within tolerance
 };
-SearchResult search_threshold(Evaluator const& evaluate, std::function<ConfigurablePolicies(double)> const& make, double lo,
-                              double hi, double target, double tolerance, int max_iterations,
+SearchResult search_threshold(Evaluator const& evaluate, std::function<ConfigurablePolicies(double)> const& make,
+                              double lo, double hi, double target, double tolerance, int max_iterations,
                               Progress const& progress = {});
 
 //! The policy for a uniform tau or for per-layer quantile q, given the cold set and span.
 ConfigurablePolicies greedy_policy(double tau, int span, int spans, std::span<int const> cold, int num_layers,
-                             int warmup_tokens, int warmup_every);
-ConfigurablePolicies quantile_policy(double q, LayerScores const& scores, int span, int spans, std::span<int const> cold,
-                               int num_layers, int warmup_tokens, int warmup_every);
+                                   int warmup_tokens, int warmup_every);
+ConfigurablePolicies quantile_policy(double q, LayerScores const& scores, int span, int spans,
+                                     std::span<int const> cold, int num_layers, int warmup_tokens, int warmup_every);
 
 //! Among results that reached the target, the lowest NLL (ties: higher agreement); if none
 //! reached it, the one nearest the target. Returns the index, or -1 for an empty list.

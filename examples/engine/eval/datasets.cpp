@@ -109,13 +109,15 @@ void read_conversation(JsonLine const& l, Json const& messages, std::string cons
     item.messages.push_back({r, text->get<std::string>()});
   }
   if (item.messages.back().role == "assistant") {
-    if (item.reference) throw DataError(where(name, l.line) + "both \"reference\" and a final assistant message; give one");
+    if (item.reference)
+      throw DataError(where(name, l.line) + "both \"reference\" and a final assistant message; give one");
     item.reference = item.messages.back().content;
     item.messages.pop_back();
   }
   if (item.messages.empty() || item.messages.back().role != "user") {
-    throw DataError(where(name, l.line) +
-                    "the conversation must end with a user message (optionally followed by the reference assistant message)");
+    throw DataError(
+        where(name, l.line) +
+        "the conversation must end with a user message (optionally followed by the reference assistant message)");
   }
 }
 
@@ -157,10 +159,12 @@ Dataset<PromptItem> parse_prompts(std::string_view content, std::string const& n
     std::string const* prompt = string_member(l, "prompt", name, false);
     Json const* messages = member(l.value, "messages");
     if ((prompt != nullptr) == (messages != nullptr)) {
-      throw DataError(where(name, l.line) + "expected exactly one of \"prompt\" (a string) and \"messages\" (an array)");
+      throw DataError(where(name, l.line) +
+                      "expected exactly one of \"prompt\" (a string) and \"messages\" (an array)");
     }
     if (prompt != nullptr) {
-      if (std::string const* system = string_member(l, "system", name, false)) item.messages.push_back({"system", *system});
+      if (std::string const* system = string_member(l, "system", name, false))
+        item.messages.push_back({"system", *system});
       item.messages.push_back({"user", *prompt});
     } else {
       read_conversation(l, *messages, name, item);
@@ -185,8 +189,12 @@ Dataset<SummarizeItem> parse_summarize(std::string_view content, std::string con
   return d;
 }
 
-Dataset<FactoidItem> read_factoid(std::filesystem::path const& path) { return parse_factoid(read_whole(path), path.string()); }
-Dataset<PromptItem> read_prompts(std::filesystem::path const& path) { return parse_prompts(read_whole(path), path.string()); }
+Dataset<FactoidItem> read_factoid(std::filesystem::path const& path) {
+  return parse_factoid(read_whole(path), path.string());
+}
+Dataset<PromptItem> read_prompts(std::filesystem::path const& path) {
+  return parse_prompts(read_whole(path), path.string());
+}
 Dataset<SummarizeItem> read_summarize(std::filesystem::path const& path) {
   return parse_summarize(read_whole(path), path.string());
 }

@@ -54,13 +54,12 @@ char32_t next_code_point(std::string_view s, std::size_t& i) {
   return cp;
 }
 
-
 // Latin-1 letters U+00C0-U+00FF, folded: lowercase, no diacritics. "" marks × and ÷.
 constexpr char const* kLatin1[64] = {
-    "a", "a", "a", "a", "a", "a", "ae", "c", "e", "e", "e", "e", "i", "i", "i", "i",   // C0-CF
-    "d", "n", "o", "o", "o", "o", "o",  "",  "o", "u", "u", "u", "u", "y", "th", "ss", // D0-DF
-    "a", "a", "a", "a", "a", "a", "ae", "c", "e", "e", "e", "e", "i", "i", "i", "i",   // E0-EF
-    "d", "n", "o", "o", "o", "o", "o",  "",  "o", "u", "u", "u", "u", "y", "th", "y",  // F0-FF
+    "a", "a", "a", "a", "a", "a", "ae", "c", "e", "e", "e", "e", "i", "i", "i",  "i",   // C0-CF
+    "d", "n", "o", "o", "o", "o", "o",  "",  "o", "u", "u", "u", "u", "y", "th", "ss",  // D0-DF
+    "a", "a", "a", "a", "a", "a", "ae", "c", "e", "e", "e", "e", "i", "i", "i",  "i",   // E0-EF
+    "d", "n", "o", "o", "o", "o", "o",  "",  "o", "u", "u", "u", "u", "y", "th", "y",   // F0-FF
 };
 
 // Latin Extended-A U+0100-U+017F: the base letter of each (case and diacritics folded).
@@ -270,7 +269,8 @@ CollapseMetrics collapse_metrics(std::span<std::int32_t const> tokens) {
   m.distinct_2 = distinct_n(tokens, 2);
   m.distinct_3 = distinct_n(tokens, 3);
   m.longest_repeat = longest_repeated_ngram(tokens);
-  m.collapsed = m.longest_repeat >= kCollapseRepeatTokens || (!std::isnan(m.distinct_2) && m.distinct_2 < kCollapseDistinct2);
+  m.collapsed =
+      m.longest_repeat >= kCollapseRepeatTokens || (!std::isnan(m.distinct_2) && m.distinct_2 < kCollapseDistinct2);
   return m;
 }
 

@@ -2,7 +2,7 @@
 // distinct-n, repetition, and token agreement between two generations.
 //
 // Pure functions on strings, log-probabilities and token ids: no model, no I/O, so every one is
-// unit-tested on hand-computed cases (tests/engine/test_eval.cpp).
+// unit-tested on hand-computed cases (tests/engine/eval/test_eval.cpp).
 #pragma once
 
 #include <cstddef>
@@ -86,8 +86,8 @@ std::size_t longest_repeated_ngram(std::span<std::int32_t const> tokens);
 struct CollapseMetrics {
   std::size_t tokens = 0;
   double distinct_1 = 0, distinct_2 = 0, distinct_3 = 0;  //!< NaN where undefined
-  std::size_t longest_repeat = 0;                          //!< longest_repeated_ngram
-  bool collapsed = false;                                  //!< see collapse_metrics
+  std::size_t longest_repeat = 0;                         //!< longest_repeated_ngram
+  bool collapsed = false;                                 //!< see collapse_metrics
 };
 
 //! Collapse thresholds: a generation has collapsed when an n-gram of at least

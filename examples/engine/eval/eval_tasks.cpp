@@ -46,7 +46,8 @@ FactoidResult run_factoid(EvalModel const& m, ConfigurablePolicies const& polici
     longest = std::max(longest, prompts.back().size());
   }
   int const context = context_for(m, longest, options.max_tokens);
-  for (std::size_t i = 0; i < items.size(); ++i) check_fits(prompts[i].size(), context, "line " + std::to_string(items[i].line));
+  for (std::size_t i = 0; i < items.size(); ++i)
+    check_fits(prompts[i].size(), context, "line " + std::to_string(items[i].line));
 
   Generator generator(m.model, m.pool, policies, context, {.skip_attention = m.skip_attention});
   FactoidResult r;
@@ -288,7 +289,8 @@ CompareResult run_compare(EvalModel const& m, ConfigurablePolicies const& polici
     longest = std::max(longest, prompts.back().size());
   }
   int const context = context_for(m, longest, options.max_tokens);
-  for (std::size_t i = 0; i < items.size(); ++i) check_fits(prompts[i].size(), context, "line " + std::to_string(items[i].line));
+  for (std::size_t i = 0; i < items.size(); ++i)
+    check_fits(prompts[i].size(), context, "line " + std::to_string(items[i].line));
 
   // A policy that cannot skip produces the dense generation itself.
   bool const dense_run = options.with_dense && can_skip(policies);
@@ -339,8 +341,9 @@ CompareResult run_chat(EvalModel const& m, ConfigurablePolicies const& policies,
   return run_compare(m, policies, items, options, progress);
 }
 
-CompareResult run_summarize(EvalModel const& m, ConfigurablePolicies const& policies, std::span<SummarizeItem const> items,
-                            CompareOptions const& options, ProgressFn const& progress) {
+CompareResult run_summarize(EvalModel const& m, ConfigurablePolicies const& policies,
+                            std::span<SummarizeItem const> items, CompareOptions const& options,
+                            ProgressFn const& progress) {
   std::vector<PromptItem> prompts;
   for (SummarizeItem const& s : items) {
     PromptItem p;

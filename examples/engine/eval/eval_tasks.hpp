@@ -73,10 +73,10 @@ struct PerplexityOptions {
 };
 
 struct PerplexityResult : RunStats {
-  double perplexity = 0;        //!< exp(-sum / tokens)
-  double sum_log_prob = 0;      //!< natural log
-  std::int64_t tokens = 0;      //!< tokens scored
-  std::int64_t text_tokens = 0; //!< tokens of the text
+  double perplexity = 0;         //!< exp(-sum / tokens)
+  double sum_log_prob = 0;       //!< natural log
+  std::int64_t tokens = 0;       //!< tokens scored
+  std::int64_t text_tokens = 0;  //!< tokens of the text
   std::size_t windows = 0;
   int window = 0, stride = 0;
 };
@@ -99,18 +99,18 @@ struct ProfileOptions {
 
 struct LayerProfile {
   int layer = 0;
-  Distribution cosine;           //!< over the profiled tokens
-  double above_threshold = 0;    //!< share of tokens with cosine > threshold
+  Distribution cosine;         //!< over the profiled tokens
+  double above_threshold = 0;  //!< share of tokens with cosine > threshold
 };
 
 struct ProfileResult {
   std::vector<LayerProfile> layers;
-  std::int64_t tokens = 0;       //!< decode steps profiled (each text position once)
+  std::int64_t tokens = 0;  //!< decode steps profiled (each text position once)
   std::size_t windows = 0;
   float threshold = 0.95f;
-  double perplexity = 0;         //!< dense perplexity of the same pass
+  double perplexity = 0;  //!< dense perplexity of the same pass
   double seconds = 0;
-  std::string policy;            //!< the dense policy the pass ran with (skipllm::describe)
+  std::string policy;  //!< the dense policy the pass ran with (skipllm::describe)
 };
 
 //! The policy of run_profile: never skips, no cold layers, no warm-up; tau only for describe().
@@ -142,9 +142,9 @@ struct CompareItemResult {
   std::size_t prompt_tokens = 0;
   std::string bucket;  //!< summarize: length bucket of the prompt; else empty
   Generation dense, skip;
-  TokenAgreement agreement;                   //!< skip vs dense tokens
-  RougeL rouge_vs_dense;                      //!< skip text vs dense text
-  std::optional<RougeL> rouge_vs_reference;   //!< skip text vs the item's reference
+  TokenAgreement agreement;                  //!< skip vs dense tokens
+  RougeL rouge_vs_dense;                     //!< skip text vs dense text
+  std::optional<RougeL> rouge_vs_reference;  //!< skip text vs the item's reference
   std::optional<RougeL> dense_rouge_vs_reference;
   CollapseMetrics collapse, dense_collapse;
 };
@@ -156,7 +156,7 @@ struct CompareSummary {
   double prefix_rate = 0, overall_rate = 0, first_divergence = 0;  //!< means over items
   double rouge_vs_dense = 0;                                       //!< mean F1
   std::size_t with_reference = 0;
-  double rouge_vs_reference = 0, dense_rouge_vs_reference = 0;     //!< mean F1 (NaN without references)
+  double rouge_vs_reference = 0, dense_rouge_vs_reference = 0;                //!< mean F1 (NaN without references)
   double distinct_1 = 0, distinct_2 = 0, distinct_3 = 0, longest_repeat = 0;  //!< skip run, means
   std::size_t collapsed = 0;
   double dense_distinct_2 = 0, dense_longest_repeat = 0;
@@ -187,12 +187,13 @@ CompareResult run_collapse(EvalModel const& m, ConfigurablePolicies const& polic
                            CompareOptions const& options, ProgressFn const& progress = {});
 CompareResult run_chat(EvalModel const& m, ConfigurablePolicies const& policies, std::span<PromptItem const> items,
                        CompareOptions const& options, ProgressFn const& progress = {});
-CompareResult run_summarize(EvalModel const& m, ConfigurablePolicies const& policies, std::span<SummarizeItem const> items,
-                            CompareOptions const& options, ProgressFn const& progress = {});
+CompareResult run_summarize(EvalModel const& m, ConfigurablePolicies const& policies,
+                            std::span<SummarizeItem const> items, CompareOptions const& options,
+                            ProgressFn const& progress = {});
 
 //! Length buckets of the summarization prompts (tokens after templating).
-inline constexpr std::size_t kShortPromptTokens = 400;   //!< short: fewer
-inline constexpr std::size_t kLongPromptTokens = 1000;   //!< long: at least; medium in between
+inline constexpr std::size_t kShortPromptTokens = 400;  //!< short: fewer
+inline constexpr std::size_t kLongPromptTokens = 1000;  //!< long: at least; medium in between
 std::string length_bucket(std::size_t prompt_tokens);
 
 }  // namespace skipllm::engine::eval

@@ -27,8 +27,8 @@ struct EvalModel {
   LlamaModel const& model;
   Tokenizer const& tokenizer;
   ThreadPool& pool;
-  bool add_bos = false;   //!< prepend BOS (the GGUF's tokenizer.ggml.add_bos_token)
-  int max_context = 2048; //!< tokens of context a task may use (prompt + generation)
+  bool add_bos = false;         //!< prepend BOS (the GGUF's tokenizer.ggml.add_bos_token)
+  int max_context = 2048;       //!< tokens of context a task may use (prompt + generation)
   bool skip_attention = false;  //!< the policy's runs skip whole layers (GeneratorOptions::skip_attention)
 };
 
@@ -41,7 +41,7 @@ std::vector<std::int32_t> chat_prompt_tokens(EvalModel const& m, std::span<ChatM
 struct Generation {
   std::vector<std::int32_t> tokens;  //!< generated, without the end-of-generation token
   std::string text;
-  std::string stop_reason;           //!< "eos", "max_tokens" or "context_full"
+  std::string stop_reason;  //!< "eos", "max_tokens" or "context_full"
   std::size_t prompt_tokens = 0;
   std::uint64_t skipped_blocks = 0;  //!< this generation's share of the generator's statistics
   std::uint64_t ffn_blocks = 0;

@@ -124,7 +124,6 @@ void write_heatmap_svg(std::ostream& os, DecisionTrace const& trace, HeatmapOpti
   long const legend_y = axis_y + 52;
   long const height = legend_y + 34;
 
-
   os << "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
      << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << width << "\" height=\"" << height << "\" viewBox=\"0 0 "
      << width << ' ' << height << "\" font-family=\"Helvetica, Arial, sans-serif\" font-size=\"12\">\n"
@@ -167,7 +166,8 @@ void write_heatmap_svg(std::ostream& os, DecisionTrace const& trace, HeatmapOpti
        << "</text>\n";
   }
   os << "</g>\n"
-     << "<text transform=\"translate(18," << top + plot_h / 2 << ") rotate(-90)\" text-anchor=\"middle\">layer</text>\n";
+     << "<text transform=\"translate(18," << top + plot_h / 2
+     << ") rotate(-90)\" text-anchor=\"middle\">layer</text>\n";
 
   // X axis: decode index of the token under each tick.
   os << "<g id=\"x-axis\" font-size=\"10\" text-anchor=\"middle\">\n";

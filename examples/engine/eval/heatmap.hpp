@@ -20,9 +20,9 @@ namespace skipllm::engine {
 
 struct HeatmapOptions {
   std::string title = "skipllm FFN decisions";
-  std::string subtitle;        //!< lines under the title (split at '\n'): e.g. the model, the policy
-  int max_plot_width = 1400;   //!< px for the token axis; wider runs get 1 px cells (and overflow)
-  int max_cell_width = 16;     //!< px
+  std::string subtitle;       //!< lines under the title (split at '\n'): e.g. the model, the policy
+  int max_plot_width = 1400;  //!< px for the token axis; wider runs get 1 px cells (and overflow)
+  int max_cell_width = 16;    //!< px
 };
 
 //! Cell counts by decision, as the title and legend report them.

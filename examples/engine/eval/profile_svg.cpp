@@ -58,7 +58,9 @@ void write_profile_svg(std::ostream& os, ProfileResult const& p, std::string con
   os << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << num(width, 0) << "\" height=\"" << num(height, 0)
      << "\" viewBox=\"0 0 " << num(width, 0) << " " << num(height, 0) << "\" font-family=\"sans-serif\">\n";
   os << "<rect width=\"100%\" height=\"100%\" fill=\"#ffffff\"/>\n";
-  os << "<text x=\"" << left << "\" y=\"26\" font-size=\"17\" font-weight=\"bold\">FFN similarity profile: cos(h, h + FFN(h)) per layer, dense</text>\n";
+  os << "<text x=\"" << left
+     << "\" y=\"26\" font-size=\"17\" font-weight=\"bold\">FFN similarity profile: cos(h, h + FFN(h)) per layer, "
+        "dense</text>\n";
   for (std::size_t i = 0; i < sub.size(); ++i) {
     os << "<text x=\"" << left << "\" y=\"" << 46 + 16 * static_cast<int>(i) << "\" font-size=\"12\" fill=\"#444\">"
        << xml_escape(sub[i]) << "</text>\n";
@@ -76,8 +78,8 @@ void write_profile_svg(std::ostream& os, ProfileResult const& p, std::string con
       double const y = y_of(v);
       os << "<line x1=\"" << num(left, 1) << "\" y1=\"" << num(y, 1) << "\" x2=\"" << num(left + plot_w, 1)
          << "\" y2=\"" << num(y, 1) << "\" stroke=\"#e3e3e3\"/>\n";
-      os << "<text x=\"" << num(left - 8, 1) << "\" y=\"" << num(y + 4, 1) << "\" text-anchor=\"end\">"
-         << num(v, 2) << "</text>\n";
+      os << "<text x=\"" << num(left - 8, 1) << "\" y=\"" << num(y + 4, 1) << "\" text-anchor=\"end\">" << num(v, 2)
+         << "</text>\n";
     }
     for (int l = 0; l < n; ++l) {
       if (n > 16 && l % 2 == 1 && l != n - 1) continue;
@@ -108,11 +110,14 @@ void write_profile_svg(std::ostream& os, ProfileResult const& p, std::string con
       }
       os << "\"/>\n";
     };
-    polyline("p10", [](LayerProfile const& l) { return l.cosine.p10; },
-             "stroke=\"#7a7a7a\" stroke-width=\"1\" stroke-dasharray=\"2,3\"");
-    polyline("p90", [](LayerProfile const& l) { return l.cosine.p90; },
-             "stroke=\"#7a7a7a\" stroke-width=\"1\" stroke-dasharray=\"2,3\"");
-    polyline("mean", [](LayerProfile const& l) { return l.cosine.mean; }, "stroke=\"#1f5fa8\" stroke-width=\"2\"");
+    polyline(
+        "p10", [](LayerProfile const& l) { return l.cosine.p10; },
+        "stroke=\"#7a7a7a\" stroke-width=\"1\" stroke-dasharray=\"2,3\"");
+    polyline(
+        "p90", [](LayerProfile const& l) { return l.cosine.p90; },
+        "stroke=\"#7a7a7a\" stroke-width=\"1\" stroke-dasharray=\"2,3\"");
+    polyline(
+        "mean", [](LayerProfile const& l) { return l.cosine.mean; }, "stroke=\"#1f5fa8\" stroke-width=\"2\"");
     double const ty = y_of(tau);
     os << "<line class=\"threshold\" x1=\"" << num(left, 1) << "\" y1=\"" << num(ty, 1) << "\" x2=\""
        << num(left + plot_w, 1) << "\" y2=\"" << num(ty, 1)

@@ -24,11 +24,11 @@ namespace {
 constexpr std::uint64_t default_alignment = 32;
 // ggml accepts any power of two; the cap bounds the padding we skip and covers every page size.
 constexpr std::uint64_t max_alignment = std::uint64_t{1} << 16;
-constexpr std::size_t max_key_bytes = 65535;          // the spec's limit
-constexpr std::size_t max_tensor_name_bytes = 63;     // ggml's GGML_MAX_NAME (64) less the NUL
+constexpr std::size_t max_key_bytes = 65535;       // the spec's limit
+constexpr std::size_t max_tensor_name_bytes = 63;  // ggml's GGML_MAX_NAME (64) less the NUL
 constexpr std::uint32_t max_dims = 4;
 // The smallest encodings, used to bound counts by the bytes left before anything is allocated.
-constexpr std::uint64_t min_kv_bytes = 8 + 1 + 4 + 1;               // key length, 1-byte key, type, u8
+constexpr std::uint64_t min_kv_bytes = 8 + 1 + 4 + 1;                   // key length, 1-byte key, type, u8
 constexpr std::uint64_t min_tensor_info_bytes = 8 + 1 + 4 + 8 + 4 + 8;  // name, n_dims, one dim, type, offset
 constexpr std::uint64_t int64_max = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
 
@@ -38,8 +38,8 @@ using std::to_string;
 std::string printable(std::string_view s) {
   constexpr std::size_t max_shown = 96;
   std::string out;
-  for (const char c : s.substr(0, max_shown)) {
-    const auto u = static_cast<unsigned char>(c);
+  for (char const c : s.substr(0, max_shown)) {
+    auto const u = static_cast<unsigned char>(c);
     if (u >= 0x20 && u < 0x7F) {
       out += c;
     } else {
@@ -55,11 +55,15 @@ std::string printable(std::string_view s) {
 
 bool is_integer(GgufValueType t) {
   switch (t) {
-    case GgufValueType::UINT8: case GgufValueType::INT8: case GgufValueType::UINT16: case GgufValueType::INT16:
-    case GgufValueType::UINT32: case GgufValueType::INT32: case GgufValueType::UINT64: case GgufValueType::INT64:
-      return true;
-    default:
-      return false;
+    case GgufValueType::UINT8:
+    case GgufValueType::INT8:
+    case GgufValueType::UINT16:
+    case GgufValueType::INT16:
+    case GgufValueType::UINT32:
+    case GgufValueType::INT32:
+    case GgufValueType::UINT64:
+    case GgufValueType::INT64: return true;
+    default: return false;
   }
 }
 
@@ -68,31 +72,38 @@ bool is_float(GgufValueType t) { return t == GgufValueType::FLOAT32 || t == Gguf
 // Size of a fixed-width value; STRING and ARRAY have none.
 std::uint64_t fixed_size(GgufValueType t) {
   switch (t) {
-    case GgufValueType::UINT8: case GgufValueType::INT8: case GgufValueType::BOOL: return 1;
-    case GgufValueType::UINT16: case GgufValueType::INT16: return 2;
-    case GgufValueType::UINT32: case GgufValueType::INT32: case GgufValueType::FLOAT32: return 4;
-    case GgufValueType::UINT64: case GgufValueType::INT64: case GgufValueType::FLOAT64: return 8;
+    case GgufValueType::UINT8:
+    case GgufValueType::INT8:
+    case GgufValueType::BOOL: return 1;
+    case GgufValueType::UINT16:
+    case GgufValueType::INT16: return 2;
+    case GgufValueType::UINT32:
+    case GgufValueType::INT32:
+    case GgufValueType::FLOAT32: return 4;
+    case GgufValueType::UINT64:
+    case GgufValueType::INT64:
+    case GgufValueType::FLOAT64: return 8;
     default: return 0;
   }
 }
 
-[[noreturn]] void throw_at(const std::string& label, std::size_t at, const std::string& what) {
+[[noreturn]] void throw_at(std::string const& label, std::size_t at, std::string const& what) {
   throw GgufError(label + ": " + what + " (at byte " + to_string(at) + ")");
 }
 
 // Bounds-checked little-endian reads over the file. Every failure names the field being read.
 class Reader {
  public:
-  Reader(std::span<const std::byte> data, const std::string& label, std::size_t pos = 0)
+  Reader(std::span<const std::byte> data, std::string const& label, std::size_t pos = 0)
       : data_(data), label_(label), pos_(pos) {}
 
   std::size_t pos() const { return pos_; }
   std::uint64_t remaining() const { return data_.size() - pos_; }
 
-  [[noreturn]] void fail(std::size_t at, const std::string& what) const { throw_at(label_, at, what); }
+  [[noreturn]] void fail(std::size_t at, std::string const& what) const { throw_at(label_, at, what); }
 
   template <class T>
-  T read(const std::string& field) {
+  T read(std::string const& field) {
     if (remaining() < sizeof(T))
       fail(pos_, "file ends inside " + field + " (" + to_string(sizeof(T)) + " bytes needed, " +
                      to_string(remaining()) + " left)");
@@ -102,28 +113,28 @@ class Reader {
     return value;
   }
 
-  void skip(std::uint64_t n, const std::string& field) {
+  void skip(std::uint64_t n, std::string const& field) {
     if (n > remaining())
-      fail(pos_, "file ends inside " + field + " (" + to_string(n) + " bytes needed, " + to_string(remaining()) +
-                     " left)");
+      fail(pos_,
+           "file ends inside " + field + " (" + to_string(n) + " bytes needed, " + to_string(remaining()) + " left)");
     pos_ += n;
   }
 
   // A u64 length then that many bytes. The view points into the file (char may alias any byte).
-  std::string_view read_string(const std::string& field) {
+  std::string_view read_string(std::string const& field) {
     const std::size_t at = pos_;
     const std::uint64_t length = read<std::uint64_t>("length of " + field);
     if (length > remaining())
       fail(at, field + " has length " + to_string(length) + " but only " + to_string(remaining()) +
                    " bytes are left in the file");
-    const std::string_view s(reinterpret_cast<const char*>(data_.data() + pos_), length);
+    const std::string_view s(reinterpret_cast<char const*>(data_.data() + pos_), length);
     pos_ += length;
     return s;
   }
 
  private:
   std::span<const std::byte> data_;
-  const std::string& label_;
+  std::string const& label_;
   std::size_t pos_;
 };
 
@@ -137,8 +148,8 @@ struct KvEntry {
   std::string_view key;
   GgufValueType type;
   GgufValueType element_type;  // arrays only
-  std::uint64_t count;              // arrays only
-  std::size_t value_pos;            // the value, or an array's first element
+  std::uint64_t count;         // arrays only
+  std::size_t value_pos;       // the value, or an array's first element
 };
 
 // An integer value of any GGUF width, widened without loss.
@@ -147,8 +158,8 @@ struct WideInt {
   std::uint64_t bits;  // two's complement when negative
 };
 
-WideInt read_int(Reader& r, GgufValueType t, const std::string& field) {
-  const auto s = [](std::int64_t v) { return WideInt{v < 0, static_cast<std::uint64_t>(v)}; };
+WideInt read_int(Reader& r, GgufValueType t, std::string const& field) {
+  auto const s = [](std::int64_t v) { return WideInt{v < 0, static_cast<std::uint64_t>(v)}; };
   switch (t) {
     case GgufValueType::UINT8: return {false, r.read<std::uint8_t>(field)};
     case GgufValueType::INT8: return s(r.read<std::int8_t>(field));
@@ -161,7 +172,7 @@ WideInt read_int(Reader& r, GgufValueType t, const std::string& field) {
   }
 }
 
-double read_float(Reader& r, GgufValueType t, const std::string& field) {
+double read_float(Reader& r, GgufValueType t, std::string const& field) {
   if (t == GgufValueType::FLOAT32) return r.read<float>(field);
   return r.read<double>(field);
 }
@@ -169,10 +180,10 @@ double read_float(Reader& r, GgufValueType t, const std::string& field) {
 }  // namespace
 
 std::string_view value_type_name(GgufValueType type) {
-  static constexpr std::array<std::string_view, 13> names{"UINT8", "INT8",   "UINT16", "INT16",  "UINT32",
-                                                          "INT32", "FLOAT32", "BOOL",  "STRING", "ARRAY",
-                                                          "UINT64", "INT64", "FLOAT64"};
-  const auto id = static_cast<std::uint32_t>(type);
+  static constexpr std::array<std::string_view, 13> names{"UINT8",  "INT8",    "UINT16", "INT16",  "UINT32",
+                                                          "INT32",  "FLOAT32", "BOOL",   "STRING", "ARRAY",
+                                                          "UINT64", "INT64",   "FLOAT64"};
+  auto const id = static_cast<std::uint32_t>(type);
   return id < names.size() ? names[id] : std::string_view("invalid");
 }
 
@@ -183,8 +194,8 @@ std::size_t TensorInfo::row_bytes() const {
 // ---------------------------------------------------------------------------------------------
 struct GgufFile::Impl {
   std::string label;
-  std::vector<std::byte> owned;        // from_bytes
-  void* mapping = nullptr;             // open()
+  std::vector<std::byte> owned;  // from_bytes
+  void* mapping = nullptr;       // open()
   std::size_t mapping_size = 0;
   std::span<const std::byte> bytes;
 
@@ -197,31 +208,31 @@ struct GgufFile::Impl {
   std::unordered_map<std::string_view, std::size_t> tensor_index;  // keys view TensorInfo::name
 
   Impl() = default;
-  Impl(const Impl&) = delete;
-  Impl& operator=(const Impl&) = delete;
+  Impl(Impl const&) = delete;
+  Impl& operator=(Impl const&) = delete;
   ~Impl() {
     if (mapping != nullptr) ::munmap(mapping, mapping_size);
   }
 
   Reader reader_at(std::size_t pos) const { return Reader(bytes, label, pos); }
-  [[noreturn]] void fail(std::size_t at, const std::string& what) const { throw_at(label, at, what); }
-  [[noreturn]] void fail(const std::string& what) const { throw GgufError(label + ": " + what); }
+  [[noreturn]] void fail(std::size_t at, std::string const& what) const { throw_at(label, at, what); }
+  [[noreturn]] void fail(std::string const& what) const { throw GgufError(label + ": " + what); }
 
   void parse();
   void parse_header(Reader& r, std::uint64_t& n_tensors, std::uint64_t& n_kv);
   void parse_metadata(Reader& r, std::uint64_t n_kv);
-  void skip_value(Reader& r, KvEntry& e, const std::string& field);
-  void skip_scalar(Reader& r, GgufValueType t, const std::string& field);
-  GgufValueType read_value_type(Reader& r, const std::string& field);
+  void skip_value(Reader& r, KvEntry& e, std::string const& field);
+  void skip_scalar(Reader& r, GgufValueType t, std::string const& field);
+  GgufValueType read_value_type(Reader& r, std::string const& field);
   void read_alignment();
   std::vector<InfoPos> parse_tensor_infos(Reader& r, std::uint64_t n_tensors);
   TensorInfo parse_tensor_info(Reader& r, std::uint64_t index);
-  void index_tensors(const std::vector<InfoPos>& pos);
-  void place_tensors(std::size_t end_of_infos, const std::vector<InfoPos>& pos);
+  void index_tensors(std::vector<InfoPos> const& pos);
+  void place_tensors(std::size_t end_of_infos, std::vector<InfoPos> const& pos);
 
-  const KvEntry* find(std::string_view key) const;
-  const KvEntry& get(std::string_view key) const;
-  [[noreturn]] void wrong_type(const KvEntry& e, std::string_view expected) const;
+  KvEntry const* find(std::string_view key) const;
+  KvEntry const& get(std::string_view key) const;
+  [[noreturn]] void wrong_type(KvEntry const& e, std::string_view expected) const;
   [[noreturn]] void missing(std::string_view key) const { fail("metadata key " + printable(key) + " is missing"); }
   template <class T>
   T required(std::optional<T> value, std::string_view key) const {
@@ -245,7 +256,7 @@ void GgufFile::Impl::parse() {
 }
 
 void GgufFile::Impl::parse_header(Reader& r, std::uint64_t& n_tensors, std::uint64_t& n_kv) {
-  const auto magic = r.read<std::array<char, 4>>("magic");
+  auto const magic = r.read<std::array<char, 4>>("magic");
   if (std::string_view(magic.data(), 4) != "GGUF")
     fail(0, "bad magic \"" + printable(std::string_view(magic.data(), 4)) + "\", expected \"GGUF\"");
   const std::uint32_t v = r.read<std::uint32_t>("version");
@@ -264,11 +275,10 @@ void GgufFile::Impl::parse_header(Reader& r, std::uint64_t& n_tensors, std::uint
                 " bytes)");
   if (n_kv > (r.remaining() - n_tensors * min_tensor_info_bytes) / min_kv_bytes)
     fail(16, "metadata_kv_count " + to_string(n_kv) + " cannot fit in the " + to_string(r.remaining()) +
-                 " bytes after the header (a key/value pair takes at least " + to_string(min_kv_bytes) +
-                 " bytes)");
+                 " bytes after the header (a key/value pair takes at least " + to_string(min_kv_bytes) + " bytes)");
 }
 
-GgufValueType GgufFile::Impl::read_value_type(Reader& r, const std::string& field) {
+GgufValueType GgufFile::Impl::read_value_type(Reader& r, std::string const& field) {
   const std::size_t at = r.pos();
   const std::uint32_t id = r.read<std::uint32_t>(field);
   if (id > static_cast<std::uint32_t>(GgufValueType::FLOAT64)) r.fail(at, field + " " + to_string(id) + " is invalid");
@@ -295,19 +305,19 @@ void GgufFile::Impl::parse_metadata(Reader& r, std::uint64_t n_kv) {
   }
 }
 
-void GgufFile::Impl::skip_scalar(Reader& r, GgufValueType t, const std::string& field) {
+void GgufFile::Impl::skip_scalar(Reader& r, GgufValueType t, std::string const& field) {
   if (t == GgufValueType::STRING) {
     r.read_string(field);
   } else if (t == GgufValueType::BOOL) {
     const std::size_t at = r.pos();
-    const auto b = r.read<std::uint8_t>(field);
+    auto const b = r.read<std::uint8_t>(field);
     if (b > 1) r.fail(at, field + " is a bool with byte value " + to_string(b) + " (must be 0 or 1)");
   } else {
     r.skip(fixed_size(t), field);
   }
 }
 
-void GgufFile::Impl::skip_value(Reader& r, KvEntry& e, const std::string& field) {
+void GgufFile::Impl::skip_value(Reader& r, KvEntry& e, std::string const& field) {
   e.value_pos = r.pos();
   if (e.type != GgufValueType::ARRAY) return skip_scalar(r, e.type, field);
 
@@ -323,22 +333,23 @@ void GgufFile::Impl::skip_value(Reader& r, KvEntry& e, const std::string& field)
                           to_string(r.remaining()) + " bytes left");
   e.value_pos = r.pos();
   if (e.element_type == GgufValueType::STRING || e.element_type == GgufValueType::BOOL) {
-    for (std::uint64_t i = 0; i < e.count; ++i) skip_scalar(r, e.element_type, "element " + to_string(i) + " of " + field);
+    for (std::uint64_t i = 0; i < e.count; ++i)
+      skip_scalar(r, e.element_type, "element " + to_string(i) + " of " + field);
   } else {
     r.skip(e.count * min_element, field);
   }
 }
 
 void GgufFile::Impl::read_alignment() {
-  const KvEntry* e = find("general.alignment");
+  KvEntry const* e = find("general.alignment");
   if (e == nullptr) return;
   if (e->type != GgufValueType::UINT32)
     fail(e->value_pos, "general.alignment has type " + std::string(value_type_name(e->type)) + ", expected UINT32");
   Reader r = reader_at(e->value_pos);
   const std::uint32_t a = r.read<std::uint32_t>("general.alignment");
   if (!std::has_single_bit(a) || a > max_alignment)
-    fail(e->value_pos, "general.alignment " + to_string(a) + " is not a power of two in [1, " +
-                           to_string(max_alignment) + "]");
+    fail(e->value_pos,
+         "general.alignment " + to_string(a) + " is not a power of two in [1, " + to_string(max_alignment) + "]");
   alignment = a;
 }
 
@@ -355,7 +366,7 @@ std::vector<InfoPos> GgufFile::Impl::parse_tensor_infos(Reader& r, std::uint64_t
 }
 
 // Built once `tensors` is complete, so the keys (views of the names) never move.
-void GgufFile::Impl::index_tensors(const std::vector<InfoPos>& pos) {
+void GgufFile::Impl::index_tensors(std::vector<InfoPos> const& pos) {
   tensor_index.reserve(tensors.size());
   for (std::size_t i = 0; i < tensors.size(); ++i)
     if (!tensor_index.emplace(tensors[i].name, i).second)
@@ -382,7 +393,8 @@ TensorInfo GgufFile::Impl::parse_tensor_info(Reader& r, std::uint64_t index) {
     const std::string field = "ne[" + to_string(d) + "] of " + what;
     const std::size_t at = r.pos();
     const std::uint64_t ne = r.read<std::uint64_t>(field);
-    if (ne == 0 || ne > int64_max) fail(at, field + " is " + to_string(static_cast<std::int64_t>(ne)) + ", must be > 0");
+    if (ne == 0 || ne > int64_max)
+      fail(at, field + " is " + to_string(static_cast<std::int64_t>(ne)) + ", must be > 0");
     if (elements > int64_max / ne) fail(at, "element count of " + what + " overflows int64 at " + field);
     elements *= ne;
     t.ne[d] = static_cast<std::int64_t>(ne);
@@ -398,7 +410,7 @@ TensorInfo GgufFile::Impl::parse_tensor_info(Reader& r, std::uint64_t index) {
   const std::uint64_t block = block_size(t.type);
   if (static_cast<std::uint64_t>(t.ne[0]) % block != 0)
     fail(dims_pos + 4, "row length ne[0] = " + to_string(t.ne[0]) + " of " + what + " is not a multiple of the " +
-                       std::string(type_str) + " block size " + to_string(block));
+                           std::string(type_str) + " block size " + to_string(block));
   // Divide before multiplying: elements / block blocks of block_bytes each, checked in uint64.
   const std::uint64_t n_blocks = elements / block;
   if (n_blocks > std::numeric_limits<std::uint64_t>::max() / block_bytes(t.type))
@@ -409,7 +421,7 @@ TensorInfo GgufFile::Impl::parse_tensor_info(Reader& r, std::uint64_t index) {
   return t;
 }
 
-void GgufFile::Impl::place_tensors(std::size_t end_of_infos, const std::vector<InfoPos>& pos) {
+void GgufFile::Impl::place_tensors(std::size_t end_of_infos, std::vector<InfoPos> const& pos) {
   const std::uint64_t size = bytes.size();
   const std::uint64_t padding = (alignment - end_of_infos % alignment) % alignment;
   if (tensors.empty()) {
@@ -437,10 +449,11 @@ void GgufFile::Impl::place_tensors(std::size_t end_of_infos, const std::vector<I
   std::vector<std::size_t> order(tensors.size());
   std::iota(order.begin(), order.end(), std::size_t{0});
   // Ties keep file order, so the error names the later of two tensors at one offset.
-  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return tensors[a].offset < tensors[b].offset; });
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::size_t a, std::size_t b) { return tensors[a].offset < tensors[b].offset; });
   for (std::size_t k = 1; k < order.size(); ++k) {
-    const TensorInfo& prev = tensors[order[k - 1]];
-    const TensorInfo& cur = tensors[order[k]];
+    TensorInfo const& prev = tensors[order[k - 1]];
+    TensorInfo const& cur = tensors[order[k]];
     if (prev.offset + prev.nbytes > cur.offset)  // no overflow: both lie inside the file
       fail(pos[order[k]].offset, "data of tensor " + printable(cur.name) + " (offset " + to_string(cur.offset) +
                                      ") overlaps tensor " + printable(prev.name) + " (offset " +
@@ -450,26 +463,26 @@ void GgufFile::Impl::place_tensors(std::size_t end_of_infos, const std::vector<I
 
 // ---- Lookups -------------------------------------------------------------------------------
 
-const KvEntry* GgufFile::Impl::find(std::string_view key) const {
-  const auto it = kv_index.find(key);
+KvEntry const* GgufFile::Impl::find(std::string_view key) const {
+  auto const it = kv_index.find(key);
   return it == kv_index.end() ? nullptr : &kvs[it->second];
 }
 
-const KvEntry& GgufFile::Impl::get(std::string_view key) const {
-  if (const KvEntry* e = find(key)) return *e;
+KvEntry const& GgufFile::Impl::get(std::string_view key) const {
+  if (KvEntry const* e = find(key)) return *e;
   missing(key);
 }
 
-void GgufFile::Impl::wrong_type(const KvEntry& e, std::string_view expected) const {
+void GgufFile::Impl::wrong_type(KvEntry const& e, std::string_view expected) const {
   std::string actual(value_type_name(e.type));
   if (e.type == GgufValueType::ARRAY) actual = "an array of " + std::string(value_type_name(e.element_type));
   fail(e.value_pos, "metadata key " + printable(e.key) + " has type " + actual + ", expected " + std::string(expected));
 }
 
 template <class T, class Decode>
-std::vector<T> GgufFile::Impl::array(std::string_view key, std::string_view expected,
-                                     bool (*accepts)(GgufValueType), Decode decode) const {
-  const KvEntry& e = get(key);
+std::vector<T> GgufFile::Impl::array(std::string_view key, std::string_view expected, bool (*accepts)(GgufValueType),
+                                     Decode decode) const {
+  KvEntry const& e = get(key);
   if (e.type != GgufValueType::ARRAY || !accepts(e.element_type)) wrong_type(e, expected);
   Reader r = reader_at(e.value_pos);
   std::vector<T> out;
@@ -486,10 +499,10 @@ GgufFile::GgufFile(GgufFile&&) noexcept = default;
 GgufFile& GgufFile::operator=(GgufFile&&) noexcept = default;
 GgufFile::~GgufFile() = default;
 
-GgufFile GgufFile::open(const std::filesystem::path& path) {
+GgufFile GgufFile::open(std::filesystem::path const& path) {
   auto impl = std::make_unique<Impl>();
   impl->label = path.string();
-  const auto sys_fail = [&](const std::string& what) {
+  auto const sys_fail = [&](std::string const& what) {
     throw GgufError(impl->label + ": " + what + ": " + std::generic_category().message(errno));
   };
   struct Descriptor {  // closed on every path; the mapping keeps the file alive after that
@@ -503,12 +516,12 @@ GgufFile GgufFile::open(const std::filesystem::path& path) {
   if (::fstat(file.fd, &st) != 0) sys_fail("cannot stat");
   if (!S_ISREG(st.st_mode)) throw GgufError(impl->label + ": not a regular file");
   if (st.st_size > 0) {  // mmap refuses length 0; an empty file fails in parse(), at the magic
-    const auto size = static_cast<std::size_t>(st.st_size);
+    auto const size = static_cast<std::size_t>(st.st_size);
     void* p = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, file.fd, 0);
     if (p == MAP_FAILED) sys_fail("cannot mmap");
     impl->mapping = p;
     impl->mapping_size = size;
-    impl->bytes = {static_cast<const std::byte*>(p), size};
+    impl->bytes = {static_cast<std::byte const*>(p), size};
   }
   impl->parse();
   return GgufFile(std::move(impl));
@@ -523,7 +536,7 @@ GgufFile GgufFile::from_bytes(std::vector<std::byte> bytes, std::string label) {
   return GgufFile(std::move(impl));
 }
 
-const std::string& GgufFile::label() const { return impl_->label; }
+std::string const& GgufFile::label() const { return impl_->label; }
 std::uint32_t GgufFile::version() const { return impl_->version; }
 std::uint64_t GgufFile::alignment() const { return impl_->alignment; }
 std::uint64_t GgufFile::data_offset() const { return impl_->data_offset; }
@@ -532,24 +545,24 @@ std::uint64_t GgufFile::file_size() const { return impl_->bytes.size(); }
 bool GgufFile::has(std::string_view key) const { return impl_->find(key) != nullptr; }
 
 std::optional<GgufValueType> GgufFile::value_type(std::string_view key) const {
-  const KvEntry* e = impl_->find(key);
+  KvEntry const* e = impl_->find(key);
   return e ? std::optional(e->type) : std::nullopt;
 }
 
 std::optional<GgufValueType> GgufFile::array_type(std::string_view key) const {
-  const KvEntry* e = impl_->find(key);
+  KvEntry const* e = impl_->find(key);
   return e && e->type == GgufValueType::ARRAY ? std::optional(e->element_type) : std::nullopt;
 }
 
 std::optional<std::string_view> GgufFile::find_string(std::string_view key) const {
-  const KvEntry* e = impl_->find(key);
+  KvEntry const* e = impl_->find(key);
   if (e == nullptr) return std::nullopt;
   if (e->type != GgufValueType::STRING) impl_->wrong_type(*e, "STRING");
   return impl_->reader_at(e->value_pos).read_string(printable(key));
 }
 
 std::optional<std::uint64_t> GgufFile::find_uint(std::string_view key) const {
-  const KvEntry* e = impl_->find(key);
+  KvEntry const* e = impl_->find(key);
   if (e == nullptr) return std::nullopt;
   if (!is_integer(e->type)) impl_->wrong_type(*e, "an unsigned integer");
   Reader r = impl_->reader_at(e->value_pos);
@@ -561,7 +574,7 @@ std::optional<std::uint64_t> GgufFile::find_uint(std::string_view key) const {
 }
 
 std::optional<std::int64_t> GgufFile::find_int(std::string_view key) const {
-  const KvEntry* e = impl_->find(key);
+  KvEntry const* e = impl_->find(key);
   if (e == nullptr) return std::nullopt;
   if (!is_integer(e->type)) impl_->wrong_type(*e, "an integer");
   Reader r = impl_->reader_at(e->value_pos);
@@ -572,7 +585,7 @@ std::optional<std::int64_t> GgufFile::find_int(std::string_view key) const {
 }
 
 std::optional<double> GgufFile::find_float(std::string_view key) const {
-  const KvEntry* e = impl_->find(key);
+  KvEntry const* e = impl_->find(key);
   if (e == nullptr) return std::nullopt;
   Reader r = impl_->reader_at(e->value_pos);
   if (is_float(e->type)) return read_float(r, e->type, printable(key));
@@ -582,7 +595,7 @@ std::optional<double> GgufFile::find_float(std::string_view key) const {
 }
 
 std::optional<bool> GgufFile::find_bool(std::string_view key) const {
-  const KvEntry* e = impl_->find(key);
+  KvEntry const* e = impl_->find(key);
   if (e == nullptr) return std::nullopt;
   if (e->type != GgufValueType::BOOL) impl_->wrong_type(*e, "BOOL");
   return impl_->reader_at(e->value_pos).read<std::uint8_t>(printable(key)) != 0;  // validated as 0 or 1
@@ -598,17 +611,17 @@ bool GgufFile::get_bool(std::string_view key) const { return impl_->required(fin
 std::vector<std::string_view> GgufFile::get_string_array(std::string_view key) const {
   return impl_->array<std::string_view>(
       key, "an array of STRING", [](GgufValueType t) { return t == GgufValueType::STRING; },
-      [](Reader& r, GgufValueType, const std::string& field) { return r.read_string(field); });
+      [](Reader& r, GgufValueType, std::string const& field) { return r.read_string(field); });
 }
 
 std::vector<std::int64_t> GgufFile::get_int_array(std::string_view key) const {
   return impl_->array<std::int64_t>(key, "an array of integers", is_integer,
-                               [](Reader& r, GgufValueType t, const std::string& field) {
-                                 const std::size_t at = r.pos();
-                                 const WideInt v = read_int(r, t, field);
-                                 if (!v.negative && v.bits > int64_max) r.fail(at, field + " exceeds INT64_MAX");
-                                 return static_cast<std::int64_t>(v.bits);
-                               });
+                                    [](Reader& r, GgufValueType t, std::string const& field) {
+                                      const std::size_t at = r.pos();
+                                      const WideInt v = read_int(r, t, field);
+                                      if (!v.negative && v.bits > int64_max) r.fail(at, field + " exceeds INT64_MAX");
+                                      return static_cast<std::int64_t>(v.bits);
+                                    });
 }
 
 std::vector<double> GgufFile::get_float_array(std::string_view key) const {
@@ -618,17 +631,17 @@ std::vector<double> GgufFile::get_float_array(std::string_view key) const {
 std::vector<std::string> GgufFile::metadata_keys() const {
   std::vector<std::string> keys;
   keys.reserve(impl_->kvs.size());
-  for (const KvEntry& e : impl_->kvs) keys.emplace_back(e.key);
+  for (KvEntry const& e : impl_->kvs) keys.emplace_back(e.key);
   return keys;
 }
 
-const TensorInfo* GgufFile::find_tensor(std::string_view name) const {
-  const auto it = impl_->tensor_index.find(name);
+TensorInfo const* GgufFile::find_tensor(std::string_view name) const {
+  auto const it = impl_->tensor_index.find(name);
   return it == impl_->tensor_index.end() ? nullptr : &impl_->tensors[it->second];
 }
 
-const TensorInfo& GgufFile::tensor(std::string_view name) const {
-  if (const TensorInfo* t = find_tensor(name)) return *t;
+TensorInfo const& GgufFile::tensor(std::string_view name) const {
+  if (TensorInfo const* t = find_tensor(name)) return *t;
   impl_->fail("tensor " + printable(name) + " is missing (the file has " + to_string(impl_->tensors.size()) +
               " tensors)");
 }

@@ -58,11 +58,11 @@ std::string_view value_type_name(GgufValueType type);
 struct TensorInfo {
   std::string name;
   GgmlType type;
-  int n_dims;                   //!< 1..4
-  std::array<std::int64_t, 4> ne;    //!< ne[0] is innermost (the row length); unused dims are 1
-  std::uint64_t offset;              //!< relative to the start of the data section
+  int n_dims;                      //!< 1..4
+  std::array<std::int64_t, 4> ne;  //!< ne[0] is innermost (the row length); unused dims are 1
+  std::uint64_t offset;            //!< relative to the start of the data section
   std::uint64_t nbytes;
-  const std::byte* data;        //!< points into the file mapping
+  std::byte const* data;  //!< points into the file mapping
 
   std::int64_t rows() const { return ne[1] * ne[2] * ne[3]; }
   std::int64_t row_length() const { return ne[0]; }
@@ -75,7 +75,7 @@ struct TensorInfo {
 class GgufFile {
  public:
   //! Maps `path` read-only and validates it. Throws GgufError.
-  static GgufFile open(const std::filesystem::path& path);
+  static GgufFile open(std::filesystem::path const& path);
   //! The same parser over a buffer the GgufFile takes over; `label` stands for the file name in
   //! error messages. For tests and fuzzing.
   static GgufFile from_bytes(std::vector<std::byte> bytes, std::string label);
@@ -84,10 +84,10 @@ class GgufFile {
   GgufFile& operator=(GgufFile&&) noexcept;
   ~GgufFile();
 
-  const std::string& label() const;  //!< the path (or from_bytes label) used in messages
-  std::uint32_t version() const;          //!< 2 or 3
-  std::uint64_t alignment() const;        //!< general.alignment, or the default 32
-  std::uint64_t data_offset() const;      //!< file offset of the data section
+  std::string const& label() const;   //!< the path (or from_bytes label) used in messages
+  std::uint32_t version() const;      //!< 2 or 3
+  std::uint64_t alignment() const;    //!< general.alignment, or the default 32
+  std::uint64_t data_offset() const;  //!< file offset of the data section
   std::uint64_t file_size() const;
 
   // ---- Metadata. Lookups of a missing key or a value of the wrong type throw GgufError naming
@@ -100,7 +100,7 @@ class GgufFile {
   std::string_view get_string(std::string_view key) const;
   std::uint64_t get_uint(std::string_view key) const;  //!< any integer type; negative values refused
   std::int64_t get_int(std::string_view key) const;    //!< any integer type; > INT64_MAX refused
-  double get_float(std::string_view key) const;   //!< FLOAT32, FLOAT64 or any integer type
+  double get_float(std::string_view key) const;        //!< FLOAT32, FLOAT64 or any integer type
   bool get_bool(std::string_view key) const;
 
   //! std::nullopt when the key is absent; GgufError when present with the wrong type.
@@ -119,8 +119,8 @@ class GgufFile {
   std::vector<std::string> metadata_keys() const;  //!< in file order
 
   // ---- Tensors, in file order.
-  const TensorInfo* find_tensor(std::string_view name) const;  //!< nullptr if absent
-  const TensorInfo& tensor(std::string_view name) const;       //!< throws GgufError naming it
+  TensorInfo const* find_tensor(std::string_view name) const;  //!< nullptr if absent
+  TensorInfo const& tensor(std::string_view name) const;       //!< throws GgufError naming it
   std::span<const TensorInfo> tensors() const;
 
  private:

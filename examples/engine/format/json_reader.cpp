@@ -78,9 +78,8 @@ class DuplicateKeyCheck {
 }  // namespace
 
 JsonSyntaxError::JsonSyntaxError(std::string reason_, std::size_t line_, std::size_t column_)
-    : std::runtime_error(line_ == 0 ? reason_
-                                    : reason_ + " at line " + std::to_string(line_) + ", column " +
-                                          std::to_string(column_)),
+    : std::runtime_error(
+          line_ == 0 ? reason_ : reason_ + " at line " + std::to_string(line_) + ", column " + std::to_string(column_)),
       reason(std::move(reason_)),
       line(line_),
       column(column_) {}

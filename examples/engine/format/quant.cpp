@@ -16,12 +16,12 @@
 #include <string>
 
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
-#include <cpuid.h>
-#include <immintrin.h>
-#define SKIPLLM_ENGINE_X86_SIMD 1
-#define SKIPLLM_TARGET_AVX2 __attribute__((target("avx2,fma,f16c")))
+#  include <cpuid.h>
+#  include <immintrin.h>
+#  define SKIPLLM_ENGINE_X86_SIMD 1
+#  define SKIPLLM_TARGET_AVX2 __attribute__((target("avx2,fma,f16c")))
 #else
-#define SKIPLLM_ENGINE_X86_SIMD 0
+#  define SKIPLLM_ENGINE_X86_SIMD 0
 #endif
 
 namespace skipllm::engine {
@@ -34,25 +34,25 @@ namespace {
 constexpr std::int64_t qk = 32;     // elements per Q4_0/Q4_1/Q5_0/Q5_1/Q8_0 block
 constexpr std::int64_t qk_k = 256;  // elements per K-quant super-block
 
-std::uint16_t load_u16(const std::byte* p) {
+std::uint16_t load_u16(std::byte const* p) {
   std::uint16_t v;
   std::memcpy(&v, p, sizeof v);
   return v;
 }
 
-std::uint32_t load_u32(const std::byte* p) {
+std::uint32_t load_u32(std::byte const* p) {
   std::uint32_t v;
   std::memcpy(&v, p, sizeof v);
   return v;
 }
 
-float load_half(const std::byte* p) { return half_to_float(load_u16(p)); }
+float load_half(std::byte const* p) { return half_to_float(load_u16(p)); }
 
 // A block's bytes copied into a local array. The loops below then vectorize: std::byte has no
 // SIMD vector type, and a store through float* cannot alias a local array (it may alias a
 // std::byte* source, which would need run-time overlap checks).
 template <class T, std::size_t N>
-std::array<T, N> load_array(const std::byte* p) {
+std::array<T, N> load_array(std::byte const* p) {
   std::array<T, N> a;
   std::memcpy(a.data(), p, sizeof a);
   return a;
@@ -61,25 +61,25 @@ std::array<T, N> load_array(const std::byte* p) {
 // ---- Per-block dequantizers. Each writes block_size(type) floats. ----
 
 // Q4_0 and Q4_1: byte j holds element j in its low nibble and element j+16 in its high nibble.
-void dequant_q4_0(const std::byte* b, float* y) {
-  const float d = load_half(b);
-  const auto qs = load_array<std::uint8_t, qk / 2>(b + 2);
+void dequant_q4_0(std::byte const* b, float* y) {
+  float const d = load_half(b);
+  auto const qs = load_array<std::uint8_t, qk / 2>(b + 2);
   for (int j = 0; j < qk / 2; ++j) y[j] = d * static_cast<float>((qs[j] & 0xF) - 8);
   for (int j = 0; j < qk / 2; ++j) y[j + qk / 2] = d * static_cast<float>((qs[j] >> 4) - 8);
 }
 
-void dequant_q4_1(const std::byte* b, float* y) {
-  const float d = load_half(b);
-  const float m = load_half(b + 2);
-  const auto qs = load_array<std::uint8_t, qk / 2>(b + 4);
+void dequant_q4_1(std::byte const* b, float* y) {
+  float const d = load_half(b);
+  float const m = load_half(b + 2);
+  auto const qs = load_array<std::uint8_t, qk / 2>(b + 4);
   for (int j = 0; j < qk / 2; ++j) y[j] = d * static_cast<float>(qs[j] & 0xF) + m;
   for (int j = 0; j < qk / 2; ++j) y[j + qk / 2] = d * static_cast<float>(qs[j] >> 4) + m;
 }
 
 // Q5_0 and Q5_1: the nibbles as in Q4, plus bit j of the 32-bit mask `qh` as element j's fifth bit.
-std::array<int, qk> q5_values(const std::byte* qh_bytes, const std::byte* qs_bytes) {
+std::array<int, qk> q5_values(std::byte const* qh_bytes, std::byte const* qs_bytes) {
   const std::uint32_t qh = load_u32(qh_bytes);
-  const auto qs = load_array<std::uint8_t, qk / 2>(qs_bytes);
+  auto const qs = load_array<std::uint8_t, qk / 2>(qs_bytes);
   // Testing qh against a table of masks, rather than shifting it by j, keeps the loops
   // vectorizable on SSE2, which has no per-lane variable shift.
   static constexpr auto bit = [] {
@@ -93,22 +93,22 @@ std::array<int, qk> q5_values(const std::byte* qh_bytes, const std::byte* qs_byt
   return q;
 }
 
-void dequant_q5_0(const std::byte* b, float* y) {
-  const float d = load_half(b);
-  const auto q = q5_values(b + 2, b + 6);
+void dequant_q5_0(std::byte const* b, float* y) {
+  float const d = load_half(b);
+  auto const q = q5_values(b + 2, b + 6);
   for (int j = 0; j < qk; ++j) y[j] = d * static_cast<float>(q[j] - 16);
 }
 
-void dequant_q5_1(const std::byte* b, float* y) {
-  const float d = load_half(b);
-  const float m = load_half(b + 2);
-  const auto q = q5_values(b + 4, b + 8);
+void dequant_q5_1(std::byte const* b, float* y) {
+  float const d = load_half(b);
+  float const m = load_half(b + 2);
+  auto const q = q5_values(b + 4, b + 8);
   for (int j = 0; j < qk; ++j) y[j] = d * static_cast<float>(q[j]) + m;
 }
 
-void dequant_q8_0(const std::byte* b, float* y) {
-  const float d = load_half(b);
-  const auto qs = load_array<std::int8_t, qk>(b + 2);
+void dequant_q8_0(std::byte const* b, float* y) {
+  float const d = load_half(b);
+  auto const qs = load_array<std::int8_t, qk>(b + 2);
   for (int j = 0; j < qk; ++j) y[j] = d * static_cast<float>(qs[j]);
 }
 
@@ -118,7 +118,7 @@ void dequant_q8_0(const std::byte* b, float* y) {
 struct ScaleMin {
   int scale, min;
 };
-ScaleMin k_scale_min(const std::array<std::uint8_t, 12>& s, int j) {
+ScaleMin k_scale_min(std::array<std::uint8_t, 12> const& s, int j) {
   if (j < 4) return {s[j] & 63, s[j + 4] & 63};
   return {(s[j + 4] & 0xF) | ((s[j - 4] >> 6) << 4), (s[j + 4] >> 4) | ((s[j] >> 6) << 4)};
 }
@@ -127,17 +127,17 @@ ScaleMin k_scale_min(const std::array<std::uint8_t, 12>& s, int j) {
 // (32 elements) takes the low nibbles of qs[32*(j/2) + l] when j is even, the high nibbles when
 // odd; Q5_K adds bit j of qh[l] as the fifth bit. Value = d*scale*q - dmin*min.
 template <bool HasHighBits>
-void dequant_k_nibbles(const std::byte* b, float* y) {
-  const float d = load_half(b);
-  const float dmin = load_half(b + 2);
-  const auto scales = load_array<std::uint8_t, 12>(b + 4);
-  const auto qh = load_array<std::uint8_t, 32>(b + 16);  // Q4_K: the first qs bytes, unused
-  const auto qs = load_array<std::uint8_t, 128>(b + (HasHighBits ? 48 : 16));
+void dequant_k_nibbles(std::byte const* b, float* y) {
+  float const d = load_half(b);
+  float const dmin = load_half(b + 2);
+  auto const scales = load_array<std::uint8_t, 12>(b + 4);
+  auto const qh = load_array<std::uint8_t, 32>(b + 16);  // Q4_K: the first qs bytes, unused
+  auto const qs = load_array<std::uint8_t, 128>(b + (HasHighBits ? 48 : 16));
   for (int j = 0; j < qk_k / 32; ++j) {
-    const auto [scale, min] = k_scale_min(scales, j);
-    const float dl = d * static_cast<float>(scale);
-    const float ml = dmin * static_cast<float>(min);
-    const int shift = 4 * (j % 2);
+    auto const [scale, min] = k_scale_min(scales, j);
+    float const dl = d * static_cast<float>(scale);
+    float const ml = dmin * static_cast<float>(min);
+    int const shift = 4 * (j % 2);
     for (int l = 0; l < 32; ++l) {
       int v = (qs[32 * (j / 2) + l] >> shift) & 0xF;
       if constexpr (HasHighBits) v |= ((qh[l] >> j) & 1) << 4;
@@ -149,20 +149,20 @@ void dequant_k_nibbles(const std::byte* b, float* y) {
 // Q6_K: ql[128], qh[64], int8 scales[16], fp16 d (last). Each 128-element half uses 64 ql bytes
 // and 32 qh bytes; element 32*k + l of a half (k = 0..3) takes nibble k/2 of ql[l + 32*(k%2)] and
 // bits 2k..2k+1 of qh[l]. One scale per 16 elements.
-void dequant_q6_k(const std::byte* b, float* y) {
-  const float d = load_half(b + 208);
-  const auto ql = load_array<std::uint8_t, 128>(b);
-  const auto qh = load_array<std::uint8_t, 64>(b + 128);
-  const auto scales = load_array<std::int8_t, 16>(b + 192);
+void dequant_q6_k(std::byte const* b, float* y) {
+  float const d = load_half(b + 208);
+  auto const ql = load_array<std::uint8_t, 128>(b);
+  auto const qh = load_array<std::uint8_t, 64>(b + 128);
+  auto const scales = load_array<std::int8_t, 16>(b + 192);
   // Loops ordered so the innermost one has fixed shifts and one scale: it vectorizes.
   for (int half = 0; half < 2; ++half) {
     for (int k = 0; k < 4; ++k) {
       for (int s = 0; s < 2; ++s) {  // 16 elements per scale
-        const int first = 128 * half + 32 * k + 16 * s;
-        const float dl = d * static_cast<float>(scales[first / 16]);
+        int const first = 128 * half + 32 * k + 16 * s;
+        float const dl = d * static_cast<float>(scales[first / 16]);
         for (int l = 16 * s; l < 16 * s + 16; ++l) {
-          const int low = (ql[64 * half + 32 * (k % 2) + l] >> (4 * (k / 2))) & 0xF;
-          const int high = (qh[32 * half + l] >> (2 * k)) & 3;
+          int const low = (ql[64 * half + 32 * (k % 2) + l] >> (4 * (k / 2))) & 0xF;
+          int const high = (qh[32 * half + l] >> (2 * k)) & 3;
           y[128 * half + 32 * k + l] = dl * static_cast<float>((low | (high << 4)) - 32);
         }
       }
@@ -170,9 +170,9 @@ void dequant_q6_k(const std::byte* b, float* y) {
   }
 }
 
-void dequant_f32(const std::byte* b, float* y) { std::memcpy(y, b, sizeof(float)); }
-void dequant_f16(const std::byte* b, float* y) { *y = load_half(b); }
-void dequant_bf16(const std::byte* b, float* y) {  // bf16 is the top half of an fp32
+void dequant_f32(std::byte const* b, float* y) { std::memcpy(y, b, sizeof(float)); }
+void dequant_f16(std::byte const* b, float* y) { *y = load_half(b); }
+void dequant_bf16(std::byte const* b, float* y) {  // bf16 is the top half of an fp32
   *y = std::bit_cast<float>(static_cast<std::uint32_t>(load_u16(b)) << 16);
 }
 
@@ -180,16 +180,16 @@ struct TypeTraits {
   GgmlType type;
   std::int64_t block_size;
   std::size_t block_bytes;
-  void (*dequant_blocks)(const std::byte* src, float* dst, std::int64_t n_blocks);
+  void (*dequant_blocks)(std::byte const* src, float* dst, std::int64_t n_blocks);
 };
 
 // One indirect call per run of blocks, not per block: the per-block function inlines into the loop.
-template <std::int64_t BlockSize, std::size_t BlockBytes, void (*Block)(const std::byte*, float*)>
-void dequant_blocks(const std::byte* src, float* dst, std::int64_t n_blocks) {
+template <std::int64_t BlockSize, std::size_t BlockBytes, void (*Block)(std::byte const*, float*)>
+void dequant_blocks(std::byte const* src, float* dst, std::int64_t n_blocks) {
   for (std::int64_t b = 0; b < n_blocks; ++b) Block(src + b * BlockBytes, dst + b * BlockSize);
 }
 
-template <GgmlType Type, std::int64_t BlockSize, std::size_t BlockBytes, void (*Block)(const std::byte*, float*)>
+template <GgmlType Type, std::int64_t BlockSize, std::size_t BlockBytes, void (*Block)(std::byte const*, float*)>
 constexpr TypeTraits make_traits() {
   return {Type, BlockSize, BlockBytes, dequant_blocks<BlockSize, BlockBytes, Block>};
 }
@@ -208,25 +208,25 @@ constexpr std::array<TypeTraits, 11> traits_table{{
     make_traits<GgmlType::BF16, 1, 2, dequant_bf16>(),
 }};
 
-const TypeTraits* find_traits(GgmlType type) {
-  for (const TypeTraits& t : traits_table)
+TypeTraits const* find_traits(GgmlType type) {
+  for (TypeTraits const& t : traits_table)
     if (t.type == type) return &t;
   return nullptr;
 }
 
-const TypeTraits& traits(GgmlType type) {
-  if (const TypeTraits* t = find_traits(type)) return *t;
+TypeTraits const& traits(GgmlType type) {
+  if (TypeTraits const* t = find_traits(type)) return *t;
   throw std::invalid_argument("skipllm engine: unsupported ggml type " + std::string(type_name(type)) + " (id " +
                               std::to_string(static_cast<std::uint32_t>(type)) + ")");
 }
 
 // The checks every public entry point makes; cheap next to even one block of work.
-const TypeTraits& checked_traits(GgmlType type, std::int64_t n, const char* what) {
-  const TypeTraits& t = traits(type);
+TypeTraits const& checked_traits(GgmlType type, std::int64_t n, char const* what) {
+  TypeTraits const& t = traits(type);
   if (n < 0 || n % t.block_size != 0)
     throw std::invalid_argument(std::string("skipllm engine: ") + what + ": " + std::to_string(n) +
-                                " elements is not a multiple of the " + std::string(type_name(type)) +
-                                " block size " + std::to_string(t.block_size));
+                                " elements is not a multiple of the " + std::string(type_name(type)) + " block size " +
+                                std::to_string(t.block_size));
   return t;
 }
 
@@ -234,7 +234,7 @@ const TypeTraits& checked_traits(GgmlType type, std::int64_t n, const char* what
 
 // Eight independent partial sums: the compiler may map them to SIMD lanes without -ffast-math
 // (which it would need to reorder one running sum), and they hide the add latency.
-float dot_f32_portable(const float* a, const float* b, std::int64_t n) {
+float dot_f32_portable(float const* a, float const* b, std::int64_t n) {
   float acc[8] = {};
   std::int64_t i = 0;
   for (; i + 8 <= n; i += 8)
@@ -245,8 +245,8 @@ float dot_f32_portable(const float* a, const float* b, std::int64_t n) {
 }
 
 // Expands the row one L1-sized chunk at a time and dots each chunk: no fp32 copy of the row.
-float dot_via_chunks(const TypeTraits& t, const std::byte* row, const float* x, std::int64_t n,
-                     float (*dot_f32)(const float*, const float*, std::int64_t)) {
+float dot_via_chunks(TypeTraits const& t, std::byte const* row, float const* x, std::int64_t n,
+                     float (*dot_f32)(float const*, float const*, std::int64_t)) {
   constexpr std::int64_t chunk = 256;  // a multiple of every block size
   float buf[chunk];
   float sum = 0.0f;
@@ -275,20 +275,20 @@ SKIPLLM_TARGET_AVX2 float hsum(__m256 v) {
 // never fault, so running past the end of the tensor is harmless; the address is formed as an
 // integer because pointer arithmetic past the end of an object is undefined.
 constexpr std::uintptr_t prefetch_distance = 2048;
-SKIPLLM_TARGET_AVX2 void prefetch_ahead(const std::byte* p) {
-  _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<std::uintptr_t>(p) + prefetch_distance), _MM_HINT_T0);
+SKIPLLM_TARGET_AVX2 void prefetch_ahead(std::byte const* p) {
+  _mm_prefetch(reinterpret_cast<char const*>(reinterpret_cast<std::uintptr_t>(p) + prefetch_distance), _MM_HINT_T0);
 }
 
-SKIPLLM_TARGET_AVX2 float half_avx2(const std::byte* p) { return _cvtsh_ss(load_u16(p)); }
+SKIPLLM_TARGET_AVX2 float half_avx2(std::byte const* p) { return _cvtsh_ss(load_u16(p)); }
 
 // 8 bytes at p, zero-extended to 32-bit lanes. (The intrinsic loads are unaligned and may alias.)
-SKIPLLM_TARGET_AVX2 __m256i load_u8x8(const std::byte* p) {
-  return _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+SKIPLLM_TARGET_AVX2 __m256i load_u8x8(std::byte const* p) {
+  return _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<__m128i const*>(p)));
 }
 
-SKIPLLM_TARGET_AVX2 __m256 load_x(const float* x) { return _mm256_loadu_ps(x); }
+SKIPLLM_TARGET_AVX2 __m256 load_x(float const* x) { return _mm256_loadu_ps(x); }
 
-SKIPLLM_TARGET_AVX2 float dot_f32_avx2(const float* a, const float* b, std::int64_t n) {
+SKIPLLM_TARGET_AVX2 float dot_f32_avx2(float const* a, float const* b, std::int64_t n) {
   __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
   std::int64_t i = 0;
   for (; i + 16 <= n; i += 16) {
@@ -301,13 +301,13 @@ SKIPLLM_TARGET_AVX2 float dot_f32_avx2(const float* a, const float* b, std::int6
 }
 
 // F32 weights are loaded straight from the mapping: _mm256_loadu_ps needs no alignment.
-SKIPLLM_TARGET_AVX2 float dot_f32w_avx2(const std::byte* row, const float* x, std::int64_t n) {
+SKIPLLM_TARGET_AVX2 float dot_f32w_avx2(std::byte const* row, float const* x, std::int64_t n) {
   __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
   std::int64_t i = 0;
   for (; i + 16 <= n; i += 16, row += 64) {
     prefetch_ahead(row);
-    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(reinterpret_cast<const float*>(row)), load_x(x + i), acc0);
-    acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(reinterpret_cast<const float*>(row + 32)), load_x(x + i + 8), acc1);
+    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(reinterpret_cast<float const*>(row)), load_x(x + i), acc0);
+    acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(reinterpret_cast<float const*>(row + 32)), load_x(x + i + 8), acc1);
   }
   float sum = hsum(_mm256_add_ps(acc0, acc1));
   for (; i < n; ++i, row += 4) {
@@ -318,13 +318,13 @@ SKIPLLM_TARGET_AVX2 float dot_f32w_avx2(const std::byte* row, const float* x, st
   return sum;
 }
 
-SKIPLLM_TARGET_AVX2 float dot_f16_avx2(const std::byte* row, const float* x, std::int64_t n) {
+SKIPLLM_TARGET_AVX2 float dot_f16_avx2(std::byte const* row, float const* x, std::int64_t n) {
   __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
   std::int64_t i = 0;
   for (; i + 16 <= n; i += 16, row += 32) {
     prefetch_ahead(row);
-    const __m256 w0 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row)));
-    const __m256 w1 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 16)));
+    const __m256 w0 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<__m128i const*>(row)));
+    const __m256 w1 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<__m128i const*>(row + 16)));
     acc0 = _mm256_fmadd_ps(w0, load_x(x + i), acc0);
     acc1 = _mm256_fmadd_ps(w1, load_x(x + i + 8), acc1);
   }
@@ -333,12 +333,12 @@ SKIPLLM_TARGET_AVX2 float dot_f16_avx2(const std::byte* row, const float* x, std
   return sum;
 }
 
-SKIPLLM_TARGET_AVX2 float dot_bf16_avx2(const std::byte* row, const float* x, std::int64_t n) {
+SKIPLLM_TARGET_AVX2 float dot_bf16_avx2(std::byte const* row, float const* x, std::int64_t n) {
   __m256 acc = _mm256_setzero_ps();
   std::int64_t i = 0;
   for (; i + 8 <= n; i += 8, row += 16) {
     prefetch_ahead(row);
-    const __m256i h = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row)));
+    const __m256i h = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<__m128i const*>(row)));
     acc = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32(h, 16)), load_x(x + i), acc);
   }
   float sum = hsum(acc);
@@ -353,7 +353,7 @@ struct Nibbles {
   __m256 e0, e8, e16, e24;  // elements 0-7, 8-15, 16-23, 24-31 as floats
 };
 
-SKIPLLM_TARGET_AVX2 Nibbles load_nibbles(const std::byte* qs) {
+SKIPLLM_TARGET_AVX2 Nibbles load_nibbles(std::byte const* qs) {
   const __m256i mask = _mm256_set1_epi32(0xF);
   const __m256i a = load_u8x8(qs);
   const __m256i b = load_u8x8(qs + 8);
@@ -365,13 +365,13 @@ SKIPLLM_TARGET_AVX2 Nibbles load_nibbles(const std::byte* qs) {
 // side by side (one load, one conversion); Q4_0's w = d*(q - 8) is d*q + (-8d), with the same
 // result bit for bit since d*q and 8d are exact in fp32.
 template <GgmlType Type>
-SKIPLLM_TARGET_AVX2 void load_d_m(const std::byte* block, __m256& d, __m256& m) {
+SKIPLLM_TARGET_AVX2 void load_d_m(std::byte const* block, __m256& d, __m256& m) {
   if constexpr (Type == GgmlType::Q4_1) {
     const __m128 dm = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(load_u32(block))));
     d = _mm256_broadcastss_ps(dm);
     m = _mm256_broadcastss_ps(_mm_movehdup_ps(dm));
   } else {
-    const float scale = half_avx2(block);
+    float const scale = half_avx2(block);
     d = _mm256_set1_ps(scale);
     m = _mm256_set1_ps(-8.0f * scale);
   }
@@ -380,9 +380,8 @@ SKIPLLM_TARGET_AVX2 void load_d_m(const std::byte* block, __m256& d, __m256& m) 
 // Q4_0 / Q4_1: w = d*q + m formed per lane and multiplied into four independent accumulators.
 // (Factoring out d per block needs a per-block reduction chain; this measured ~20% faster.)
 template <GgmlType Type, std::int64_t BlockBytes, std::int64_t QsOffset>
-SKIPLLM_TARGET_AVX2 float dot_q4_avx2(const std::byte* row, const float* x, std::int64_t n) {
-  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps(), acc2 = _mm256_setzero_ps(),
-         acc3 = _mm256_setzero_ps();
+SKIPLLM_TARGET_AVX2 float dot_q4_avx2(std::byte const* row, float const* x, std::int64_t n) {
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps(), acc2 = _mm256_setzero_ps(), acc3 = _mm256_setzero_ps();
   for (std::int64_t i = 0; i < n; i += qk, row += BlockBytes) {
     prefetch_ahead(row);
     __m256 d, m;
@@ -397,18 +396,18 @@ SKIPLLM_TARGET_AVX2 float dot_q4_avx2(const std::byte* row, const float* x, std:
 }
 
 // 8 signed bytes at p as floats.
-SKIPLLM_TARGET_AVX2 __m256 load_i8x8_ps(const std::byte* p) {
-  return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+SKIPLLM_TARGET_AVX2 __m256 load_i8x8_ps(std::byte const* p) {
+  return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<__m128i const*>(p))));
 }
 
-SKIPLLM_TARGET_AVX2 __m256 q8_block_qx(const std::byte* qs, const float* x) {
+SKIPLLM_TARGET_AVX2 __m256 q8_block_qx(std::byte const* qs, float const* x) {
   __m256 t = _mm256_mul_ps(load_i8x8_ps(qs), load_x(x));
   t = _mm256_fmadd_ps(load_i8x8_ps(qs + 8), load_x(x + 8), t);
   t = _mm256_fmadd_ps(load_i8x8_ps(qs + 16), load_x(x + 16), t);
   return _mm256_fmadd_ps(load_i8x8_ps(qs + 24), load_x(x + 24), t);
 }
 
-SKIPLLM_TARGET_AVX2 float dot_q8_0_avx2(const std::byte* row, const float* x, std::int64_t n) {
+SKIPLLM_TARGET_AVX2 float dot_q8_0_avx2(std::byte const* row, float const* x, std::int64_t n) {
   __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
   std::int64_t i = 0;
   for (; i + 2 * qk <= n; i += 2 * qk, row += 68) {
@@ -420,7 +419,7 @@ SKIPLLM_TARGET_AVX2 float dot_q8_0_avx2(const std::byte* row, const float* x, st
   return hsum(_mm256_add_ps(acc0, acc1));
 }
 
-float dot_unchecked_avx2(const TypeTraits& t, const std::byte* row, const float* x, std::int64_t n) {
+float dot_unchecked_avx2(TypeTraits const& t, std::byte const* row, float const* x, std::int64_t n) {
   switch (t.type) {
     case GgmlType::F32: return dot_f32w_avx2(row, x, n);
     case GgmlType::F16: return dot_f16_avx2(row, x, n);
@@ -433,7 +432,7 @@ float dot_unchecked_avx2(const TypeTraits& t, const std::byte* row, const float*
 }
 
 bool cpu_has_avx2() {
-  static const bool ok = [] {
+  static bool const ok = [] {
     // F16C straight from CPUID: clang's __builtin_cpu_supports does not know "f16c".
     unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
     const bool f16c = __get_cpuid(1, &eax, &ebx, &ecx, &edx) != 0 && (ecx & bit_F16C) != 0;
@@ -449,12 +448,12 @@ std::string_view type_name(GgmlType type) {
   // Every id ggml has assigned, so refusals can name what a file holds. Ids 4, 5, 31-33 and 36-38
   // were removed from ggml and are invalid in files.
   static constexpr std::array<std::string_view, 43> names{
-      "F32",      "F16",       "Q4_0",       "Q4_1",       "Q4_2",       "Q4_3",   "Q5_0",   "Q5_1",    "Q8_0",
-      "Q8_1",     "Q2_K",      "Q3_K",       "Q4_K",       "Q5_K",       "Q6_K",   "Q8_K",   "IQ2_XXS", "IQ2_XS",
-      "IQ3_XXS",  "IQ1_S",     "IQ4_NL",     "IQ3_S",      "IQ2_S",      "IQ4_XS", "I8",     "I16",     "I32",
-      "I64",      "F64",       "IQ1_M",      "BF16",       "Q4_0_4_4",   "Q4_0_4_8", "Q4_0_8_8", "TQ1_0", "TQ2_0",
-      "IQ4_NL_4_4", "IQ4_NL_4_8", "IQ4_NL_8_8", "MXFP4",   "NVFP4",      "Q1_0",   "Q2_0"};
-  const auto id = static_cast<std::uint32_t>(type);
+      "F32",        "F16",        "Q4_0",       "Q4_1",  "Q4_2",     "Q4_3",     "Q5_0",     "Q5_1",    "Q8_0",
+      "Q8_1",       "Q2_K",       "Q3_K",       "Q4_K",  "Q5_K",     "Q6_K",     "Q8_K",     "IQ2_XXS", "IQ2_XS",
+      "IQ3_XXS",    "IQ1_S",      "IQ4_NL",     "IQ3_S", "IQ2_S",    "IQ4_XS",   "I8",       "I16",     "I32",
+      "I64",        "F64",        "IQ1_M",      "BF16",  "Q4_0_4_4", "Q4_0_4_8", "Q4_0_8_8", "TQ1_0",   "TQ2_0",
+      "IQ4_NL_4_4", "IQ4_NL_4_8", "IQ4_NL_8_8", "MXFP4", "NVFP4",    "Q1_0",     "Q2_0"};
+  auto const id = static_cast<std::uint32_t>(type);
   return id < names.size() ? names[id] : std::string_view("unknown");
 }
 
@@ -472,22 +471,22 @@ float half_to_float(std::uint16_t bits) {
   if (mantissa == 0) return std::bit_cast<float>(sign);
   // Subnormal (mantissa * 2^-24): shift the leading 1 up to the implicit-bit position (bit 10),
   // lowering the exponent once per shift. Integer-only, so FTZ/DAZ modes cannot flush it.
-  const int shift = std::countl_zero(mantissa) - 21;
+  int const shift = std::countl_zero(mantissa) - 21;
   const std::uint32_t normalized = (mantissa << shift) & 0x3FFU;
   return std::bit_cast<float>(sign | (static_cast<std::uint32_t>(113 - shift) << 23) | (normalized << 13));
 }
 
-void dequantize_row(GgmlType type, const std::byte* src, float* dst, std::int64_t n) {
-  const TypeTraits& t = checked_traits(type, n, "dequantize_row");
+void dequantize_row(GgmlType type, std::byte const* src, float* dst, std::int64_t n) {
+  TypeTraits const& t = checked_traits(type, n, "dequantize_row");
   t.dequant_blocks(src, dst, n / t.block_size);
 }
 
-float dot_row_portable(GgmlType type, const std::byte* row, const float* x, std::int64_t n) {
+float dot_row_portable(GgmlType type, std::byte const* row, float const* x, std::int64_t n) {
   return dot_via_chunks(checked_traits(type, n, "dot_row"), row, x, n, dot_f32_portable);
 }
 
-float dot_row(GgmlType type, const std::byte* row, const float* x, std::int64_t n) {
-  const TypeTraits& t = checked_traits(type, n, "dot_row");
+float dot_row(GgmlType type, std::byte const* row, float const* x, std::int64_t n) {
+  TypeTraits const& t = checked_traits(type, n, "dot_row");
 #if SKIPLLM_ENGINE_X86_SIMD
   if (cpu_has_avx2()) return dot_unchecked_avx2(t, row, x, n);
 #endif
@@ -500,7 +499,7 @@ namespace {
 
 // Per block: the integer dot sum_j w_j * q_j of the block's quantized weights (Q4: unsigned
 // nibbles, Q8_0: signed bytes) with the activation block, then the scales applied in fp32.
-std::int32_t nibble_dot_portable(const std::byte* qs, const std::int8_t* q) {
+std::int32_t nibble_dot_portable(std::byte const* qs, std::int8_t const* q) {
   std::int32_t sum = 0;
   for (int j = 0; j < 16; ++j) {
     auto const b = static_cast<std::uint8_t>(qs[j]);
@@ -509,28 +508,28 @@ std::int32_t nibble_dot_portable(const std::byte* qs, const std::int8_t* q) {
   return sum;
 }
 
-float dot_int8_portable(GgmlType type, const std::byte* row, const Int8Activations& x) {
+float dot_int8_portable(GgmlType type, std::byte const* row, Int8Activations const& x) {
   float acc = 0;
   std::int64_t const blocks = x.n / qk;
   for (std::int64_t b = 0; b < blocks; ++b) {
-    const std::int8_t* q = &x.q[static_cast<std::size_t>(b * qk)];
+    std::int8_t const* q = &x.q[static_cast<std::size_t>(b * qk)];
     float const d = x.d[static_cast<std::size_t>(b)];
     switch (type) {
       case GgmlType::Q4_0: {  // w = (nibble - 8) * dw
-        const std::byte* blk = row + b * 18;
+        std::byte const* blk = row + b * 18;
         std::int32_t qsum = 0;
         for (int j = 0; j < qk; ++j) qsum += q[j];
         acc += load_half(blk) * d * static_cast<float>(nibble_dot_portable(blk + 2, q) - 8 * qsum);
         break;
       }
       case GgmlType::Q4_1: {  // w = nibble * dw + mw
-        const std::byte* blk = row + b * 20;
+        std::byte const* blk = row + b * 20;
         acc += load_half(blk) * d * static_cast<float>(nibble_dot_portable(blk + 4, q)) +
                load_half(blk + 2) * x.sum[static_cast<std::size_t>(b)];
         break;
       }
       default: {  // Q8_0: w = qw * dw
-        const std::byte* blk = row + b * 34;
+        std::byte const* blk = row + b * 34;
         std::int32_t sum = 0;
         for (int j = 0; j < qk; ++j) sum += static_cast<std::int8_t>(blk[2 + j]) * q[j];
         acc += load_half(blk) * d * static_cast<float>(sum);
@@ -543,8 +542,8 @@ float dot_int8_portable(GgmlType type, const std::byte* row, const Int8Activatio
 #if SKIPLLM_ENGINE_X86_SIMD
 // 32 unsigned nibbles of a Q4 block in element order: low nibbles are elements 0..15, high
 // nibbles 16..31.
-SKIPLLM_TARGET_AVX2 __m256i q4_nibbles(const std::byte* qs) {
-  __m128i const packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+SKIPLLM_TARGET_AVX2 __m256i q4_nibbles(std::byte const* qs) {
+  __m128i const packed = _mm_loadu_si128(reinterpret_cast<__m128i const*>(qs));
   __m128i const mask = _mm_set1_epi8(0x0F);
   return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(packed, 4), mask), _mm_and_si128(packed, mask));
 }
@@ -555,18 +554,18 @@ SKIPLLM_TARGET_AVX2 __m256 dot_u8_s8(__m256i u, __m256i s) {
   return _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
 }
 
-SKIPLLM_TARGET_AVX2 float dot_int8_avx2(GgmlType type, const std::byte* row, const Int8Activations& x) {
+SKIPLLM_TARGET_AVX2 float dot_int8_avx2(GgmlType type, std::byte const* row, Int8Activations const& x) {
   __m256 acc = _mm256_setzero_ps();
   float offset = 0;  // Q4_1's min term, and Q4_0's -8 shift
   std::int64_t const blocks = x.n / qk;
   std::size_t const stride = type == GgmlType::Q4_0 ? 18 : type == GgmlType::Q4_1 ? 20 : 34;
   for (std::int64_t b = 0; b < blocks; ++b, row += stride) {
     prefetch_ahead(row);
-    __m256i const q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(&x.q[static_cast<std::size_t>(b * qk)]));
+    __m256i const q = _mm256_loadu_si256(reinterpret_cast<__m256i const*>(&x.q[static_cast<std::size_t>(b * qk)]));
     float const dx = x.d[static_cast<std::size_t>(b)];
     if (type == GgmlType::Q8_0) {
       // maddubs wants an unsigned operand: |w| times q carrying w's sign.
-      __m256i const w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 2));
+      __m256i const w = _mm256_loadu_si256(reinterpret_cast<__m256i const*>(row + 2));
       __m256 const dots = dot_u8_s8(_mm256_sign_epi8(w, w), _mm256_sign_epi8(q, w));
       acc = _mm256_fmadd_ps(_mm256_set1_ps(half_avx2(row) * dx), dots, acc);
     } else {
@@ -582,23 +581,24 @@ SKIPLLM_TARGET_AVX2 float dot_int8_avx2(GgmlType type, const std::byte* row, con
 }
 #endif
 
-void check_int8(GgmlType type, const Int8Activations& x) {
+void check_int8(GgmlType type, Int8Activations const& x) {
   if (!supports_int8_dot(type)) {
-    throw std::invalid_argument("dot_row_int8: weight type " + std::string(type_name(type)) + " is not Q4_0, Q4_1 or Q8_0");
+    throw std::invalid_argument("dot_row_int8: weight type " + std::string(type_name(type)) +
+                                " is not Q4_0, Q4_1 or Q8_0");
   }
   if (x.n <= 0 || x.n % qk != 0) throw std::invalid_argument("dot_row_int8: activations not quantized");
 }
 
 }  // namespace
 
-void quantize_activations(const float* x, std::int64_t n, Int8Activations& out) {
+void quantize_activations(float const* x, std::int64_t n, Int8Activations& out) {
   if (n <= 0 || n % qk != 0) throw std::invalid_argument("quantize_activations: n must be a positive multiple of 32");
   out.n = n;
   out.q.resize(static_cast<std::size_t>(n));
   out.d.resize(static_cast<std::size_t>(n / qk));
   out.sum.resize(static_cast<std::size_t>(n / qk));
   for (std::int64_t b = 0; b < n / qk; ++b) {
-    const float* xb = x + b * qk;
+    float const* xb = x + b * qk;
     float amax = 0;
     for (int j = 0; j < qk; ++j) amax = std::max(amax, std::fabs(xb[j]));
     float const d = amax / 127.0f;
@@ -618,12 +618,12 @@ bool supports_int8_dot(GgmlType type) {
   return type == GgmlType::Q4_0 || type == GgmlType::Q4_1 || type == GgmlType::Q8_0;
 }
 
-float dot_row_int8_portable(GgmlType type, const std::byte* row, const Int8Activations& x) {
+float dot_row_int8_portable(GgmlType type, std::byte const* row, Int8Activations const& x) {
   check_int8(type, x);
   return dot_int8_portable(type, row, x);
 }
 
-float dot_row_int8(GgmlType type, const std::byte* row, const Int8Activations& x) {
+float dot_row_int8(GgmlType type, std::byte const* row, Int8Activations const& x) {
   check_int8(type, x);
 #if SKIPLLM_ENGINE_X86_SIMD
   if (cpu_has_avx2()) return dot_int8_avx2(type, row, x);

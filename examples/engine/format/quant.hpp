@@ -48,7 +48,7 @@ float half_to_float(std::uint16_t bits);
 
 //! Dequantizes `n` consecutive elements starting at block data `src` into `dst`.
 //! `n` must be a non-negative multiple of block_size(type) (else std::invalid_argument).
-void dequantize_row(GgmlType type, const std::byte* src, float* dst, std::int64_t n);
+void dequantize_row(GgmlType type, std::byte const* src, float* dst, std::int64_t n);
 
 //! Dot product of one weight row of `n` elements (in `type`'s block format) with the float vector
 //! `x`: the inner loop of the CPU matvec. Weights are expanded in registers (AVX2 path for F32,
@@ -56,11 +56,11 @@ void dequantize_row(GgmlType type, const std::byte* src, float* dst, std::int64_
 //! Agrees with dequantize_row + an exact dot product to 1e-5 of sum |w_i x_i|. No alignment is
 //! required of `row` or `x`. Dispatches at run time to AVX2+FMA+F16C code on x86 CPUs that have
 //! it (see dot_row_isa()), else to dot_row_portable.
-float dot_row(GgmlType type, const std::byte* row, const float* x, std::int64_t n);
+float dot_row(GgmlType type, std::byte const* row, float const* x, std::int64_t n);
 
 //! The portable path of dot_row (plain loops, default compiler flags). Exposed so tests can check
 //! both paths on a machine that dispatches to the SIMD one.
-float dot_row_portable(GgmlType type, const std::byte* row, const float* x, std::int64_t n);
+float dot_row_portable(GgmlType type, std::byte const* row, float const* x, std::int64_t n);
 
 //! Which code dot_row runs on this machine: "avx2" or "portable".
 std::string_view dot_row_isa();
@@ -74,22 +74,22 @@ std::string_view dot_row_isa();
 
 //! x rounded to int8 per block of 32: q[i] = round(x[i] / d_b), d_b = max|x| / 127 over block b.
 struct Int8Activations {
-  std::vector<std::int8_t> q;   //!< [n]
-  std::vector<float> d;    //!< [n / 32] block scales
-  std::vector<float> sum;  //!< [n / 32] d_b * sum of the block's q (for Q4_1's offset term)
+  std::vector<std::int8_t> q;  //!< [n]
+  std::vector<float> d;        //!< [n / 32] block scales
+  std::vector<float> sum;      //!< [n / 32] d_b * sum of the block's q (for Q4_1's offset term)
   std::int64_t n = 0;
 };
 
 //! Quantizes `n` (a multiple of 32) values of x into `out`, reusing its storage.
-void quantize_activations(const float* x, std::int64_t n, Int8Activations& out);
+void quantize_activations(float const* x, std::int64_t n, Int8Activations& out);
 
 //! True for the weight types dot_row_int8 accepts: Q4_0, Q4_1, Q8_0.
 bool supports_int8_dot(GgmlType type);
 
 //! Dot product of one weight row with quantized activations (x.n elements).
-float dot_row_int8(GgmlType type, const std::byte* row, const Int8Activations& x);
+float dot_row_int8(GgmlType type, std::byte const* row, Int8Activations const& x);
 
 //! The portable path of dot_row_int8, for tests.
-float dot_row_int8_portable(GgmlType type, const std::byte* row, const Int8Activations& x);
+float dot_row_int8_portable(GgmlType type, std::byte const* row, Int8Activations const& x);
 
 }  // namespace skipllm::engine

@@ -24,8 +24,8 @@ namespace unicode_tables {
 
 template <std::size_t N>
 bool in_ranges(std::uint32_t cp, const CodepointRange (&table)[N]) {
-  const auto it = std::upper_bound(std::begin(table), std::end(table), cp,
-                                   [](std::uint32_t c, const CodepointRange& r) { return c < r.first; });
+  auto const it = std::upper_bound(std::begin(table), std::end(table), cp,
+                                   [](std::uint32_t c, CodepointRange const& r) { return c < r.first; });
   return it != std::begin(table) && cp <= std::prev(it)->last;
 }
 
@@ -62,8 +62,8 @@ struct Utf8Step {
 // Decodes the character at s[pos]. Strict (no overlongs, surrogates or values past U+10FFFF);
 // `incomplete` means the bytes so far are a valid prefix that runs off the end of s.
 Utf8Step utf8_next(std::string_view s, std::size_t pos) {
-  const auto byte = [&](std::size_t i) { return static_cast<unsigned char>(s[i]); };
-  const unsigned lead = byte(pos);
+  auto const byte = [&](std::size_t i) { return static_cast<unsigned char>(s[i]); };
+  unsigned const lead = byte(pos);
   if (lead < 0x80) return {Utf8Status::ok, lead, 1};
   std::size_t len = 0;
   unsigned lo = 0x80, hi = 0xBF;  // allowed range of the second byte
@@ -83,13 +83,12 @@ Utf8Step utf8_next(std::string_view s, std::size_t pos) {
   std::uint32_t cp = lead & (0x7F >> len);
   for (std::size_t i = 1; i < len; ++i) {
     if (pos + i >= s.size()) return {Utf8Status::incomplete, 0, i};
-    const unsigned b = byte(pos + i);
+    unsigned const b = byte(pos + i);
     if (b < (i == 1 ? lo : 0x80) || b > (i == 1 ? hi : 0xBF)) return {Utf8Status::invalid, 0, 1};
     cp = (cp << 6) | (b & 0x3F);
   }
   return {Utf8Status::ok, cp, len};
 }
-
 
 // Text as code points, every invalid byte replaced by U+FFFD (what llama.cpp does, so ids
 // agree on malformed input too), with `utf8` re-encoded to match the code points.
@@ -106,7 +105,7 @@ DecodedText decode_utf8(std::string_view text) {
   d.utf8.reserve(text.size());
   for (std::size_t pos = 0; pos < text.size();) {
     const Utf8Step step = utf8_next(text, pos);
-    const bool ok = step.status == Utf8Status::ok;
+    bool const ok = step.status == Utf8Status::ok;
     d.offsets.push_back(d.utf8.size());
     d.cps.push_back(ok ? step.cp : kReplacement);
     append_utf8(d.utf8, d.cps.back());
@@ -130,7 +129,7 @@ constexpr ByteTables make_byte_tables() {
   for (auto& v : t.from_cp) v = -1;
   std::uint32_t next_unprintable = 256;
   for (std::uint32_t b = 0; b < 256; ++b) {
-    const bool printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || b >= 174;
+    bool const printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || b >= 174;
     t.to_cp[b] = printable ? b : next_unprintable++;
     t.from_cp[t.to_cp[b]] = static_cast<std::int16_t>(b);
   }
@@ -143,8 +142,7 @@ constexpr ByteTables kBytes = make_byte_tables();
 bool unmap_bytes(std::string_view text, std::string& out) {
   for (std::size_t pos = 0; pos < text.size();) {
     const Utf8Step step = utf8_next(text, pos);
-    if (step.status != Utf8Status::ok || step.cp >= kBytes.from_cp.size() ||
-        kBytes.from_cp[step.cp] < 0) {
+    if (step.status != Utf8Status::ok || step.cp >= kBytes.from_cp.size() || kBytes.from_cp[step.cp] < 0) {
       return false;
     }
     out += static_cast<char>(kBytes.from_cp[step.cp]);
@@ -155,7 +153,7 @@ bool unmap_bytes(std::string_view text, std::string& out) {
 
 std::string map_bytes(std::string_view bytes) {
   std::string out;
-  for (const char c : bytes) append_utf8(out, kBytes.to_cp[static_cast<unsigned char>(c)]);
+  for (char const c : bytes) append_utf8(out, kBytes.to_cp[static_cast<unsigned char>(c)]);
   return out;
 }
 
@@ -170,7 +168,7 @@ struct Span {
 // Code points of one fragment with bounds-checked classification.
 class Fragment {
  public:
-  Fragment(const std::vector<std::uint32_t>& cps, Span span) : cps_(cps), span_(span) {}
+  Fragment(std::vector<std::uint32_t> const& cps, Span span) : cps_(cps), span_(span) {}
   std::size_t begin() const { return span_.begin; }
   std::size_t end() const { return span_.end; }
   std::uint32_t at(std::size_t i) const { return i < span_.end ? cps_[i] : 0; }
@@ -181,15 +179,15 @@ class Fragment {
   }
 
  private:
-  const std::vector<std::uint32_t>& cps_;
+  std::vector<std::uint32_t> const& cps_;
   Span span_;
 };
 
 bool is_newline(std::uint32_t cp) { return cp == '\r' || cp == '\n'; }
 
 // 's 't 're 've 'm 'll 'd at i: their length, or 0.
-std::size_t contraction_len(const Fragment& f, std::size_t i, bool ignore_case) {
-  const auto fold = [&](std::uint32_t c) { return ignore_case && c >= 'A' && c <= 'Z' ? c + 32 : c; };
+std::size_t contraction_len(Fragment const& f, std::size_t i, bool ignore_case) {
+  auto const fold = [&](std::uint32_t c) { return ignore_case && c >= 'A' && c <= 'Z' ? c + 32 : c; };
   if (f.at(i) != '\'') return 0;
   const std::uint32_t a = fold(f.at(i + 1));
   if (a == 's' || a == 't' || a == 'm' || a == 'd') return 2;
@@ -200,13 +198,13 @@ std::size_t contraction_len(const Fragment& f, std::size_t i, bool ignore_case) 
 
 // \s+(?!\S)|\s+ from i, which is whitespace: a run followed by text leaves its last
 // whitespace character to prefix the next word.
-std::size_t whitespace_end(const Fragment& f, std::size_t i) {
+std::size_t whitespace_end(Fragment const& f, std::size_t i) {
   const std::size_t run_end = f.skip(i, Cls::space);
   return (run_end - i > 1 && run_end < f.end()) ? run_end - 1 : run_end;
 }
 
 // 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
-std::size_t gpt2_word_end(const Fragment& f, std::size_t i) {
+std::size_t gpt2_word_end(Fragment const& f, std::size_t i) {
   if (const std::size_t n = contraction_len(f, i, false)) return i + n;
   const Cls c = f.cls(i);
   if (c != Cls::space) return f.skip(i + 1, c);  // letters, numbers or others
@@ -219,13 +217,11 @@ std::size_t gpt2_word_end(const Fragment& f, std::size_t i) {
 
 // (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|
 // \s*[\r\n]+|\s+(?!\S)|\s+
-std::size_t llama3_word_end(const Fragment& f, std::size_t i) {
+std::size_t llama3_word_end(Fragment const& f, std::size_t i) {
   if (const std::size_t n = contraction_len(f, i, true)) return i + n;
   const Cls c = f.cls(i);
-  const bool can_prefix = c != Cls::letter && c != Cls::number && !is_newline(f.at(i));
-  if (c == Cls::letter || (can_prefix && f.cls(i + 1) == Cls::letter)) {
-    return f.skip(i + 1, Cls::letter);
-  }
+  bool const can_prefix = c != Cls::letter && c != Cls::number && !is_newline(f.at(i));
+  if (c == Cls::letter || (can_prefix && f.cls(i + 1) == Cls::letter)) { return f.skip(i + 1, Cls::letter); }
   if (c == Cls::number) return std::min(f.skip(i, Cls::number), i + 3);
   if (c == Cls::other || (f.at(i) == ' ' && f.cls(i + 1) == Cls::other)) {
     std::size_t j = f.skip(i + 1, Cls::other);
@@ -240,10 +236,9 @@ std::size_t llama3_word_end(const Fragment& f, std::size_t i) {
   return whitespace_end(f, i);
 }
 
-using WordEnd = std::size_t (*)(const Fragment&, std::size_t);
+using WordEnd = std::size_t (*)(Fragment const&, std::size_t);
 
-void split_words(const std::vector<std::uint32_t>& cps, Span span, WordEnd word_end,
-                 std::vector<Span>& out) {
+void split_words(std::vector<std::uint32_t> const& cps, Span span, WordEnd word_end, std::vector<Span>& out) {
   const Fragment f(cps, span);
   for (std::size_t i = span.begin; i < span.end;) {
     const std::size_t j = word_end(f, i);
@@ -253,7 +248,7 @@ void split_words(const std::vector<std::uint32_t>& cps, Span span, WordEnd word_
 }
 
 // \p{N} as its own fragment: each digit stands alone, the text between digits stays together.
-std::vector<Span> split_digits(const std::vector<std::uint32_t>& cps) {
+std::vector<Span> split_digits(std::vector<std::uint32_t> const& cps) {
   std::vector<Span> out;
   std::size_t start = 0;
   for (std::size_t i = 0; i < cps.size(); ++i) {
@@ -266,16 +261,14 @@ std::vector<Span> split_digits(const std::vector<std::uint32_t>& cps) {
   return out;
 }
 
-std::vector<Span> split_text(const std::vector<std::uint32_t>& cps, PreTokenizer pre) {
+std::vector<Span> split_text(std::vector<std::uint32_t> const& cps, PreTokenizer pre) {
   std::vector<Span> words;
   const Span all{0, cps.size()};
   switch (pre) {
     case PreTokenizer::gpt2: split_words(cps, all, gpt2_word_end, words); break;
     case PreTokenizer::llama3: split_words(cps, all, llama3_word_end, words); break;
     case PreTokenizer::digits_gpt2:
-      for (const Span fragment : split_digits(cps)) {
-        split_words(cps, fragment, gpt2_word_end, words);
-      }
+      for (const Span fragment : split_digits(cps)) { split_words(cps, fragment, gpt2_word_end, words); }
       break;
   }
   return words;
@@ -284,14 +277,12 @@ std::vector<Span> split_text(const std::vector<std::uint32_t>& cps, PreTokenizer
 // ---------------------------------------------------------------------------------------------
 // Vocabulary helpers.
 
-bool is_text_token(TokenType t) {
-  return t == TokenType::normal || t == TokenType::byte || t == TokenType::undefined;
-}
+bool is_text_token(TokenType t) { return t == TokenType::normal || t == TokenType::byte || t == TokenType::undefined; }
 
 // Tokens that end a turn in the chat formats we know, besides the declared eos/eot: a model
 // that emits <|endoftext|> instead of <|im_end|> must still stop.
-constexpr std::string_view kEndOfTurnTexts[] = {
-    "<|endoftext|>", "<|im_end|>", "<|eot_id|>", "<|eom_id|>", "<|end_of_text|>", "<end_of_turn>"};
+constexpr std::string_view kEndOfTurnTexts[] = {"<|endoftext|>", "<|im_end|>",      "<|eot_id|>",
+                                                "<|eom_id|>",    "<|end_of_text|>", "<end_of_turn>"};
 
 // Built by appending: GCC 12's -Wrestrict misfires on "'" + std::string(s) at -O2.
 std::string quoted(std::string_view s) {
@@ -325,8 +316,7 @@ void append_utf8(std::string& out, std::uint32_t cp) {
 // Construction.
 
 Tokenizer Tokenizer::from_vocab(std::vector<std::string> tokens, std::vector<std::string> merges,
-                                std::vector<std::int32_t> token_types, std::string_view pre_tokenizer,
-                                SpecialIds ids) {
+                                std::vector<std::int32_t> token_types, std::string_view pre_tokenizer, SpecialIds ids) {
   Tokenizer t;
   t.load_tokens(std::move(tokens), std::move(token_types));
   t.load_merges(merges);
@@ -337,9 +327,7 @@ Tokenizer Tokenizer::from_vocab(std::vector<std::string> tokens, std::vector<std
 
 void Tokenizer::load_tokens(std::vector<std::string> tokens, std::vector<std::int32_t> token_types) {
   if (tokens.empty()) throw TokenizerError("tokenizer: the vocabulary is empty");
-  if (tokens.size() > static_cast<std::size_t>(INT32_MAX)) {
-    throw TokenizerError("tokenizer: vocabulary too large");
-  }
+  if (tokens.size() > static_cast<std::size_t>(INT32_MAX)) { throw TokenizerError("tokenizer: vocabulary too large"); }
   if (token_types.size() != tokens.size()) {
     throw TokenizerError("tokenizer: " + std::to_string(token_types.size()) + " token types for " +
                          std::to_string(tokens.size()) + " tokens");
@@ -349,8 +337,7 @@ void Tokenizer::load_tokens(std::vector<std::string> tokens, std::vector<std::in
   for (std::size_t i = 0; i < tokens.size(); ++i) {
     const std::int32_t type = token_types[i];
     if (type < 0 || type > static_cast<std::int32_t>(TokenType::byte)) {
-      throw TokenizerError("tokenizer: token " + std::to_string(i) + " has unknown type " +
-                           std::to_string(type));
+      throw TokenizerError("tokenizer: token " + std::to_string(i) + " has unknown type " + std::to_string(type));
     }
     types_[i] = static_cast<TokenType>(type);
     // Text tokens spell bytes through the GPT-2 table; control and user-defined tokens are
@@ -365,13 +352,13 @@ void Tokenizer::load_tokens(std::vector<std::string> tokens, std::vector<std::in
     text_to_id_[std::move(tokens[i])] = static_cast<std::int32_t>(i);
   }
   for (int b = 0; b < 256; ++b) {
-    const auto it = text_to_id_.find(map_bytes(std::string(1, static_cast<char>(b))));
+    auto const it = text_to_id_.find(map_bytes(std::string(1, static_cast<char>(b))));
     byte_token_[b] = it == text_to_id_.end() ? -1 : it->second;
   }
 }
 
-void Tokenizer::load_merges(const std::vector<std::string>& merges) {
-  const auto lookup = [&](const std::string& text, std::size_t rank) {
+void Tokenizer::load_merges(std::vector<std::string> const& merges) {
+  auto const lookup = [&](std::string const& text, std::size_t rank) {
     const auto it = text_to_id_.find(text);
     if (it == text_to_id_.end()) {
       throw TokenizerError("tokenizer: merge " + std::to_string(rank) + " " + quoted(merges[rank]) +
@@ -381,7 +368,7 @@ void Tokenizer::load_merges(const std::vector<std::string>& merges) {
   };
   merges_.reserve(merges.size());
   for (std::size_t rank = 0; rank < merges.size(); ++rank) {
-    const std::string& m = merges[rank];
+    std::string const& m = merges[rank];
     // The separator is the first space after position 0 (token text never contains a raw
     // space in a byte-level vocabulary, but a leading one would be part of the left token).
     const std::size_t sep = m.find(' ', 1);
@@ -399,7 +386,7 @@ void Tokenizer::load_merges(const std::vector<std::string>& merges) {
 }
 
 void Tokenizer::load_special_ids(SpecialIds ids) {
-  const auto check = [&](std::int32_t id, const char* role) {
+  auto const check = [&](std::int32_t id, char const* role) {
     if (id < -1 || id >= vocab_size()) {
       throw TokenizerError(std::string("tokenizer: ") + role + " token id " + std::to_string(id) +
                            " is outside the vocabulary of " + std::to_string(vocab_size()));
@@ -417,9 +404,9 @@ void Tokenizer::load_special_ids(SpecialIds ids) {
     if (t == TokenType::control || t == TokenType::unknown || t == TokenType::user_defined) {
       if (!pieces_[id].empty()) matchable_.push_back(id);
     }
-    const bool end_of_turn =
-        t == TokenType::control && std::find(std::begin(kEndOfTurnTexts), std::end(kEndOfTurnTexts),
-                                             pieces_[id]) != std::end(kEndOfTurnTexts);
+    bool const end_of_turn =
+        t == TokenType::control &&
+        std::find(std::begin(kEndOfTurnTexts), std::end(kEndOfTurnTexts), pieces_[id]) != std::end(kEndOfTurnTexts);
     if (id == ids.eos || id == ids.eot || end_of_turn) eog_.push_back(id);
   }
   // Longest first, so that a token that is a prefix of another never wins over it.
@@ -428,13 +415,13 @@ void Tokenizer::load_special_ids(SpecialIds ids) {
 }
 
 void Tokenizer::select_pre_tokenizer(std::string_view name) {
-  static constexpr std::string_view kDigitsGpt2[] = {
-      "smollm", "starcoder", "refact", "command-r", "codeshell", "exaone", "minerva"};
+  static constexpr std::string_view kDigitsGpt2[] = {"smollm",    "starcoder", "refact", "command-r",
+                                                     "codeshell", "exaone",    "minerva"};
   static constexpr std::string_view kLlama3[] = {"llama3", "llama-bpe", "llama-v3"};
   // Not "default": llama.cpp gives that name (a file that does not say) its own legacy split,
   // which we do not reproduce, so it takes the warning below.
   static constexpr std::string_view kGpt2[] = {"gpt2", "gpt-2"};
-  const auto in = [&](const auto& names) {
+  auto const in = [&](auto const& names) {
     return std::find(std::begin(names), std::end(names), name) != std::end(names);
   };
   if (in(kDigitsGpt2)) {
@@ -497,9 +484,9 @@ std::vector<std::string> Tokenizer::pre_tokenize(std::string_view text) const {
   return words;
 }
 
-const Tokenizer::Merge* Tokenizer::find_merge(std::int32_t left, std::int32_t right) const {
+Tokenizer::Merge const* Tokenizer::find_merge(std::int32_t left, std::int32_t right) const {
   if (left < 0 || right < 0) return nullptr;
-  const auto it = merges_.find((static_cast<std::uint64_t>(left) << 32) | static_cast<std::uint32_t>(right));
+  auto const it = merges_.find((static_cast<std::uint64_t>(left) << 32) | static_cast<std::uint32_t>(right));
   return it == merges_.end() ? nullptr : &it->second;
 }
 
@@ -508,7 +495,7 @@ const Tokenizer::Merge* Tokenizer::find_merge(std::int32_t left, std::int32_t ri
 // candidate pairs, and a candidate is stale once either side has changed.
 void Tokenizer::encode_word(std::string_view word, std::vector<std::int32_t>& out) const {
   if (pre_ == PreTokenizer::llama3) {  // LLaMA-3 takes a whole word found in the vocab as is
-    const auto it = text_to_id_.find(map_bytes(word));
+    auto const it = text_to_id_.find(map_bytes(word));
     if (it != text_to_id_.end() && is_text_token(types_[it->second])) {
       out.push_back(it->second);
       return;
@@ -527,15 +514,13 @@ void Tokenizer::encode_word(std::string_view word, std::vector<std::int32_t>& ou
   // (rank, left index, right index, left id, right id): ordered by rank, then leftmost.
   using Candidate = std::tuple<std::int32_t, std::int32_t, std::int32_t, std::int32_t, std::int32_t>;
   std::priority_queue<Candidate, std::vector<Candidate>, std::greater<>> heap;
-  const auto consider = [&](std::int32_t l, std::int32_t r) {
+  auto const consider = [&](std::int32_t l, std::int32_t r) {
     if (l < 0 || r < 0) return;
-    if (const Merge* m = find_merge(sym[l].id, sym[r].id)) {
-      heap.emplace(m->rank, l, r, sym[l].id, sym[r].id);
-    }
+    if (const Merge* m = find_merge(sym[l].id, sym[r].id)) { heap.emplace(m->rank, l, r, sym[l].id, sym[r].id); }
   };
   for (std::int32_t i = 0; i + 1 < n; ++i) consider(i, i + 1);
   while (!heap.empty()) {
-    const auto [rank, l, r, lid, rid] = heap.top();
+    auto const [rank, l, r, lid, rid] = heap.top();
     heap.pop();
     if (sym[l].next != r || sym[l].id != lid || sym[r].id != rid) continue;  // stale
     sym[l].id = find_merge(lid, rid)->result;
@@ -554,10 +539,10 @@ void Tokenizer::encode_word(std::string_view word, std::vector<std::int32_t>& ou
 // ---------------------------------------------------------------------------------------------
 // Decoding.
 
-const std::string& Tokenizer::checked_piece(std::int32_t id) const {
+std::string const& Tokenizer::checked_piece(std::int32_t id) const {
   if (id < 0 || id >= vocab_size()) {
-    throw TokenizerError("tokenizer: token id " + std::to_string(id) +
-                         " is outside the vocabulary of " + std::to_string(vocab_size()));
+    throw TokenizerError("tokenizer: token id " + std::to_string(id) + " is outside the vocabulary of " +
+                         std::to_string(vocab_size()));
   }
   return pieces_[id];
 }
@@ -570,22 +555,20 @@ std::string Tokenizer::decode(std::span<const std::int32_t> ids) const {
 
 std::string Tokenizer::token_piece(std::int32_t id) const { return checked_piece(id); }
 
-bool Tokenizer::is_eog(std::int32_t id) const {
-  return std::find(eog_.begin(), eog_.end(), id) != eog_.end();
-}
+bool Tokenizer::is_eog(std::int32_t id) const { return std::find(eog_.begin(), eog_.end(), id) != eog_.end(); }
 
 // ---------------------------------------------------------------------------------------------
 // Chat template and streaming.
 
 std::string apply_chat_template(std::span<const ChatMessage> messages, bool add_generation_prompt) {
   std::string out;
-  const auto turn = [&](std::string_view role, std::string_view content) {
+  auto const turn = [&](std::string_view role, std::string_view content) {
     out.append("<|im_start|>").append(role).append("\n").append(content).append("<|im_end|>\n");
   };
   // As the model's Jinja: the default system turn comes with the first message, so an empty
   // conversation gets none.
   if (!messages.empty() && messages.front().role != "system") turn("system", kSmolLM2DefaultSystem);
-  for (const ChatMessage& m : messages) turn(m.role, m.content);
+  for (ChatMessage const& m : messages) turn(m.role, m.content);
   if (add_generation_prompt) out += "<|im_start|>assistant\n";
   return out;
 }

@@ -60,8 +60,7 @@ class Tokenizer {
   // Builds from the GGUF arrays. Throws TokenizerError on inconsistent data. An unknown
   // pre_tokenizer name falls back to GPT-2 and records a message in warnings().
   static Tokenizer from_vocab(std::vector<std::string> tokens, std::vector<std::string> merges,
-                              std::vector<std::int32_t> token_types, std::string_view pre_tokenizer,
-                              SpecialIds ids);
+                              std::vector<std::int32_t> token_types, std::string_view pre_tokenizer, SpecialIds ids);
 
   // parse_special = true: control tokens written in the text (e.g. "<|im_start|>") become their
   // ids. false: they are tokenized as ordinary characters, so user text cannot inject them.
@@ -82,11 +81,11 @@ class Tokenizer {
   std::int32_t eos_id() const noexcept { return ids_.eos; }
   std::int32_t vocab_size() const noexcept { return static_cast<std::int32_t>(pieces_.size()); }
   PreTokenizer pre_tokenizer() const noexcept { return pre_; }
-  const std::vector<std::string>& warnings() const noexcept { return warnings_; }
+  std::vector<std::string> const& warnings() const noexcept { return warnings_; }
 
   // The model's Jinja chat template, kept for callers that want to check it is ChatML;
   // apply_chat_template() below does not interpret it.
-  const std::string& chat_template() const noexcept { return chat_template_; }
+  std::string const& chat_template() const noexcept { return chat_template_; }
   void set_chat_template(std::string jinja) { chat_template_ = std::move(jinja); }
 
  private:
@@ -97,21 +96,21 @@ class Tokenizer {
 
   Tokenizer() = default;
   void load_tokens(std::vector<std::string> tokens, std::vector<std::int32_t> token_types);
-  void load_merges(const std::vector<std::string>& merges);
+  void load_merges(std::vector<std::string> const& merges);
   void load_special_ids(SpecialIds ids);
   void select_pre_tokenizer(std::string_view name);
 
   void encode_text(std::string_view text, std::vector<std::int32_t>& out) const;
   void encode_word(std::string_view word, std::vector<std::int32_t>& out) const;
-  const Merge* find_merge(std::int32_t left, std::int32_t right) const;
-  const std::string& checked_piece(std::int32_t id) const;
+  Merge const* find_merge(std::int32_t left, std::int32_t right) const;
+  std::string const& checked_piece(std::int32_t id) const;
 
   std::vector<std::string> pieces_;  // decoded bytes of each token
   std::vector<TokenType> types_;
   std::unordered_map<std::string, std::int32_t> text_to_id_;  // token text as stored in the vocab
   std::unordered_map<std::uint64_t, Merge> merges_;           // key: left id << 32 | right id
   std::int32_t byte_token_[256] = {};                         // id of each lone byte, -1 if absent
-  std::vector<std::int32_t> matchable_;  // tokens matched as whole strings, longest first
+  std::vector<std::int32_t> matchable_;                       // tokens matched as whole strings, longest first
   std::vector<std::int32_t> eog_;
   SpecialIds ids_;
   PreTokenizer pre_ = PreTokenizer::gpt2;
@@ -120,7 +119,7 @@ class Tokenizer {
 };
 
 // Reads tokenizer.ggml.* (model must be "gpt2") and tokenizer.chat_template.
-Tokenizer tokenizer_from_gguf(const GgufFile& file);
+Tokenizer tokenizer_from_gguf(GgufFile const& file);
 
 //! Appends code point `cp` to `out` as UTF-8.
 void append_utf8(std::string& out, std::uint32_t cp);

@@ -9,7 +9,7 @@ namespace {
 
 // An optional id key; absent means "none" (-1). from_vocab checks the range against the
 // vocabulary; here only that the value can be an id at all.
-std::int32_t optional_id(const GgufFile& file, std::string_view key) {
+std::int32_t optional_id(GgufFile const& file, std::string_view key) {
   const std::optional<std::uint64_t> value = file.find_uint(key);
   if (!value) return -1;
   if (*value > static_cast<std::uint64_t>(std::numeric_limits<std::int32_t>::max())) {
@@ -19,22 +19,20 @@ std::int32_t optional_id(const GgufFile& file, std::string_view key) {
   return static_cast<std::int32_t>(*value);
 }
 
-std::vector<std::string> string_array(const GgufFile& file, std::string_view key) {
+std::vector<std::string> string_array(GgufFile const& file, std::string_view key) {
   std::vector<std::string> out;
   for (const std::string_view s : file.get_string_array(key)) out.emplace_back(s);
   return out;
 }
 
 // Types default to "normal" when the file has none, as in llama.cpp.
-std::vector<std::int32_t> token_types(const GgufFile& file, std::size_t n_tokens) {
+std::vector<std::int32_t> token_types(GgufFile const& file, std::size_t n_tokens) {
   constexpr std::string_view key = "tokenizer.ggml.token_type";
-  if (!file.has(key)) {
-    return std::vector<std::int32_t>(n_tokens, static_cast<std::int32_t>(TokenType::normal));
-  }
+  if (!file.has(key)) { return std::vector<std::int32_t>(n_tokens, static_cast<std::int32_t>(TokenType::normal)); }
   std::vector<std::int32_t> out;
   for (const std::int64_t t : file.get_int_array(key)) {
     // Out-of-range values become -1, which from_vocab rejects naming the token.
-    const bool fits = t >= 0 && t <= std::numeric_limits<std::int32_t>::max();
+    bool const fits = t >= 0 && t <= std::numeric_limits<std::int32_t>::max();
     out.push_back(fits ? static_cast<std::int32_t>(t) : -1);
   }
   return out;
@@ -42,7 +40,7 @@ std::vector<std::int32_t> token_types(const GgufFile& file, std::size_t n_tokens
 
 }  // namespace
 
-Tokenizer tokenizer_from_gguf(const GgufFile& file) {
+Tokenizer tokenizer_from_gguf(GgufFile const& file) {
   const std::string_view model = file.get_string("tokenizer.ggml.model");
   if (model != "gpt2") {
     throw TokenizerError("tokenizer: tokenizer.ggml.model '" + std::string(model) +
@@ -58,11 +56,9 @@ Tokenizer tokenizer_from_gguf(const GgufFile& file) {
   ids.unk = optional_id(file, "tokenizer.ggml.unknown_token_id");
   ids.pad = optional_id(file, "tokenizer.ggml.padding_token_id");
   ids.eot = optional_id(file, "tokenizer.ggml.eot_token_id");
-  Tokenizer t = Tokenizer::from_vocab(
-      std::move(tokens), string_array(file, "tokenizer.ggml.merges"), std::move(types), pre, ids);
-  if (const auto jinja = file.find_string("tokenizer.chat_template")) {
-    t.set_chat_template(std::string(*jinja));
-  }
+  Tokenizer t =
+      Tokenizer::from_vocab(std::move(tokens), string_array(file, "tokenizer.ggml.merges"), std::move(types), pre, ids);
+  if (auto const jinja = file.find_string("tokenizer.chat_template")) { t.set_chat_template(std::string(*jinja)); }
   return t;
 }
 

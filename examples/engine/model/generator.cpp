@@ -47,8 +47,8 @@ Generator::Generator(LlamaModel const& model, ThreadPool& pool, skipllm::policy:
 std::span<float const> Generator::prefill(std::span<std::int32_t const> prompt) {
   if (prompt.empty()) throw std::invalid_argument("engine: empty prompt");
   if (prompt.size() >= static_cast<std::size_t>(max_context())) {
-    throw std::invalid_argument("engine: prompt of " + std::to_string(prompt.size()) + " tokens does not fit the context of " +
-                                std::to_string(max_context()));
+    throw std::invalid_argument("engine: prompt of " + std::to_string(prompt.size()) +
+                                " tokens does not fit the context of " + std::to_string(max_context()));
   }
   stack_.begin_sequence(0);
   position_ = 0;
@@ -67,7 +67,8 @@ std::span<float const> Generator::prefill(std::span<std::int32_t const> prompt) 
 }
 
 std::span<float const> Generator::decode(std::int32_t token) {
-  if (position_ >= max_context()) throw std::length_error("engine: context of " + std::to_string(max_context()) + " tokens is full");
+  if (position_ >= max_context())
+    throw std::length_error("engine: context of " + std::to_string(max_context()) + " tokens is full");
   int const slot = 0;
   host_.set_tokens(decode_step_, std::span<std::int32_t const>(&token, 1), std::span<int const>(&position_, 1),
                    std::span<int const>(&slot, 1));

@@ -38,7 +38,6 @@ void rms_norm(float const* x, float const* weight, float* y, int n, float eps) {
   for (int i = 0; i < n; ++i) y[i] = x[i] * scale * weight[i];
 }
 
-
 void matmul(ThreadPool& pool, std::span<MatmulOutput const> outputs, float const* x, int rows,
             ActivationPrecision precision) {
   std::int64_t const in = outputs.front().w->cols;
@@ -67,7 +66,8 @@ void matmul(ThreadPool& pool, std::span<MatmulOutput const> outputs, float const
         auto const* bytes = reinterpret_cast<std::byte const*>(dequantized.data());
         for (int r = 0; r < rows; ++r) y[r * w.rows + o] = dot_row(GgmlType::F32, bytes, x + r * in, in);
       } else if (int8 && supports_int8_dot(w.type)) {
-        for (int r = 0; r < rows; ++r) y[r * w.rows + o] = dot_row_int8(w.type, w.row(o), quantized[static_cast<std::size_t>(r)]);
+        for (int r = 0; r < rows; ++r)
+          y[r * w.rows + o] = dot_row_int8(w.type, w.row(o), quantized[static_cast<std::size_t>(r)]);
       } else {
         for (int r = 0; r < rows; ++r) y[r * w.rows + o] = dot_row(w.type, w.row(o), x + r * in, in);
       }
@@ -75,7 +75,8 @@ void matmul(ThreadPool& pool, std::span<MatmulOutput const> outputs, float const
   });
 }
 
-void matmul(ThreadPool& pool, WeightMatrix const& w, float const* x, int rows, float* y, ActivationPrecision precision) {
+void matmul(ThreadPool& pool, WeightMatrix const& w, float const* x, int rows, float* y,
+            ActivationPrecision precision) {
   MatmulOutput const output{&w, y};
   matmul(pool, std::span<MatmulOutput const>(&output, 1), x, rows, precision);
 }
@@ -102,7 +103,8 @@ LlamaHost::Step LlamaHost::make_step(int capacity) const {
   s.tokens.resize(cap);
   s.positions.resize(cap);
   s.slots.resize(cap);
-  for (auto* v : {&s.x, &s.f, &s.normed, &s.q, &s.attn, &s.down, &s.attn_out}) v->resize(cap * static_cast<std::size_t>(c.n_embd));
+  for (auto* v : {&s.x, &s.f, &s.normed, &s.q, &s.attn, &s.down, &s.attn_out})
+    v->resize(cap * static_cast<std::size_t>(c.n_embd));
   s.gate.resize(cap * static_cast<std::size_t>(c.n_ff));
   s.up.resize(cap * static_cast<std::size_t>(c.n_ff));
   s.rope.resize(cap * static_cast<std::size_t>(c.head_dim));
@@ -122,12 +124,14 @@ void LlamaHost::set_tokens(Step& s, std::span<std::int32_t const> tokens, std::s
   s.rows = static_cast<int>(tokens.size());
   for (int r = 0; r < s.rows; ++r) {
     auto const ru = static_cast<std::size_t>(r);
-    if (tokens[ru] < 0 || tokens[ru] >= c.vocab) throw std::out_of_range("engine: token id " + std::to_string(tokens[ru]) + " out of range");
+    if (tokens[ru] < 0 || tokens[ru] >= c.vocab)
+      throw std::out_of_range("engine: token id " + std::to_string(tokens[ru]) + " out of range");
     if (positions[ru] < 0 || positions[ru] >= max_context_) {
       throw std::out_of_range("engine: position " + std::to_string(positions[ru]) + " exceeds the context of " +
                               std::to_string(max_context_) + " tokens");
     }
-    if (slots[ru] < 0 || slots[ru] >= max_slots_) throw std::out_of_range("engine: slot " + std::to_string(slots[ru]) + " out of range");
+    if (slots[ru] < 0 || slots[ru] >= max_slots_)
+      throw std::out_of_range("engine: slot " + std::to_string(slots[ru]) + " out of range");
     s.tokens[ru] = tokens[ru];
     s.positions[ru] = positions[ru];
     s.slots[ru] = slots[ru];
@@ -172,9 +176,7 @@ void LlamaHost::attention_block(int layer, Step& s) {
   LlamaConfig const& c = model_.config();
   LlamaLayerWeights const& w = model_.layer(layer);
   std::size_t const d = static_cast<std::size_t>(c.n_embd);
-  for (int r = 0; r < s.rows; ++r) {
-    rms_norm(&s.x[r * d], w.attn_norm.data(), &s.normed[r * d], c.n_embd, c.rms_eps);
-  }
+  for (int r = 0; r < s.rows; ++r) { rms_norm(&s.x[r * d], w.attn_norm.data(), &s.normed[r * d], c.n_embd, c.rms_eps); }
   // K and V go straight to the cache; f is free scratch until the FFN runs.
   float* k = s.f.data();
   float* v = s.down.data();
@@ -185,12 +187,15 @@ void LlamaHost::attention_block(int layer, Step& s) {
     float const* rope = &s.rope[static_cast<std::size_t>(r) * c.head_dim];
     apply_rope(&s.q[r * d], rope, c.n_heads, c.head_dim);
     apply_rope(&k[r * kv], rope, c.n_kv_heads, c.head_dim);
-    std::copy_n(&k[r * kv], kv, k_cache(s.slots[static_cast<std::size_t>(r)], layer, s.positions[static_cast<std::size_t>(r)]));
-    std::copy_n(&v[r * kv], kv, v_cache(s.slots[static_cast<std::size_t>(r)], layer, s.positions[static_cast<std::size_t>(r)]));
+    std::copy_n(&k[r * kv], kv,
+                k_cache(s.slots[static_cast<std::size_t>(r)], layer, s.positions[static_cast<std::size_t>(r)]));
+    std::copy_n(&v[r * kv], kv,
+                v_cache(s.slots[static_cast<std::size_t>(r)], layer, s.positions[static_cast<std::size_t>(r)]));
   }
   auto attend_range = [&](std::int64_t begin, std::int64_t end) {
     thread_local std::vector<float> scores;
-    for (std::int64_t i = begin; i < end; ++i) attend(s, layer, static_cast<int>(i / c.n_heads), static_cast<int>(i % c.n_heads), scores);
+    for (std::int64_t i = begin; i < end; ++i)
+      attend(s, layer, static_cast<int>(i / c.n_heads), static_cast<int>(i % c.n_heads), scores);
   };
   std::int64_t const items = static_cast<std::int64_t>(s.rows) * c.n_heads;
   // A short context is cheaper to attend to on this thread than to hand out (a dispatch costs
@@ -265,18 +270,21 @@ void LlamaHost::ffn_block(int layer, Step& s, std::span<int const> rows) {
   for (std::size_t i = 0; i < static_cast<std::size_t>(n) * ff; ++i) s.gate[i] = silu(s.gate[i]) * s.up[i];
   matmul(pool_, w.w_down, s.gate.data(), n, s.down.data(), precision_);
   for (int i = 0; i < n; ++i) {
-    std::copy_n(&s.down[static_cast<std::size_t>(i) * d], d, &s.f[static_cast<std::size_t>(rows[static_cast<std::size_t>(i)]) * d]);
+    std::copy_n(&s.down[static_cast<std::size_t>(i) * d], d,
+                &s.f[static_cast<std::size_t>(rows[static_cast<std::size_t>(i)]) * d]);
   }
 }
 
 void LlamaHost::final_hidden(Step const& s, int row, std::span<float> out) const {
   LlamaConfig const& c = model_.config();
-  rms_norm(&s.x[static_cast<std::size_t>(row) * c.n_embd], model_.output_norm().data(), out.data(), c.n_embd, c.rms_eps);
+  rms_norm(&s.x[static_cast<std::size_t>(row) * c.n_embd], model_.output_norm().data(), out.data(), c.n_embd,
+           c.rms_eps);
 }
 
 void LlamaHost::logits(Step& s, int row, std::span<float> out) {
   LlamaConfig const& c = model_.config();
-  if (out.size() != static_cast<std::size_t>(c.vocab)) throw std::invalid_argument("engine: logits buffer must hold vocab entries");
+  if (out.size() != static_cast<std::size_t>(c.vocab))
+    throw std::invalid_argument("engine: logits buffer must hold vocab entries");
   float* hidden = &s.normed[0];
   final_hidden(s, row, std::span<float>(hidden, static_cast<std::size_t>(c.n_embd)));
   matmul(pool_, model_.output(), hidden, 1, out.data(), precision_);

@@ -73,7 +73,9 @@ class LlamaHost {
   int num_layers() const noexcept { return model_.config().n_layers; }
   void attention_block(int layer, Step& step);
   void ffn_block(int layer, Step& step, std::span<int const> rows);
-  skipllm::RowView<float> residual(Step& s) const { return {s.x.data(), s.rows, model_.config().n_embd, model_.config().n_embd}; }
+  skipllm::RowView<float> residual(Step& s) const {
+    return {s.x.data(), s.rows, model_.config().n_embd, model_.config().n_embd};
+  }
   skipllm::RowView<float const> ffn_output(Step& s) const {
     return {s.f.data(), s.rows, model_.config().n_embd, model_.config().n_embd};
   }

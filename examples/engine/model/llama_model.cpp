@@ -45,7 +45,8 @@ LlamaConfig read_llama_config(GgufFile const& f) {
   c.n_layers = positive_int(f, key(c, "block_count"));
   c.n_embd = positive_int(f, key(c, "embedding_length"));
   c.n_heads = positive_int(f, key(c, "attention.head_count"));
-  c.n_kv_heads = f.has(key(c, "attention.head_count_kv")) ? positive_int(f, key(c, "attention.head_count_kv")) : c.n_heads;
+  c.n_kv_heads =
+      f.has(key(c, "attention.head_count_kv")) ? positive_int(f, key(c, "attention.head_count_kv")) : c.n_heads;
   c.n_ff = positive_int(f, key(c, "feed_forward_length"));
   c.context_length = positive_int(f, key(c, "context_length"));
   c.rope_base = static_cast<float>(f.find_float(key(c, "rope.freq_base")).value_or(10000.0));
@@ -56,7 +57,8 @@ LlamaConfig read_llama_config(GgufFile const& f) {
   }
   c.head_dim = c.n_embd / c.n_heads;
   if (c.head_dim % 2 != 0) throw ModelError(f.label() + ": RoPE needs an even head dimension");
-  if (auto const rope_dims = f.find_uint(key(c, "rope.dimension_count")); rope_dims && *rope_dims != static_cast<std::uint64_t>(c.head_dim)) {
+  if (auto const rope_dims = f.find_uint(key(c, "rope.dimension_count"));
+      rope_dims && *rope_dims != static_cast<std::uint64_t>(c.head_dim)) {
     throw ModelError(f.label() + ": partial RoPE (" + std::to_string(*rope_dims) + " of " + std::to_string(c.head_dim) +
                      " dimensions) is not supported");
   }

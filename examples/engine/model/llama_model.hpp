@@ -51,7 +51,7 @@ struct WeightMatrix {
 struct LlamaLayerWeights {
   std::vector<float> attn_norm;  // [n_embd]
   WeightMatrix wq, wk, wv, wo;
-  std::vector<float> ffn_norm;   // [n_embd]
+  std::vector<float> ffn_norm;  // [n_embd]
   WeightMatrix w_gate, w_up, w_down;
 
   std::size_t attention_bytes() const { return wq.bytes() + wk.bytes() + wv.bytes() + wo.bytes(); }

@@ -51,8 +51,7 @@ void ThreadPool::worker_loop(int index) {
   std::uint64_t seen = 0;
   while (true) {
     int spins = 0;
-    while (generation_.load(std::memory_order_acquire) == seen && ++spins < kSpinsBeforeSleep) {
-    }
+    while (generation_.load(std::memory_order_acquire) == seen && ++spins < kSpinsBeforeSleep) {}
     if (generation_.load(std::memory_order_acquire) == seen) {
       std::unique_lock lock(mutex_);
       wake_.wait(lock, [&] { return generation_.load(std::memory_order_acquire) != seen; });

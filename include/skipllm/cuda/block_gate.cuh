@@ -31,7 +31,7 @@ namespace skipllm::cuda {
 //! Where one layer's gate reads and writes. Trivially copyable. Device pointers.
 template <class Policies>
 struct GateArgs {
-  Policies const* policies = nullptr;  //!< one value
+  Policies const* policies = nullptr;    //!< one value
   SkipState const* states_in = nullptr;  //!< [num_slots]
   SkipState* states_out = nullptr;       //!< [num_slots]
   int const* row_slots = nullptr;        //!< [rows]: the slot of row r; negative for a padding row

@@ -13,10 +13,10 @@ namespace skipllm::cuda {
 
 //! `capacity` token records of `num_layers` decisions and scores, in device memory.
 struct DeviceTraceBuffer {
-  int* slots = nullptr;               //!< [capacity]
-  int* decode_indices = nullptr;      //!< [capacity]
-  FfnDecision* decisions = nullptr;   //!< [capacity][num_layers]
-  float* scores = nullptr;            //!< [capacity][num_layers]
+  int* slots = nullptr;              //!< [capacity]
+  int* decode_indices = nullptr;     //!< [capacity]
+  FfnDecision* decisions = nullptr;  //!< [capacity][num_layers]
+  float* scores = nullptr;           //!< [capacity][num_layers]
   int capacity = 0;
 };
 

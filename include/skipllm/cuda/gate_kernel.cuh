@@ -27,8 +27,8 @@ inline constexpr int kGateThreads = 128;
 template <class Policies, class T>
 struct GateParams {
   GateArgs<Policies> gate;
-  RowView<T const> residual;   //!< x, [rows, hidden]
-  RowView<T> ffn_input;        //!< compacted FFN input, [rows, hidden]; data == nullptr: no gather
+  RowView<T const> residual;                 //!< x, [rows, hidden]
+  RowView<T> ffn_input;                      //!< compacted FFN input, [rows, hidden]; data == nullptr: no gather
   cudaGraphConditionalHandle condition = 0;  //!< the layer's IF node, when `set_condition`
   bool set_condition = false;
 };
@@ -41,9 +41,7 @@ SKIPLLM_KERNEL void __launch_bounds__(Threads) gate_kernel(GateParams<Policies, 
   int const position = static_cast<int>(blockIdx.x);
   bool const publish = blockIdx.x == 0;
   typename Gate::Result const result = Gate(storage).run(params.gate, gather ? position : -1, publish);
-  if (publish && threadIdx.x == 0 && params.set_condition) {
-    set_condition(params.condition, result.num_run_rows > 0);
-  }
+  if (publish && threadIdx.x == 0 && params.set_condition) { set_condition(params.condition, result.num_run_rows > 0); }
   if (gather && position < params.ffn_input.rows) {
     T* const dst = params.ffn_input.row(position);
     if (result.source_row >= 0) {
@@ -57,7 +55,8 @@ SKIPLLM_KERNEL void __launch_bounds__(Threads) gate_kernel(GateParams<Policies, 
 //! Enqueues one gate. `blocks`: the FFN batch rows to gather (1 without a gather).
 template <class Policies, class T>
 void launch_gate(GateParams<Policies, T> const& params, int blocks, cudaStream_t stream) {
-  gate_kernel<Policies, T, kGateThreads><<<blocks > 0 ? blocks : 1, kGateThreads, 0, stream>>>(params);
+  int const grid = blocks > 0 ? blocks : 1;
+  gate_kernel<Policies, T, kGateThreads><<<grid, kGateThreads, 0, stream>>>(params);
   check_launch("gate_kernel launch");
 }
 

@@ -44,7 +44,9 @@ struct FfnBatch {
 // The concept, one named requirement per member (see concepts.hpp for why).
 
 template <class H>
-concept CudaHostHasStep = requires { typename H::Step; };
+concept CudaHostHasStep = requires {
+  typename H::Step;
+};
 
 template <class H>
 concept CudaHostHasNumLayers = requires(H const& h) {
@@ -73,25 +75,25 @@ template <class H>
 using residual_element_t = typename detail::residual_of<H>::type;
 
 template <class H>
-concept CudaHostResidualIsStorage = CudaHostHasResidual<H> && is_storage_v<residual_element_t<H>> &&
-                                    !std::is_const_v<residual_element_t<H>>;
+concept CudaHostResidualIsStorage =
+    CudaHostHasResidual<H> && is_storage_v<residual_element_t<H>> && !std::is_const_v<residual_element_t<H>>;
 
 template <class H>
-concept CudaHostHasAttention = CudaHostHasStep<H> && requires(H& h, typename H::Step& s, int layer,
-                                                             cudaStream_t stream) {
+concept CudaHostHasAttention = CudaHostHasStep<H> &&
+    requires(H& h, typename H::Step& s, int layer, cudaStream_t stream) {
   h.attention_block(layer, s, stream);
 };
 
 template <class H>
 concept CudaHostHasFfn = CudaHostHasStep<H> &&
-                         requires(H& h, typename H::Step& s, int layer,
-                                  FfnBatch<std::remove_cv_t<residual_element_t<H>>> const& batch, cudaStream_t stream) {
-                           h.ffn_block(layer, s, batch, stream);
-                         };
+    requires(H& h, typename H::Step& s, int layer, FfnBatch<std::remove_cv_t<residual_element_t<H>>> const& batch,
+             cudaStream_t stream) {
+  h.ffn_block(layer, s, batch, stream);
+};
 
 template <class H>
 concept Host = CudaHostHasStep<H> && CudaHostHasNumLayers<H> && CudaHostResidualIsStorage<H> &&
-               CudaHostHasAttention<H> && CudaHostHasFfn<H>;
+    CudaHostHasAttention<H> && CudaHostHasFfn<H>;
 
 template <class H>
 constexpr bool check_host() {

@@ -37,13 +37,13 @@ constexpr int residual_block_threads(std::int64_t hidden, int elem_bytes) noexce
 //! One launch's arguments. `T` is the kernel-side storage type.
 template <class T>
 struct ResidualParams {
-  RowView<T> residual;            //!< x, [rows, hidden]
-  RowView<T const> ffn_output;    //!< f, [FFN batch rows, hidden]
-  int const* rows = nullptr;      //!< [FFN batch rows]: residual row of f's row i; nullptr: row i
-  int const* num_rows = nullptr;  //!< live FFN batch rows (device scalar); nullptr: ffn_output.rows
-  int const* row_slots = nullptr; //!< [residual rows]: the row's slot, for `states`
-  SkipState* states = nullptr;    //!< observe() the score into states[row_slots[r]]; nullptr: no state
-  float* scores = nullptr;        //!< [residual rows]: the score of row r; nullptr: not recorded
+  RowView<T> residual;             //!< x, [rows, hidden]
+  RowView<T const> ffn_output;     //!< f, [FFN batch rows, hidden]
+  int const* rows = nullptr;       //!< [FFN batch rows]: residual row of f's row i; nullptr: row i
+  int const* num_rows = nullptr;   //!< live FFN batch rows (device scalar); nullptr: ffn_output.rows
+  int const* row_slots = nullptr;  //!< [residual rows]: the row's slot, for `states`
+  SkipState* states = nullptr;     //!< observe() the score into states[row_slots[r]]; nullptr: no state
+  float* scores = nullptr;         //!< [residual rows]: the score of row r; nullptr: not recorded
 };
 
 template <class Metric, class T, int Threads>
@@ -54,8 +54,8 @@ SKIPLLM_KERNEL void __launch_bounds__(Threads) residual_similarity_kernel(Residu
   int const live = params.num_rows != nullptr ? *params.num_rows : static_cast<int>(params.ffn_output.rows);
   if (i >= live) return;  // the whole block: nothing for this FFN row (the early-exit path)
   int const r = params.rows != nullptr ? params.rows[i] : i;
-  float const score = Block(storage).add_and_score(params.residual.row(r), params.ffn_output.row(i),
-                                                   params.residual.cols);
+  float const score =
+      Block(storage).add_and_score(params.residual.row(r), params.ffn_output.row(i), params.residual.cols);
   if (threadIdx.x == 0) {
     if (params.scores != nullptr) params.scores[r] = score;
     if (params.states != nullptr) {

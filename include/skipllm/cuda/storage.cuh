@@ -59,11 +59,10 @@ struct storage<bfloat16_t> {
 };
 
 template <class T>
-inline constexpr bool is_storage_v = std::is_same_v<std::remove_cv_t<T>, float> ||
-                                     std::is_same_v<std::remove_cv_t<T>, __half> ||
-                                     std::is_same_v<std::remove_cv_t<T>, half_t> ||
-                                     std::is_same_v<std::remove_cv_t<T>, __nv_bfloat16> ||
-                                     std::is_same_v<std::remove_cv_t<T>, bfloat16_t>;
+inline constexpr bool is_storage_v =
+    std::is_same_v<std::remove_cv_t<T>, float> || std::is_same_v<std::remove_cv_t<T>, __half> ||
+    std::is_same_v<std::remove_cv_t<T>, half_t> || std::is_same_v<std::remove_cv_t<T>, __nv_bfloat16> ||
+    std::is_same_v<std::remove_cv_t<T>, bfloat16_t>;
 
 //! The kernel-side type of storage `T` (cv-qualifiers dropped).
 template <class T>

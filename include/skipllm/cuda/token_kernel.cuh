@@ -25,15 +25,15 @@ namespace skipllm::cuda {
 inline constexpr int kTokenEndThreads = 256;
 
 struct TokenEndParams {
-  int const* row_slots = nullptr;      //!< [rows]
+  int const* row_slots = nullptr;  //!< [rows]
   int rows = 0;
   int num_slots = 0;
   int num_layers = 0;
   int warmup_tokens = 0;
-  SkipState const* states_in = nullptr;  //!< the states after the last layer
-  SkipState* states_out = nullptr;       //!< where the closed states go (may equal states_in)
-  FfnDecision const* decisions = nullptr;  //!< [num_layers][rows]: the step record
-  float const* scores = nullptr;           //!< [num_layers][rows]
+  SkipState const* states_in = nullptr;        //!< the states after the last layer
+  SkipState* states_out = nullptr;             //!< where the closed states go (may equal states_in)
+  FfnDecision const* decisions = nullptr;      //!< [num_layers][rows]: the step record
+  float const* scores = nullptr;               //!< [num_layers][rows]
   unsigned long long* layer_counts = nullptr;  //!< [num_layers][kNumFfnDecisions], indexed by FfnDecision
   unsigned long long* totals = nullptr;        //!< [kNumTotals], indexed by TotalIndex
   DeviceTraceBuffer trace;

@@ -54,13 +54,13 @@ inline constexpr std::size_t kWorkspaceAlignment = 256;
 
 //! Byte offsets of every buffer, and the total.
 struct WorkspaceLayout {
-  std::size_t policies = 0, states0 = 0, states1 = 0, row_slots = 0, row_runs = 0, run_rows = 0,
-              num_run_rows = 0, decisions = 0, scores = 0, layer_counts = 0, totals = 0, trace_slots = 0,
-              trace_decode_indices = 0, trace_decisions = 0, trace_scores = 0, ffn_input = 0, ffn_output = 0;
+  std::size_t policies = 0, states0 = 0, states1 = 0, row_slots = 0, row_runs = 0, run_rows = 0, num_run_rows = 0,
+              decisions = 0, scores = 0, layer_counts = 0, totals = 0, trace_slots = 0, trace_decode_indices = 0,
+              trace_decisions = 0, trace_scores = 0, ffn_input = 0, ffn_output = 0;
   std::size_t bytes = 0;
-  int batch_rows = 0;          //!< rows of row_runs / run_rows / ffn_output
-  std::int64_t row_stride = 0; //!< elements between FFN batch rows
-  bool gather = false;         //!< the decode step gathers into ffn_input (max_rows > 1)
+  int batch_rows = 0;           //!< rows of row_runs / run_rows / ffn_output
+  std::int64_t row_stride = 0;  //!< elements between FFN batch rows
+  bool gather = false;          //!< the decode step gathers into ffn_input (max_rows > 1)
 };
 
 //! Throws std::invalid_argument with a `skipllm:` message when `shape` cannot be planned.
@@ -130,12 +130,12 @@ struct StackBuffers {
   unsigned char* row_runs = nullptr;
   int* run_rows = nullptr;
   int* num_run_rows = nullptr;
-  FfnDecision* decisions = nullptr;  //!< [num_layers][max_rows]
-  float* scores = nullptr;           //!< [num_layers][max_rows]
+  FfnDecision* decisions = nullptr;            //!< [num_layers][max_rows]
+  float* scores = nullptr;                     //!< [num_layers][max_rows]
   unsigned long long* layer_counts = nullptr;  //!< [num_layers][kNumFfnDecisions]
   unsigned long long* totals = nullptr;        //!< [kNumTotals]
   DeviceTraceBuffer trace;
-  RowView<T> ffn_input;   //!< data == nullptr when the step does not gather
+  RowView<T> ffn_input;  //!< data == nullptr when the step does not gather
   RowView<T> ffn_output;
 
   Gate gate() const noexcept { return Gate{row_runs, run_rows, num_run_rows}; }

@@ -8,7 +8,7 @@
 //! *When to use it.* When the skip policy is read from a file or the command line and one build
 //! must run any of them, on the host or in a kernel: a calibrated config may hold one threshold,
 //! per-layer thresholds, the random-window baseline or a static set of layers. A policy known at
-//! compile time is better spelled out (`GreedyThreshold<...>`): its decision then compiles to a
+//! compile time is better spelled out (`FixedGreedy<...>`): its decision then compiles to a
 //! few instructions and the bundle stays a few bytes. `policy::ConfigurablePolicies`
 //! (bundle.hpp) pairs AnySkip with the runtime cold region and warm-up.
 //!

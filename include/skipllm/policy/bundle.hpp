@@ -5,6 +5,12 @@
 //! it builds `Policies<Skip, Cold, Warmup, Metric>`. The named bundles below are
 //! conveniences: `PaperPolicies` may follow the paper more closely in later releases, so
 //! spell the policies out where you need the behaviour to stay fixed.
+//!
+//! Naming: a policy whose parameters are set at run time has a plain name (`Greedy`,
+//! `ColdLayers`, `ColdRegions`, `Warmup`); its compile-time twin is `Fixed` + the same name
+//! (`FixedGreedy<tau, k>`, `FixedColdLayers<5, 5>`, `FixedColdRegions<...>`, `FixedWarmup<16, 6>`),
+//! decides identically for the same values, and is described identically (describe.hpp names
+//! the rule, not the form).
 #pragma once
 
 #include <type_traits>
@@ -31,10 +37,9 @@ constexpr bool check_trivially_copyable() {
 template <class Skip, class Cold, class Warm, class Metric>
 struct Policies {
   // Evaluating the checks (with & so that all run) reports every malformed policy by name.
-  static constexpr bool valid = check_skip_policy<Skip>() & check_cold_region<Cold>() &
-                                check_sink_warmup<Warm>() & check_similarity_metric<Metric>() &
-                                check_trivially_copyable<Skip>() & check_trivially_copyable<Cold>() &
-                                check_trivially_copyable<Warm>();
+  static constexpr bool valid = check_skip_policy<Skip>() & check_cold_region<Cold>() & check_sink_warmup<Warm>() &
+                                check_similarity_metric<Metric>() & check_trivially_copyable<Skip>() &
+                                check_trivially_copyable<Cold>() & check_trivially_copyable<Warm>();
 
   using skip_policy = Skip;
   using cold_region = Cold;
@@ -50,16 +55,16 @@ namespace policy {
 
 //! The authors' settings: tau = 0.95, spans of 8 FFNs, 5 cold layers at each end, 16 dense
 //! warm-up tokens then every 6th token dense, cosine similarity. All compile-time.
-using PaperPolicies = Policies<GreedyThreshold<0.95f, 8>, FixedCold<5, 5>, Warmup<16, 6>, Cosine>;
+using PaperPolicies = Policies<FixedGreedy<0.95f, 8>, FixedColdLayers<5, 5>, FixedWarmup<16, 6>, Cosine>;
 
 //! The same rule with every parameter set at runtime (what the CLI and calibration use).
-using RuntimePolicies = Policies<Greedy, ColdLayers, RuntimeWarmup, Cosine>;
+using RuntimePolicies = Policies<Greedy, ColdLayers, Warmup, Cosine>;
 
 //! Every policy a config file or a command line can choose, in one runtime type: any of the
 //! library's runtime skip policies (AnySkip), first/last cold counts plus any set of cold
 //! layers (ColdRegions), a runtime warm-up and cosine similarity. What an engine builds once
 //! and then configures: the reference engine's generator, eval and calibration all run it.
-using ConfigurablePolicies = Policies<AnySkip, ColdRegions, RuntimeWarmup, Cosine>;
+using ConfigurablePolicies = Policies<AnySkip, ColdRegions, Warmup, Cosine>;
 
 //! Never skips: the dense baseline with the same code path and statistics.
 using DensePolicies = Policies<Dense, NoCold, NoWarmup, Cosine>;

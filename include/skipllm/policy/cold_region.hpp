@@ -5,7 +5,7 @@
 //! protects the first and last layers, which change the representation most; a cold layer
 //! also ends a skip span in progress (the authors clip the span at the tail region).
 //!
-//! *When to use which.* `FixedCold<5, 5>` is the authors' setting for 32/40-layer LLaMA-2.
+//! *When to use which.* `FixedColdLayers<5, 5>` is the authors' setting for 32/40-layer LLaMA-2.
 //! `ProportionalCold<1, 6>` scales it to any depth (5 of 30 layers at each end).
 //! `ColdLayers` sets the counts at runtime, `ColdMask` takes any set of layers (what
 //! calibration writes), `ColdRegions` both at once, and `NoCold` protects nothing (an ablation).
@@ -21,8 +21,7 @@ namespace skipllm::policy {
 namespace detail {
 
 //! The shared rule behind every count-based region: the first `first` and last `last` layers.
-SKIPLLM_HOST_DEVICE constexpr bool in_end_regions(int layer, int num_layers, int first,
-                                                  int last) noexcept {
+SKIPLLM_HOST_DEVICE constexpr bool in_end_regions(int layer, int num_layers, int first, int last) noexcept {
   return layer < first || layer >= num_layers - last;
 }
 
@@ -36,8 +35,8 @@ SKIPLLM_HOST_DEVICE constexpr int proportional_count(int num_layers, int num, in
 
 //! The first `First` and last `Last` layers, fixed at compile time.
 template <int First, int Last>
-struct FixedCold {
-  static_assert(First >= 0 && Last >= 0, "skipllm: FixedCold counts must be non-negative");
+struct FixedColdLayers {
+  static_assert(First >= 0 && Last >= 0, "skipllm: FixedColdLayers counts must be non-negative");
   static constexpr int first = First;
   static constexpr int last = Last;
 
@@ -49,9 +48,9 @@ struct FixedCold {
 //! The first `First` and last `Last` layers plus the listed `Layers`, fixed at compile time
 //! (what a compile-time configured build bakes from a calibrated cold set).
 template <int First, int Last, int... Layers>
-struct FixedColdSet {
-  static_assert(First >= 0 && Last >= 0, "skipllm: FixedColdSet counts must be non-negative");
-  static_assert(((Layers >= 0) && ...), "skipllm: FixedColdSet layers must be non-negative");
+struct FixedColdRegions {
+  static_assert(First >= 0 && Last >= 0, "skipllm: FixedColdRegions counts must be non-negative");
+  static_assert(((Layers >= 0) && ...), "skipllm: FixedColdRegions layers must be non-negative");
   static constexpr int first = First;
   static constexpr int last = Last;
 

@@ -3,7 +3,9 @@
 //!
 //! Host-only (iostreams stay out of the policy headers, which device code includes). A custom
 //! policy can supply `describe(std::ostream&, MyPolicy const&)` found by ADL; without one it
-//! is described by its role only.
+//! is described by its role only. A compile-time policy prints what its runtime twin with the
+//! same values prints (`FixedColdLayers<5, 5>` as `ColdLayers(first=5, last=5)`): the text
+//! names the rule, which is what a report reader compares.
 #pragma once
 
 #include <ostream>
@@ -19,11 +21,14 @@ namespace skipllm::policy {
 
 inline void describe(std::ostream& os, Greedy const& p) {
   os << "Greedy(tau=" << p.tau << ", span=";
-  if (p.span >= kToColdRegion) os << "to-cold-region"; else os << p.span;
+  if (p.span >= kToColdRegion)
+    os << "to-cold-region";
+  else
+    os << p.span;
   os << ", spans_per_token=" << p.spans_per_token << ")";
 }
 template <float Tau, int Span, int Spans>
-void describe(std::ostream& os, GreedyThreshold<Tau, Span, Spans> const&) {
+void describe(std::ostream& os, FixedGreedy<Tau, Span, Spans> const&) {
   describe(os, Greedy{Tau, Span, Spans});
 }
 inline void describe(std::ostream& os, Dense const&) { os << "Dense"; }
@@ -38,24 +43,36 @@ inline void describe(std::ostream& os, LayerThresholds const& p) {
     os << "LayerThresholds(tau={";
     char const* sep = "";
     for (int l = 0; l < LayerThresholds::kMaxLayers; ++l) {
-      if (p.tau[l] < LayerThresholds::kNever) { os << sep << l << ":" << p.tau[l]; sep = ","; }
+      if (p.tau[l] < LayerThresholds::kNever) {
+        os << sep << l << ":" << p.tau[l];
+        sep = ",";
+      }
     }
     os << "}";
   }
   os << ", span=";
-  if (p.span >= kToColdRegion) os << "to-cold-region"; else os << p.span;
+  if (p.span >= kToColdRegion)
+    os << "to-cold-region";
+  else
+    os << p.span;
   os << ", spans_per_token=" << p.spans_per_token << ")";
 }
 inline void describe(std::ostream& os, RandomWindow const& p) {
   os << "RandomWindow(length=" << p.length << ", layers=[" << p.first << ",";
-  if (p.last >= (1 << 30)) os << "end"; else os << p.last;
+  if (p.last >= (1 << 30))
+    os << "end";
+  else
+    os << p.last;
   os << "), seed=" << p.seed << ")";
 }
 inline void describe(std::ostream& os, StaticMask const& p) {
   os << "StaticMask(layers=";
   char const* sep = "";
   for (int l = 0; l < LayerMask::kMaxLayers; ++l) {
-    if (p.layers.contains(l)) { os << sep << l; sep = ","; }
+    if (p.layers.contains(l)) {
+      os << sep << l;
+      sep = ",";
+    }
   }
   os << ")";
 }
@@ -68,15 +85,24 @@ inline void describe(std::ostream& os, ReplayTrace const& p) {
 }
 
 template <int First, int Last>
-void describe(std::ostream& os, FixedCold<First, Last> const&) { os << "ColdLayers(first=" << First << ", last=" << Last << ")"; }
+void describe(std::ostream& os, FixedColdLayers<First, Last> const&) {
+  os << "ColdLayers(first=" << First << ", last=" << Last << ")";
+}
 template <int Num, int Den>
-void describe(std::ostream& os, ProportionalCold<Num, Den> const&) { os << "ProportionalCold(" << Num << "/" << Den << ")"; }
-inline void describe(std::ostream& os, ColdLayers const& c) { os << "ColdLayers(first=" << c.first << ", last=" << c.last << ")"; }
+void describe(std::ostream& os, ProportionalCold<Num, Den> const&) {
+  os << "ProportionalCold(" << Num << "/" << Den << ")";
+}
+inline void describe(std::ostream& os, ColdLayers const& c) {
+  os << "ColdLayers(first=" << c.first << ", last=" << c.last << ")";
+}
 inline void describe(std::ostream& os, ColdMask const& c) {
   os << "ColdMask(";
   char const* sep = "";
   for (int l = 0; l < LayerMask::kMaxLayers; ++l) {
-    if (c.layers.contains(l)) { os << sep << l; sep = ","; }
+    if (c.layers.contains(l)) {
+      os << sep << l;
+      sep = ",";
+    }
   }
   os << ")";
 }
@@ -86,13 +112,16 @@ inline void describe(std::ostream& os, ColdRegions const& c) {
     os << ", layers=";
     char const* sep = "";
     for (int l = 0; l < LayerMask::kMaxLayers; ++l) {
-      if (c.layers.contains(l)) { os << sep << l; sep = ","; }
+      if (c.layers.contains(l)) {
+        os << sep << l;
+        sep = ",";
+      }
     }
   }
   os << ")";
 }
 template <int First, int Last, int... Layers>
-void describe(std::ostream& os, FixedColdSet<First, Last, Layers...> const&) {
+void describe(std::ostream& os, FixedColdRegions<First, Last, Layers...> const&) {
   ColdRegions c{First, Last, {}};
   (c.layers.insert(Layers), ...);
   describe(os, c);
@@ -100,8 +129,12 @@ void describe(std::ostream& os, FixedColdSet<First, Last, Layers...> const&) {
 inline void describe(std::ostream& os, NoCold const&) { os << "NoCold"; }
 
 template <int N, int Every>
-void describe(std::ostream& os, Warmup<N, Every> const&) { os << "Warmup(tokens=" << N << ", every=" << Every << ")"; }
-inline void describe(std::ostream& os, RuntimeWarmup const& w) { os << "Warmup(tokens=" << w.tokens << ", every=" << w.every << ")"; }
+void describe(std::ostream& os, FixedWarmup<N, Every> const&) {
+  os << "Warmup(tokens=" << N << ", every=" << Every << ")";
+}
+inline void describe(std::ostream& os, Warmup const& w) {
+  os << "Warmup(tokens=" << w.tokens << ", every=" << w.every << ")";
+}
 inline void describe(std::ostream& os, NoWarmup const&) { os << "NoWarmup"; }
 
 inline void describe(std::ostream& os, Cosine const&) { os << "Cosine"; }
@@ -115,7 +148,10 @@ namespace detail {
 template <class P>
 void describe_or_role(std::ostream& os, P const& p, char const* role) {
   using skipllm::policy::describe;
-  if constexpr (requires { describe(os, p); }) describe(os, p); else os << "custom " << role;
+  if constexpr (requires { describe(os, p); })
+    describe(os, p);
+  else
+    os << "custom " << role;
 }
 }  // namespace detail
 

@@ -47,9 +47,7 @@ struct LayerThresholds {
   }
 
   //! Every layer at +Inf (nothing triggers) until set.
-  static constexpr LayerThresholds never(int span_, int spans = 1) noexcept {
-    return uniform(kNever, span_, spans);
-  }
+  static constexpr LayerThresholds never(int span_, int spans = 1) noexcept { return uniform(kNever, span_, spans); }
 
   //! The threshold tested against the score of layer `layer`; +Inf outside the array.
   SKIPLLM_HOST_DEVICE constexpr float threshold(int layer) const noexcept {

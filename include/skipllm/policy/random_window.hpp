@@ -48,8 +48,8 @@ struct Window {
   int count;
 };
 
-SKIPLLM_HOST_DEVICE constexpr Window random_window(std::uint32_t seed, int slot, int decode_index, int first,
-                                                   int last, float length) noexcept {
+SKIPLLM_HOST_DEVICE constexpr Window random_window(std::uint32_t seed, int slot, int decode_index, int first, int last,
+                                                   float length) noexcept {
   int const range = last - first;
   if (range <= 0 || !(length > 0.0f)) return {first, 0};
   std::uint32_t const h = hash3(seed, static_cast<std::uint32_t>(slot), static_cast<std::uint32_t>(decode_index));
@@ -67,10 +67,10 @@ SKIPLLM_HOST_DEVICE constexpr Window random_window(std::uint32_t seed, int slot,
 }  // namespace detail
 
 struct RandomWindow {
-  float length = 4.0f;    //!< mean window length in layers (>= 0; fractional allowed)
-  int first = 0;          //!< windows lie inside [first, last) ...
-  int last = 1 << 30;     //!< ... clipped to the model's depth
-  std::uint32_t seed = 0; //!< different seeds draw different windows
+  float length = 4.0f;     //!< mean window length in layers (>= 0; fractional allowed)
+  int first = 0;           //!< windows lie inside [first, last) ...
+  int last = 1 << 30;      //!< ... clipped to the model's depth
+  std::uint32_t seed = 0;  //!< different seeds draw different windows
 
   SKIPLLM_HOST_DEVICE constexpr bool should_skip(SkipState&, LayerContext c) const noexcept {
     int const hi = last < c.num_layers ? last : c.num_layers;

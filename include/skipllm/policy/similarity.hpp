@@ -32,8 +32,7 @@ struct Cosine {
     float after_sq = 0.0f;   //!< sum x_i^2
   };
 
-  SKIPLLM_HOST_DEVICE static constexpr Accumulator accumulate(Accumulator a, float before,
-                                                              float after) noexcept {
+  SKIPLLM_HOST_DEVICE static constexpr Accumulator accumulate(Accumulator a, float before, float after) noexcept {
     return {a.dot + before * after, a.before_sq + before * before, a.after_sq + after * after};
   }
 
@@ -43,9 +42,7 @@ struct Cosine {
 
   SKIPLLM_HOST_DEVICE static float finalize(Accumulator a) noexcept {
     // Non-finite sums mean a NaN/Inf input or an overflow; a zero norm has no direction.
-    if (!is_finite(a.dot) || !is_finite(a.before_sq) || !is_finite(a.after_sq)) {
-      return skipllm::detail::quiet_nan();
-    }
+    if (!is_finite(a.dot) || !is_finite(a.before_sq) || !is_finite(a.after_sq)) { return skipllm::detail::quiet_nan(); }
     if (a.before_sq <= 0.0f || a.after_sq <= 0.0f) return skipllm::detail::quiet_nan();
     // sqrt each norm separately: the product before_sq * after_sq overflows far sooner.
     return a.dot / (skipllm::detail::sqrt(a.before_sq) * skipllm::detail::sqrt(a.after_sq));
@@ -60,8 +57,7 @@ struct RelativeUpdate {
     float before_sq = 0.0f;  //!< sum h_i^2
   };
 
-  SKIPLLM_HOST_DEVICE static constexpr Accumulator accumulate(Accumulator a, float before,
-                                                              float after) noexcept {
+  SKIPLLM_HOST_DEVICE static constexpr Accumulator accumulate(Accumulator a, float before, float after) noexcept {
     float const update = after - before;
     return {a.update_sq + update * update, a.before_sq + before * before};
   }

@@ -7,8 +7,8 @@
 //! decodes every M-th token densely afterwards (a periodic refresh: their budget schedule is
 //! k,k,k,k,k,0 repeating, i.e. M = 6).
 //!
-//! *When to use which.* `Warmup<16, 6>` is the authors' setting for a 1,024-token budget
-//! (16 = max_seq_len / 64). `RuntimeWarmup` sets both numbers at runtime. `NoWarmup` is the
+//! *When to use which.* `FixedWarmup<16, 6>` is the authors' setting for a 1,024-token budget
+//! (16 = max_seq_len / 64). `Warmup` sets both numbers at runtime. `NoWarmup` is the
 //! ablation.
 //!
 //! *What it costs.* An integer compare (and a modulo with a refresh) per token.
@@ -25,8 +25,7 @@ namespace detail {
 
 //! Dense for the first `warmup` tokens, then for the last of every `every` tokens (none when
 //! `every` is 0).
-SKIPLLM_HOST_DEVICE constexpr bool warmup_is_dense(int decode_index, int warmup,
-                                                   int every) noexcept {
+SKIPLLM_HOST_DEVICE constexpr bool warmup_is_dense(int decode_index, int warmup, int every) noexcept {
   if (decode_index < warmup) return true;
   return every > 0 && (decode_index - warmup) % every == every - 1;
 }
@@ -35,8 +34,8 @@ SKIPLLM_HOST_DEVICE constexpr bool warmup_is_dense(int decode_index, int warmup,
 
 //! N warm-up tokens and a dense refresh every `Every`-th token (0: no refresh), compile-time.
 template <int N, int Every = 0>
-struct Warmup {
-  static_assert(N >= 0 && Every >= 0, "skipllm: Warmup counts must be non-negative");
+struct FixedWarmup {
+  static_assert(N >= 0 && Every >= 0, "skipllm: FixedWarmup counts must be non-negative");
   static constexpr int tokens = N;
   static constexpr int every = Every;
 
@@ -47,7 +46,7 @@ struct Warmup {
 };
 
 //! The same rule with both numbers chosen at runtime.
-struct RuntimeWarmup {
+struct Warmup {
   int tokens = 16;
   int every = 0;
 

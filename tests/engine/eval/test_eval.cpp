@@ -24,10 +24,10 @@
 #include "eval/eval_metrics.hpp"
 #include "eval/eval_tasks.hpp"
 #include "format/gguf.hpp"
-#include "model/llama_model.hpp"
 #include "format/policy_config.hpp"
-#include "model/thread_pool.hpp"
 #include "format/tokenizer.hpp"
+#include "model/llama_model.hpp"
+#include "model/thread_pool.hpp"
 
 namespace fs = std::filesystem;
 namespace utf = boost::unit_test;
@@ -48,14 +48,14 @@ namespace {
 // ---- Helpers -----------------------------------------------------------------------------------
 
 // The dev set in the source tree.
-fs::path data_dir() { return fs::path(__FILE__).parent_path().parent_path().parent_path().parent_path() / "examples/engine/data"; }
+fs::path data_dir() {
+  return fs::path(__FILE__).parent_path().parent_path().parent_path().parent_path() / "examples/engine/data";
+}
 
 std::string data_error(std::string const& content, std::string const& name = "f.jsonl") {
   try {
     ev::parse_factoid(content, name);
-  } catch (ev::DataError const& e) {
-    return e.what();
-  }
+  } catch (ev::DataError const& e) { return e.what(); }
   BOOST_ERROR("no DataError for bad data");
   return {};
 }
@@ -63,14 +63,14 @@ std::string data_error(std::string const& content, std::string const& name = "f.
 std::string usage_error(std::vector<std::string> const& args) {
   try {
     cli::parse_command_line(args);
-  } catch (cli::UsageError const& e) {
-    return e.what();
-  }
+  } catch (cli::UsageError const& e) { return e.what(); }
   BOOST_ERROR("no UsageError for a bad command line");
   return {};
 }
 
-bool contains(std::string const& haystack, std::string const& needle) { return haystack.find(needle) != std::string::npos; }
+bool contains(std::string const& haystack, std::string const& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
 
 std::uint32_t fnv1a32(std::string const& s) {
   std::uint32_t h = 0x811C9DC5u;
@@ -94,16 +94,19 @@ BOOST_AUTO_TEST_CASE(normalization_is_exactly_what_the_docs_say) {
   BOOST_TEST(ev::normalized_words("Shakespeare's plays") == (V{"shakespeare", "s", "plays"}));
   BOOST_TEST(ev::normalized_words("Jean-Paul  Sartre\n") == (V{"jean", "paul", "sartre"}));
   BOOST_TEST(ev::normalized_words("1,000 people; 3.14 and 1945.") == (V{"1000", "people", "3.14", "and", "1945"}));
-  BOOST_TEST(ev::normalized_words("S\xC3\xA3o Paulo, Z\xC3\xBCrich, \xC5\x81\xC3\xB3" "d\xC5\xBA") ==
-             (V{"sao", "paulo", "zurich", "lodz"}));                                    // São, Zürich, Łódź
-  BOOST_TEST(ev::normalized_words("Stra\xC3\x9F" "e \xC3\x86sop \xC5\x92uvre") == (V{"strasse", "aesop", "oeuvre"}));
-  BOOST_TEST(ev::normalized_words("e\xCC\x81t\xC3\xA9") == (V{"ete"}));                 // combining acute dropped
-  BOOST_TEST(ev::normalized_words("\xCE\x91\xCE\x98\xCE\x97\xCE\x9D\xCE\x91") == (V{"\xCE\xB1\xCE\xB8\xCE\xB7\xCE\xBD\xCE\xB1"}));  // ΑΘΗΝΑ -> αθηνα
+  BOOST_TEST(ev::normalized_words("S\xC3\xA3o Paulo, Z\xC3\xBCrich, \xC5\x81\xC3\xB3"
+                                  "d\xC5\xBA") == (V{"sao", "paulo", "zurich", "lodz"}));  // São, Zürich, Łódź
+  BOOST_TEST(ev::normalized_words("Stra\xC3\x9F"
+                                  "e \xC3\x86sop \xC5\x92uvre") == (V{"strasse", "aesop", "oeuvre"}));
+  BOOST_TEST(ev::normalized_words("e\xCC\x81t\xC3\xA9") == (V{"ete"}));  // combining acute dropped
+  BOOST_TEST(ev::normalized_words("\xCE\x91\xCE\x98\xCE\x97\xCE\x9D\xCE\x91") ==
+             (V{"\xCE\xB1\xCE\xB8\xCE\xB7\xCE\xBD\xCE\xB1"}));  // ΑΘΗΝΑ -> αθηνα
   BOOST_TEST(ev::normalized_words("\xD0\x9C\xD0\x9E\xD0\xA1\xD0\x9A\xD0\x92\xD0\x90") ==
-             (V{"\xD0\xBC\xD0\xBE\xD1\x81\xD0\xBA\xD0\xB2\xD0\xB0"}));                  // МОСКВА -> москва
+             (V{"\xD0\xBC\xD0\xBE\xD1\x81\xD0\xBA\xD0\xB2\xD0\xB0"}));  // МОСКВА -> москва
   BOOST_TEST(ev::normalized_words("\xE2\x80\x9CHadrian\xE2\x80\x99s Wall\xE2\x80\x9D \xE2\x80\x94 ok") ==
-             (V{"hadrian", "s", "wall", "ok"}));                                         // curly quotes, em dash
-  BOOST_TEST(ev::normalized_words("a\xFF" "b") == (V{"a", "b"}));                        // invalid UTF-8 separates
+             (V{"hadrian", "s", "wall", "ok"}));  // curly quotes, em dash
+  BOOST_TEST(ev::normalized_words("a\xFF"
+                                  "b") == (V{"a", "b"}));  // invalid UTF-8 separates
   BOOST_TEST(ev::normalized_words("\xE4\xB8\x9C\xE4\xBA\xAC") == (V{"\xE4\xB8\x9C\xE4\xBA\xAC"}));  // 东京 kept
   BOOST_TEST(ev::normalize_text("  Hello,   World!  ") == "hello world");
   BOOST_TEST(ev::normalize_text("?!...").empty());
@@ -333,14 +336,13 @@ BOOST_AUTO_TEST_CASE(prompt_and_summarize_jsonl) {
   auto const prompt_error = [](std::string const& s) {
     try {
       ev::parse_prompts(s, "p.jsonl");
-    } catch (ev::DataError const& e) {
-      return std::string(e.what());
-    }
+    } catch (ev::DataError const& e) { return std::string(e.what()); }
     return std::string();
   };
   BOOST_TEST(contains(prompt_error("{\"prompt\": \"a\", \"messages\": []}"), "p.jsonl:1: expected exactly one of"));
   BOOST_TEST(contains(prompt_error("{}"), "expected exactly one of"));
-  BOOST_TEST(contains(prompt_error("{\"messages\": [{\"role\": \"bot\", \"content\": \"a\"}]}"), "unknown role \"bot\""));
+  BOOST_TEST(
+      contains(prompt_error("{\"messages\": [{\"role\": \"bot\", \"content\": \"a\"}]}"), "unknown role \"bot\""));
   BOOST_TEST(contains(prompt_error("{\"messages\": [{\"role\": \"assistant\", \"content\": \"a\"}]}"),
                       "must end with a user message"));
   BOOST_TEST(contains(prompt_error("{\"messages\": [{\"role\": \"user\"}]}"), "messages[0] must be an object"));
@@ -453,10 +455,35 @@ BOOST_AUTO_TEST_CASE(eval_defaults_and_spellings) {
   BOOST_TEST(*cli::parse_command_line({"eval", "--task", "factoid", "--json", "out.json"}).eval->json == "out.json");
   BOOST_TEST(*cli::parse_command_line({"eval", "--task", "factoid", "--json=o.json"}).eval->json == "o.json");
 
-  cli::CommandLine const all = cli::parse_command_line(
-      {"eval", "--task=perplexity", "--data", "t.txt", "-m", "m.gguf", "--window", "64", "--stride", "16",
-       "--threshold", "0.99", "--span", "all", "--warmup", "0", "--refresh-every", "0", "--cold-first", "2",
-       "--cold-last", "3", "-t2", "--ctx", "1024", "--progress", "-q", "--config", "c.json"});
+  cli::CommandLine const all = cli::parse_command_line({"eval",
+                                                        "--task=perplexity",
+                                                        "--data",
+                                                        "t.txt",
+                                                        "-m",
+                                                        "m.gguf",
+                                                        "--window",
+                                                        "64",
+                                                        "--stride",
+                                                        "16",
+                                                        "--threshold",
+                                                        "0.99",
+                                                        "--span",
+                                                        "all",
+                                                        "--warmup",
+                                                        "0",
+                                                        "--refresh-every",
+                                                        "0",
+                                                        "--cold-first",
+                                                        "2",
+                                                        "--cold-last",
+                                                        "3",
+                                                        "-t2",
+                                                        "--ctx",
+                                                        "1024",
+                                                        "--progress",
+                                                        "-q",
+                                                        "--config",
+                                                        "c.json"});
   cli::EvalOptions const& a = *all.eval;
   BOOST_TEST((*a.task == cli::EvalTask::perplexity));
   BOOST_TEST(a.window == 64);
@@ -474,8 +501,8 @@ BOOST_AUTO_TEST_CASE(eval_defaults_and_spellings) {
   BOOST_TEST(a.given.count("--threshold") == 1u);
 
   // The policy built from eval options is that of generate.
-  eng::PolicyConfig const p = cli::policy_config(*cli::parse_command_line(
-      {"eval", "--task", "factoid", "--dense", "--warmup", "4"}).eval, 30, cli::Command::eval);
+  eng::PolicyConfig const p = cli::policy_config(
+      *cli::parse_command_line({"eval", "--task", "factoid", "--dense", "--warmup", "4"}).eval, 30, cli::Command::eval);
   BOOST_TEST((p.kind == eng::PolicyConfig::Kind::dense));
   BOOST_TEST(p.spans_per_token == 0);
   BOOST_TEST(p.warmup_tokens == 4);
@@ -486,7 +513,8 @@ BOOST_AUTO_TEST_CASE(bad_eval_command_lines) {
   BOOST_TEST(contains(usage_error({"eval"}), "no task"));
   BOOST_TEST(contains(usage_error({"eval", "--task", "trivia"}), "unknown task 'trivia'"));
   BOOST_TEST(contains(usage_error({"eval", "--task", "trivia"}), "factoid, perplexity"));
-  BOOST_TEST(contains(usage_error({"eval", "--task", "factoid", "--plot", "p.svg"}), "--plot is only for --task profile"));
+  BOOST_TEST(
+      contains(usage_error({"eval", "--task", "factoid", "--plot", "p.svg"}), "--plot is only for --task profile"));
   BOOST_TEST(contains(usage_error({"eval", "--task", "perplexity", "--window", "8", "--stride", "9"}),
                       "--stride 9 is larger than --window 8"));
   BOOST_TEST(contains(usage_error({"eval", "--task", "perplexity", "--window", "1"}), "--window must be between 2"));
@@ -497,7 +525,8 @@ BOOST_AUTO_TEST_CASE(bad_eval_command_lines) {
   BOOST_TEST(contains(usage_error({"eval", "--task", "factoid", "--task", "chat"}), "given more than once"));
   BOOST_TEST(contains(usage_error({"eval", "--task", "factoid", "extra"}), "unexpected argument 'extra'"));
   BOOST_TEST(contains(usage_error({"eval", "--task", "factoid", "--data"}), "needs a value"));
-  BOOST_TEST(contains(usage_error({"eval", "--task", "factoid", "--threshold", "2"}), "--threshold must be between -1"));
+  BOOST_TEST(
+      contains(usage_error({"eval", "--task", "factoid", "--threshold", "2"}), "--threshold must be between -1"));
   BOOST_TEST(contains(usage_error({"evl"}), "did you mean 'eval'"));
   BOOST_TEST(contains(usage_error({"eval", "--task", "factoid", "--config", "c.json", "--paper"}),
                       "--config and --paper conflict"));
@@ -516,10 +545,12 @@ BOOST_AUTO_TEST_CASE(eval_warnings_and_help) {
   BOOST_TEST((help.command == cli::Command::help));
   BOOST_TEST((help.help_for == cli::Command::eval));
   std::string const text = cli::help_text(cli::Command::eval);
-  for (char const* option : {"--task", "--data", "--model", "--limit", "--max-tokens", "--system", "--window",
-                             "--stride", "--threshold", "--span", "--spans-per-token", "--warmup", "--refresh-every",
-                             "--cold-first", "--cold-last", "--dense", "--config", "--paper", "--threads", "--ctx", "--json",
-                             "--plot", "--progress", "--quiet", "--help"}) {
+  for (char const* option :
+       {"--task",          "--data",       "--model",     "--limit", "--max-tokens",      "--system",
+        "--window",        "--stride",     "--threshold", "--span",  "--spans-per-token", "--warmup",
+        "--refresh-every", "--cold-first", "--cold-last", "--dense", "--config",          "--paper",
+        "--threads",       "--ctx",        "--json",      "--plot",  "--progress",        "--quiet",
+        "--help"}) {
     BOOST_TEST(contains(text, option), option);
   }
   for (char const* task : {"factoid", "perplexity", "agreement", "collapse", "chat", "summarize", "profile"}) {
@@ -534,7 +565,11 @@ BOOST_AUTO_TEST_SUITE_END()
 BOOST_AUTO_TEST_SUITE(model, *utf::precondition(engine_test::model_available))
 
 struct Model {
-  Model() : file(eng::GgufFile::open(engine_test::model_path())), model(file), tokenizer(eng::tokenizer_from_gguf(file)), pool(2) {}
+  Model()
+      : file(eng::GgufFile::open(engine_test::model_path())),
+        model(file),
+        tokenizer(eng::tokenizer_from_gguf(file)),
+        pool(2) {}
   eng::GgufFile file;
   eng::LlamaModel model;
   eng::Tokenizer tokenizer;
@@ -599,8 +634,9 @@ BOOST_AUTO_TEST_SUITE_END()
 BOOST_AUTO_TEST_SUITE(end_to_end, *utf::precondition(cli_and_model_available))
 
 BOOST_AUTO_TEST_CASE(factoid_json_summary) {
-  RunResult const r = run_cli({"eval", "--task", "factoid", "--data", (data_dir() / "calibration/factoid.jsonl").string(),
-                               "-m", engine_test::model_path().string(), "--limit", "3", "-t", "2", "--json"});
+  RunResult const r =
+      run_cli({"eval", "--task", "factoid", "--data", (data_dir() / "calibration/factoid.jsonl").string(), "-m",
+               engine_test::model_path().string(), "--limit", "3", "-t", "2", "--json"});
   BOOST_TEST_REQUIRE(r.status == 0, r.err);
   pt::ptree const j = parse_json(r.out);  // stdout holds the JSON alone
   BOOST_TEST(j.get<std::string>("schema") == "skipllm.eval/1");
@@ -633,12 +669,13 @@ BOOST_AUTO_TEST_CASE(factoid_json_summary) {
 
 BOOST_AUTO_TEST_CASE(perplexity_and_profile_on_a_short_text) {
   fs::path const text = scratch() / "short.txt";
-  write_file(text, "Bread needs flour, water, salt and yeast. Kneading builds gluten, which traps the gas "
-                   "that the yeast makes, so the dough rises.\n");
+  write_file(text,
+             "Bread needs flour, water, salt and yeast. Kneading builds gluten, which traps the gas "
+             "that the yeast makes, so the dough rises.\n");
   fs::path const json = scratch() / "ppl.json";
-  RunResult const r = run_cli({"eval", "--task", "perplexity", "--data", text.string(), "-m",
-                               engine_test::model_path().string(), "--window", "16", "-t", "2", "--json",
-                               json.string(), "--dense"});
+  RunResult const r =
+      run_cli({"eval", "--task", "perplexity", "--data", text.string(), "-m", engine_test::model_path().string(),
+               "--window", "16", "-t", "2", "--json", json.string(), "--dense"});
   BOOST_TEST_REQUIRE(r.status == 0, r.err);
   BOOST_TEST(contains(r.out, "perplexity:"), r.out);  // the report is on stdout
   pt::ptree const j = parse_json(read_file(json));
@@ -648,9 +685,9 @@ BOOST_AUTO_TEST_CASE(perplexity_and_profile_on_a_short_text) {
   BOOST_TEST(j.get<bool>("policy.dense"));
 
   fs::path const svg = scratch() / "profile.svg";
-  RunResult const p = run_cli({"eval", "--task", "profile", "--data", text.string(), "-m",
-                               engine_test::model_path().string(), "--window", "16", "-t", "2", "--plot",
-                               svg.string(), "--json", "-"});
+  RunResult const p =
+      run_cli({"eval", "--task", "profile", "--data", text.string(), "-m", engine_test::model_path().string(),
+               "--window", "16", "-t", "2", "--plot", svg.string(), "--json", "-"});
   BOOST_TEST_REQUIRE(p.status == 0, p.err);
   pt::ptree const pj = parse_json(p.out);
   BOOST_TEST(pj.get_child("layers").size() == 30u);
@@ -664,7 +701,8 @@ BOOST_AUTO_TEST_CASE(perplexity_and_profile_on_a_short_text) {
   pt::read_xml(in, doc);  // well-formed
   BOOST_TEST(doc.get_child_optional("svg").has_value());
   std::string const picture = read_file(svg);
-  for (char const* part : {"id=\"overview\"", "id=\"zoom\"", "class=\"band\"", "class=\"mean\"", "class=\"threshold\""}) {
+  for (char const* part :
+       {"id=\"overview\"", "id=\"zoom\"", "class=\"band\"", "class=\"mean\"", "class=\"threshold\""}) {
     BOOST_TEST(contains(picture, part), part);
   }
 }
@@ -679,10 +717,23 @@ BOOST_AUTO_TEST_CASE(config_files_set_the_policy_and_options_override_them) {
   c.cold_last = 1;
   fs::path const config = scratch() / "policy.json";
   eng::save_policy_config(config, c);
-  std::vector<std::string> const args = {"eval", "--task", "factoid", "--data",
-                                         (data_dir() / "calibration/factoid.jsonl").string(), "-m",
-                                         engine_test::model_path().string(), "--limit", "1", "-n", "4", "-t", "2",
-                                         "--config", config.string(), "--json", "-q"};
+  std::vector<std::string> const args = {"eval",
+                                         "--task",
+                                         "factoid",
+                                         "--data",
+                                         (data_dir() / "calibration/factoid.jsonl").string(),
+                                         "-m",
+                                         engine_test::model_path().string(),
+                                         "--limit",
+                                         "1",
+                                         "-n",
+                                         "4",
+                                         "-t",
+                                         "2",
+                                         "--config",
+                                         config.string(),
+                                         "--json",
+                                         "-q"};
   RunResult const r = run_cli(args);
   BOOST_TEST_REQUIRE(r.status == 0, r.err);
   pt::ptree const j = parse_json(r.out);
@@ -713,12 +764,12 @@ BOOST_AUTO_TEST_CASE(config_files_set_the_policy_and_options_override_them) {
 BOOST_AUTO_TEST_CASE(bad_data_exits_with_status_2_naming_the_line) {
   fs::path const bad = scratch() / "bad.jsonl";
   write_file(bad, "{\"question\": \"Q?\", \"answers\": [\"A\"]}\n{\"question\": \"Q2?\" \"answers\": []}\n");
-  RunResult const r = run_cli({"eval", "--task", "factoid", "--data", bad.string(), "-m",
-                               engine_test::model_path().string()});
+  RunResult const r =
+      run_cli({"eval", "--task", "factoid", "--data", bad.string(), "-m", engine_test::model_path().string()});
   BOOST_TEST(r.status == 2);
   BOOST_TEST(contains(r.err, "bad.jsonl:2: invalid JSON"), r.err);
-  RunResult const missing = run_cli({"eval", "--task", "perplexity", "--data", (scratch() / "none.txt").string(),
-                                     "-m", engine_test::model_path().string()});
+  RunResult const missing = run_cli({"eval", "--task", "perplexity", "--data", (scratch() / "none.txt").string(), "-m",
+                                     engine_test::model_path().string()});
   BOOST_TEST(missing.status == 2);
   BOOST_TEST(contains(missing.err, "none.txt"), missing.err);
 }

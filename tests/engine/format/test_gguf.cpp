@@ -38,7 +38,7 @@ class Bytes {
  public:
   template <class T>
   Bytes& put(T v) {
-    const auto* p = reinterpret_cast<const std::byte*>(&v);
+    auto const* p = reinterpret_cast<std::byte const*>(&v);
     data_.insert(data_.end(), p, p + sizeof v);
     return *this;
   }
@@ -46,11 +46,11 @@ class Bytes {
   Bytes& u32(std::uint32_t v) { return put(v); }
   Bytes& u64(std::uint64_t v) { return put(v); }
   Bytes& raw(std::string_view s) {
-    for (const char c : s) data_.push_back(static_cast<std::byte>(c));
+    for (char const c : s) data_.push_back(static_cast<std::byte>(c));
     return *this;
   }
   Bytes& str(std::string_view s) { return u64(s.size()).raw(s); }  // GGUF string: u64 length + bytes
-  Bytes& append(const Bytes& other) {
+  Bytes& append(Bytes const& other) {
     data_.insert(data_.end(), other.data_.begin(), other.data_.end());
     return *this;
   }
@@ -59,14 +59,26 @@ class Bytes {
     return *this;
   }
   std::size_t size() const { return data_.size(); }
-  const std::vector<std::byte>& data() const { return data_; }
+  std::vector<std::byte> const& data() const { return data_; }
 
  private:
   std::vector<std::byte> data_;
 };
 
 // GGUF value type ids (written raw, so tests can also write invalid ones).
-enum Vt : std::uint32_t { U8 = 0, I8 = 1, U32 = 4, I32 = 5, F32 = 6, BOOL = 7, STR = 8, ARR = 9, U64 = 10, I64 = 11, F64 = 12 };
+enum Vt : std::uint32_t {
+  U8 = 0,
+  I8 = 1,
+  U32 = 4,
+  I32 = 5,
+  F32 = 6,
+  BOOL = 7,
+  STR = 8,
+  ARR = 9,
+  U64 = 10,
+  I64 = 11,
+  F64 = 12
+};
 
 struct Kv {
   std::string key;
@@ -80,14 +92,14 @@ Kv kv_u64(std::string k, std::uint64_t v) { return {std::move(k), U64, Bytes().u
 Kv kv_f32(std::string k, float v) { return {std::move(k), F32, Bytes().put(v)}; }
 Kv kv_bool(std::string k, bool v) { return {std::move(k), BOOL, Bytes().u8(v ? 1 : 0)}; }
 Kv kv_str(std::string k, std::string_view v) { return {std::move(k), STR, Bytes().str(v)}; }
-Kv kv_strs(std::string k, const std::vector<std::string>& v) {
+Kv kv_strs(std::string k, std::vector<std::string> const& v) {
   Bytes b;
   b.u32(STR).u64(v.size());
-  for (const auto& s : v) b.str(s);
+  for (auto const& s : v) b.str(s);
   return {std::move(k), ARR, b};
 }
 template <class T>
-Kv kv_array(std::string k, std::uint32_t element_type, const std::vector<T>& v) {
+Kv kv_array(std::string k, std::uint32_t element_type, std::vector<T> const& v) {
   Bytes b;
   b.u32(element_type).u64(v.size());
   for (const T& x : v) b.put(x);
@@ -102,11 +114,11 @@ struct Tensor {
 };
 
 // Block geometry, written out here rather than taken from the library under test.
-std::uint64_t tensor_bytes(const Tensor& t) {
+std::uint64_t tensor_bytes(Tensor const& t) {
   static const std::map<std::uint32_t, std::pair<std::uint64_t, std::uint64_t>> geometry{
-      {0, {1, 4}},   {1, {1, 2}},    {2, {32, 18}},  {3, {32, 20}},  {6, {32, 22}},  {7, {32, 24}},
+      {0, {1, 4}},   {1, {1, 2}},      {2, {32, 18}},    {3, {32, 20}},    {6, {32, 22}}, {7, {32, 24}},
       {8, {32, 34}}, {12, {256, 144}}, {13, {256, 176}}, {14, {256, 210}}, {30, {1, 2}}};
-  const auto it = geometry.find(t.type);
+  auto const it = geometry.find(t.type);
   if (it == geometry.end() || t.ne.empty()) return 0;
   std::uint64_t n = 1;
   for (const std::uint64_t d : t.ne) n *= d;
@@ -120,22 +132,23 @@ struct Spec {
   std::uint32_t version = 3;
   std::vector<Kv> kvs;
   std::vector<Tensor> tensors;
-  std::uint64_t alignment = 32;                   // for laying out; add general.alignment to kvs to declare it
+  std::uint64_t alignment = 32;                         // for laying out; add general.alignment to kvs to declare it
   std::optional<std::uint64_t> tensor_count, kv_count;  // header overrides
 
   // Everything before the padding: header, key/value pairs, tensor infos.
   Bytes head(std::uint64_t* data_end = nullptr) const {
     Bytes b;
     b.raw("GGUF").u32(version).u64(tensor_count.value_or(tensors.size())).u64(kv_count.value_or(kvs.size()));
-    for (const Kv& kv : kvs) b.str(kv.key).u32(kv.type).append(kv.value);
+    for (Kv const& kv : kvs) b.str(kv.key).u32(kv.type).append(kv.value);
     std::uint64_t next = 0, end = 0;
-    for (const Tensor& t : tensors) {
+    for (Tensor const& t : tensors) {
       const std::uint64_t offset = t.offset.value_or(next);
       b.str(t.name).u32(static_cast<std::uint32_t>(t.ne.size()));
       for (const std::uint64_t d : t.ne) b.u64(d);
       b.u32(t.type).u64(offset);
       next = pad(offset + tensor_bytes(t), alignment);
-      if (tensor_bytes(t) < (std::uint64_t{1} << 20)) end = std::max(end, offset + tensor_bytes(t));  // skip absurd sizes
+      if (tensor_bytes(t) < (std::uint64_t{1} << 20))
+        end = std::max(end, offset + tensor_bytes(t));  // skip absurd sizes
     }
     if (data_end != nullptr) *data_end = end;
     return b;
@@ -145,7 +158,8 @@ struct Spec {
     std::uint64_t data_end = 0;
     Bytes b = head(&data_end);
     b.zeros(pad(b.size(), alignment) - b.size());
-    for (std::uint64_t i = 0; i < data_end; ++i) b.u8(static_cast<std::uint8_t>(i * 7 + 1));  // no padding after the last
+    for (std::uint64_t i = 0; i < data_end; ++i)
+      b.u8(static_cast<std::uint8_t>(i * 7 + 1));  // no padding after the last
     return b.data();
   }
 };
@@ -178,11 +192,11 @@ Spec small_model() {
 }
 
 // Parses `bytes` and requires a GgufError that names the file and contains `needle`.
-void expect_error(const std::vector<std::byte>& bytes, std::string_view needle, bool needs_offset = true) {
+void expect_error(std::vector<std::byte> const& bytes, std::string_view needle, bool needs_offset = true) {
   try {
     GgufFile::from_bytes(bytes, "forged.gguf");
     BOOST_ERROR("the file parsed; expected an error containing \"" << needle << "\"");
-  } catch (const GgufError& e) {
+  } catch (GgufError const& e) {
     const std::string_view msg = e.what();
     BOOST_TEST_INFO("message: " << msg);
     BOOST_TEST(msg.find(needle) != std::string_view::npos);
@@ -191,17 +205,19 @@ void expect_error(const std::vector<std::byte>& bytes, std::string_view needle, 
   }
 }
 
-void expect_error(const Spec& spec, std::string_view needle) { expect_error(spec.build(), needle); }
+void expect_error(Spec const& spec, std::string_view needle) { expect_error(spec.build(), needle); }
 
 // The header (magic, version, counts) followed by whatever a test appends.
-Bytes header(std::uint64_t n_tensors, std::uint64_t n_kv) { return Bytes().raw("GGUF").u32(3).u64(n_tensors).u64(n_kv); }
+Bytes header(std::uint64_t n_tensors, std::uint64_t n_kv) {
+  return Bytes().raw("GGUF").u32(3).u64(n_tensors).u64(n_kv);
+}
 
 template <class F>
 void expect_lookup_error(F&& lookup, std::string_view needle) {
   try {
     lookup();
     BOOST_ERROR("lookup succeeded; expected an error containing \"" << needle << "\"");
-  } catch (const GgufError& e) {
+  } catch (GgufError const& e) {
     BOOST_TEST_INFO("message: " << e.what());
     BOOST_TEST(std::string_view(e.what()).find(needle) != std::string_view::npos);
   }
@@ -230,7 +246,7 @@ BOOST_AUTO_TEST_CASE(metadata_reads_back_with_every_getter) {
   BOOST_TEST(f.get_bool("tokenizer.ggml.add_bos_token") == false);
   BOOST_TEST(f.get_uint("test.huge") == (std::uint64_t{1} << 63) + 1);
 
-  const auto tokens = f.get_string_array("tokenizer.ggml.tokens");
+  auto const tokens = f.get_string_array("tokenizer.ggml.tokens");
   BOOST_TEST(tokens == (std::vector<std::string_view>{"<unk>", "a", "b c"}), boost::test_tools::per_element());
   BOOST_TEST(f.get_int_array("tokenizer.ggml.token_type") == (std::vector<std::int64_t>{2, 1, -1}),
              boost::test_tools::per_element());
@@ -246,7 +262,7 @@ BOOST_AUTO_TEST_CASE(metadata_reads_back_with_every_getter) {
   BOOST_TEST((f.value_type("general.name") == eng::GgufValueType::STRING));
   BOOST_TEST((f.array_type("tokenizer.ggml.tokens") == eng::GgufValueType::STRING));
   BOOST_TEST(!f.array_type("general.name").has_value());
-  const auto keys = f.metadata_keys();
+  auto const keys = f.metadata_keys();
   BOOST_TEST(keys.size() == small_model().kvs.size());
   BOOST_TEST(keys.front() == "general.architecture");
   BOOST_TEST(keys.back() == "test.bools");
@@ -258,7 +274,7 @@ BOOST_AUTO_TEST_CASE(tensor_directory_points_at_the_right_bytes) {
   BOOST_TEST(f.tensors().size() == 5u);
   BOOST_TEST(f.data_offset() % 32 == 0u);
 
-  const eng::TensorInfo& up = f.tensor("blk.0.ffn_up.weight");
+  eng::TensorInfo const& up = f.tensor("blk.0.ffn_up.weight");
   BOOST_TEST(up.name == "blk.0.ffn_up.weight");
   BOOST_TEST((up.type == GgmlType::Q4_1));
   BOOST_TEST(up.n_dims == 2);
@@ -269,7 +285,7 @@ BOOST_AUTO_TEST_CASE(tensor_directory_points_at_the_right_bytes) {
   BOOST_TEST(up.nbytes == 200u);
   // Tensors are packed with padding: token_embd 204 B -> 224, attn_norm 256 B -> ffn_up at 480.
   BOOST_TEST(up.offset == 480u);
-  for (const eng::TensorInfo& t : f.tensors()) {
+  for (eng::TensorInfo const& t : f.tensors()) {
     BOOST_TEST(t.offset % 32 == 0u);
     // The pointer is into the parser's own copy, at the same position as in `bytes`.
     BOOST_TEST(std::memcmp(t.data, bytes.data() + f.data_offset() + t.offset, t.nbytes) == 0);
@@ -309,7 +325,7 @@ BOOST_AUTO_TEST_CASE(a_file_without_tensors_or_metadata_is_valid) {
 
 BOOST_AUTO_TEST_CASE(moving_keeps_pointers_valid) {
   GgufFile a = GgufFile::from_bytes(small_model().build(), "tiny.gguf");
-  const std::byte* data = a.tensor("token_embd.weight").data;
+  std::byte const* data = a.tensor("token_embd.weight").data;
   const std::string_view name = a.get_string("general.name");
   GgufFile b = std::move(a);
   BOOST_TEST(b.tensor("token_embd.weight").data == data);
@@ -319,16 +335,17 @@ BOOST_AUTO_TEST_CASE(moving_keeps_pointers_valid) {
 
 BOOST_AUTO_TEST_CASE(open_maps_a_real_file) {
   const std::vector<std::byte> bytes = small_model().build();
-  const auto path = std::filesystem::temp_directory_path() / ("skipllm_test_gguf_" + std::to_string(::getpid()) + ".gguf");
+  auto const path =
+      std::filesystem::temp_directory_path() / ("skipllm_test_gguf_" + std::to_string(::getpid()) + ".gguf");
   {
     std::ofstream out(path, std::ios::binary);
-    out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+    out.write(reinterpret_cast<char const*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
   }
   {
     const GgufFile f = GgufFile::open(path);
     BOOST_TEST(f.label() == path.string());
     BOOST_TEST(f.file_size() == bytes.size());
-    const eng::TensorInfo& t = f.tensor("blk.0.ffn_down.weight");
+    eng::TensorInfo const& t = f.tensor("blk.0.ffn_down.weight");
     BOOST_TEST(std::memcmp(t.data, bytes.data() + f.data_offset() + t.offset, t.nbytes) == 0);
   }
   std::filesystem::remove(path);
@@ -342,14 +359,15 @@ BOOST_AUTO_TEST_SUITE(lookups)
 
 BOOST_AUTO_TEST_CASE(missing_keys_and_tensors_are_named) {
   const GgufFile f = GgufFile::from_bytes(small_model().build(), "tiny.gguf");
-  expect_lookup_error([&] { f.get_uint("llama.embedding_length"); }, "tiny.gguf: metadata key llama.embedding_length is missing");
+  expect_lookup_error([&] { f.get_uint("llama.embedding_length"); },
+                      "tiny.gguf: metadata key llama.embedding_length is missing");
   expect_lookup_error([&] { f.get_string_array("tokenizer.ggml.merges"); }, "tokenizer.ggml.merges is missing");
   expect_lookup_error([&] { f.tensor("output.weight"); }, "tiny.gguf: tensor output.weight is missing");
 }
 
 BOOST_AUTO_TEST_CASE(a_model_missing_a_tensor_gives_a_clear_error) {
   Spec s = small_model();
-  std::erase_if(s.tensors, [](const Tensor& t) { return t.name == "blk.0.ffn_down.weight"; });
+  std::erase_if(s.tensors, [](Tensor const& t) { return t.name == "blk.0.ffn_down.weight"; });
   const GgufFile f = GgufFile::from_bytes(s.build(), "no_ffn_down.gguf");
   BOOST_TEST(f.find_tensor("blk.0.ffn_down.weight") == nullptr);
   expect_lookup_error([&] { f.tensor("blk.0.ffn_down.weight"); },
@@ -358,7 +376,8 @@ BOOST_AUTO_TEST_CASE(a_model_missing_a_tensor_gives_a_clear_error) {
 
 BOOST_AUTO_TEST_CASE(wrong_types_are_refused_with_the_key_and_offset) {
   const GgufFile f = GgufFile::from_bytes(small_model().build(), "tiny.gguf");
-  expect_lookup_error([&] { f.get_uint("general.name"); }, "metadata key general.name has type STRING, expected an unsigned integer");
+  expect_lookup_error([&] { f.get_uint("general.name"); },
+                      "metadata key general.name has type STRING, expected an unsigned integer");
   expect_lookup_error([&] { f.get_uint("general.name"); }, "(at byte ");
   expect_lookup_error([&] { f.get_uint("test.negative"); }, "test.negative is negative (-5)");
   expect_lookup_error([&] { f.get_int("test.huge"); }, "test.huge value 9223372036854775809 exceeds INT64_MAX");
@@ -367,9 +386,12 @@ BOOST_AUTO_TEST_CASE(wrong_types_are_refused_with_the_key_and_offset) {
   expect_lookup_error([&] { f.get_bool("test.u8"); }, "test.u8 has type UINT8, expected BOOL");
   expect_lookup_error([&] { f.get_float("tokenizer.ggml.tokens"); }, "has type an array of STRING");
   // Arrays are typed strictly: the type confusions of llama.cpp's vocab CVEs are refused.
-  expect_lookup_error([&] { f.get_string_array("tokenizer.ggml.token_type"); }, "an array of INT32, expected an array of STRING");
-  expect_lookup_error([&] { f.get_int_array("tokenizer.ggml.scores"); }, "an array of FLOAT32, expected an array of integers");
-  expect_lookup_error([&] { f.get_float_array("test.i8_array"); }, "an array of INT8, expected an array of FLOAT32 or FLOAT64");
+  expect_lookup_error([&] { f.get_string_array("tokenizer.ggml.token_type"); },
+                      "an array of INT32, expected an array of STRING");
+  expect_lookup_error([&] { f.get_int_array("tokenizer.ggml.scores"); },
+                      "an array of FLOAT32, expected an array of integers");
+  expect_lookup_error([&] { f.get_float_array("test.i8_array"); },
+                      "an array of INT8, expected an array of FLOAT32 or FLOAT64");
   expect_lookup_error([&] { f.get_int_array("general.name"); }, "has type STRING");
 }
 
@@ -383,7 +405,8 @@ BOOST_AUTO_TEST_CASE(truncation_at_every_byte_is_an_error) {
   const std::vector<std::byte> full = small_model().build();
   for (std::size_t cut = 0; cut < full.size(); ++cut) {
     BOOST_TEST_CONTEXT("file cut to " << cut << " of " << full.size() << " bytes") {
-      expect_error(std::vector<std::byte>(full.begin(), full.begin() + static_cast<std::ptrdiff_t>(cut)), "forged.gguf");
+      expect_error(std::vector<std::byte>(full.begin(), full.begin() + static_cast<std::ptrdiff_t>(cut)),
+                   "forged.gguf");
     }
   }
 }
@@ -392,9 +415,9 @@ namespace {
 
 // Reads every value with the getter its type calls for and dequantizes every tensor's first row,
 // so that whatever the parser accepted is also safe to use.
-void read_everything(const GgufFile& f) {
+void read_everything(GgufFile const& f) {
   using eng::GgufValueType;
-  for (const std::string& key : f.metadata_keys()) {
+  for (std::string const& key : f.metadata_keys()) {
     const GgufValueType type = *f.value_type(key);
     if (type == GgufValueType::STRING) {
       f.get_string(key);
@@ -402,15 +425,18 @@ void read_everything(const GgufFile& f) {
       f.get_bool(key);
     } else if (type == GgufValueType::ARRAY) {
       const GgufValueType element = *f.array_type(key);
-      if (element == GgufValueType::STRING) f.get_string_array(key);
-      else if (element == GgufValueType::FLOAT32 || element == GgufValueType::FLOAT64) f.get_float_array(key);
-      else if (element != GgufValueType::BOOL) f.get_int_array(key);
+      if (element == GgufValueType::STRING)
+        f.get_string_array(key);
+      else if (element == GgufValueType::FLOAT32 || element == GgufValueType::FLOAT64)
+        f.get_float_array(key);
+      else if (element != GgufValueType::BOOL)
+        f.get_int_array(key);
     } else {
       f.get_float(key);
     }
   }
   std::vector<float> row;
-  for (const eng::TensorInfo& t : f.tensors()) {
+  for (eng::TensorInfo const& t : f.tensors()) {
     BOOST_TEST(t.offset + t.nbytes <= f.file_size() - f.data_offset());
     row.resize(static_cast<std::size_t>(t.row_length()));
     eng::dequantize_row(t.type, t.data, row.data(), t.row_length());
@@ -434,16 +460,14 @@ BOOST_AUTO_TEST_CASE(random_corruptions_fail_cleanly) {
     try {
       read_everything(GgufFile::from_bytes(std::move(bytes), "fuzzed.gguf"));
       ++parsed;
-    } catch (const GgufError&) {
-      ++refused;
-    }
+    } catch (GgufError const&) { ++refused; }
   }
   BOOST_TEST_MESSAGE("random corruptions: " << parsed << " parsed, " << refused << " refused");
   BOOST_TEST(refused > 0);
 }
 
 BOOST_AUTO_TEST_CASE(bad_magic) {
-  for (const char* magic : {"GGML", "GGJT", "FUGG", "gguf", "\0\0\0\0"}) {
+  for (char const* magic : {"GGML", "GGJT", "FUGG", "gguf", "\0\0\0\0"}) {
     Bytes b;
     b.raw(std::string_view(magic, 4)).u32(3).u64(0).u64(0);
     expect_error(b.data(), "bad magic");
@@ -486,7 +510,8 @@ BOOST_AUTO_TEST_CASE(string_lengths_past_the_end) {
 
 BOOST_AUTO_TEST_CASE(bad_keys) {
   expect_error(header(0, 1).str("").u32(U8).u8(0).zeros(8).data(), "key of metadata entry 0 is empty");
-  expect_error(header(0, 1).str("bad\nkey").u32(U8).u8(0).data(), "key bad\\x0akey contains a control or non-ASCII byte");
+  expect_error(header(0, 1).str("bad\nkey").u32(U8).u8(0).data(),
+               "key bad\\x0akey contains a control or non-ASCII byte");
   expect_error(header(0, 1).str(std::string(65536, 'k')).u32(U8).u8(0).data(), "is longer than 65535 bytes");
   Spec dup = small_model();
   dup.kvs.push_back(kv_u32("general.architecture", 7));  // same key, another type
@@ -495,8 +520,10 @@ BOOST_AUTO_TEST_CASE(bad_keys) {
 
 BOOST_AUTO_TEST_CASE(bad_value_types) {
   for (const std::uint32_t t : {13u, 255u, 0xFFFFFFFFu, 0x7FFFFFFFu})
-    expect_error(header(0, 1).str("k").u32(t).u64(0).data(), "value type of key k " + std::to_string(t) + " is invalid");
-  expect_error(header(0, 1).str("k").u32(ARR).u32(13).u64(0).data(), "array element type of value of key k 13 is invalid");
+    expect_error(header(0, 1).str("k").u32(t).u64(0).data(),
+                 "value type of key k " + std::to_string(t) + " is invalid");
+  expect_error(header(0, 1).str("k").u32(ARR).u32(13).u64(0).data(),
+               "array element type of value of key k 13 is invalid");
   expect_error(header(0, 1).str("k").u32(ARR).u32(ARR).u64(0).data(), "nested arrays are not supported");
 }
 
@@ -532,20 +559,21 @@ BOOST_AUTO_TEST_CASE(bad_alignment) {
 }
 
 BOOST_AUTO_TEST_CASE(bad_tensor_names) {
-  const auto with = [](Tensor t) {
+  auto const with = [](Tensor t) {
     Spec s = small_model();
     s.tensors.push_back(std::move(t));
     return s;
   };
   expect_error(with({"", {32}, 0}), "name of tensor 5 is empty");
   expect_error(with({std::string(64, 'n'), {32}, 0}), "is longer than 63 bytes or contains a NUL");
-  expect_error(with({std::string("a\0b", 3), {32}, 0}), "tensor name a\\x00b is longer than 63 bytes or contains a NUL");
+  expect_error(with({std::string("a\0b", 3), {32}, 0}),
+               "tensor name a\\x00b is longer than 63 bytes or contains a NUL");
   expect_error(with({"blk.0.ffn_up.weight", {32}, 0}), "duplicate tensor name blk.0.ffn_up.weight");
   expect_error(header(1, 0).u64(u64_max).zeros(64).data(), "name of tensor 0 has length 18446744073709551615");
 }
 
 BOOST_AUTO_TEST_CASE(bad_dimensions) {
-  const auto with_ne = [](std::vector<std::uint64_t> ne, std::uint32_t type = 0) {
+  auto const with_ne = [](std::vector<std::uint64_t> ne, std::uint32_t type = 0) {
     Spec s = small_model();
     s.tensors.push_back({"t", std::move(ne), type});
     return s;
@@ -556,13 +584,14 @@ BOOST_AUTO_TEST_CASE(bad_dimensions) {
   expect_error(with_ne({32, 0}), "ne[1] of tensor t is 0, must be > 0");
   expect_error(with_ne({u64_max}), "ne[0] of tensor t is -1, must be > 0");
   expect_error(with_ne({std::uint64_t{1} << 63}), "ne[0] of tensor t is -9223372036854775808");
-  expect_error(with_ne({std::uint64_t{1} << 32, std::uint64_t{1} << 32}), "element count of tensor t overflows int64 at ne[1]");
+  expect_error(with_ne({std::uint64_t{1} << 32, std::uint64_t{1} << 32}),
+               "element count of tensor t overflows int64 at ne[1]");
   expect_error(with_ne({std::uint64_t{1} << 62, 2}), "element count of tensor t overflows int64");
   expect_error(with_ne({2, 2, std::uint64_t{1} << 31, std::uint64_t{1} << 31}), "overflows int64 at ne[3]");
 }
 
 BOOST_AUTO_TEST_CASE(byte_sizes_that_wrap_or_exceed_the_file) {
-  const auto with = [](std::vector<std::uint64_t> ne, std::uint32_t type) {
+  auto const with = [](std::vector<std::uint64_t> ne, std::uint32_t type) {
     Spec s = small_model();
     s.tensors.push_back({"t", std::move(ne), type, 0});
     return s;
@@ -570,19 +599,20 @@ BOOST_AUTO_TEST_CASE(byte_sizes_that_wrap_or_exceed_the_file) {
   // F32 with 2^62 elements is 2^64 bytes: wraps uint64.
   expect_error(with({std::uint64_t{1} << 62}, 0), "byte size of tensor t overflows uint64");
   // 2^64 - 16 bytes fits uint64 (ggml's GGML_PAD then wrapped it to 0); it must not fit the file.
-  expect_error(with({4, (std::uint64_t{1} << 30) - 1, (std::uint64_t{1} << 30) + 1}, 0), "data of tensor t (offset 0, 18446744073709551600 bytes) extends past");
+  expect_error(with({4, (std::uint64_t{1} << 30) - 1, (std::uint64_t{1} << 30) + 1}, 0),
+               "data of tensor t (offset 0, 18446744073709551600 bytes) extends past");
   // llama.cpp #27200's Q4_0 proof of concept.
   expect_error(with({5124095576030431008u}, 2), "data of tensor t");
 }
 
 BOOST_AUTO_TEST_CASE(unsupported_and_unknown_tensor_types) {
-  const auto with_type = [](std::uint32_t type) {
+  auto const with_type = [](std::uint32_t type) {
     Spec s = small_model();
     s.tensors.insert(s.tensors.begin() + 2, {"blk.0.ffn_gate.weight", {256, 2}, type});
     return s;
   };
   expect_error(with_type(16), "tensor blk.0.ffn_gate.weight has unsupported type IQ2_XXS (id 16)");
-  expect_error(with_type(4), "has unsupported type Q4_2 (id 4)");       // removed from ggml
+  expect_error(with_type(4), "has unsupported type Q4_2 (id 4)");          // removed from ggml
   expect_error(with_type(36), "has unsupported type IQ4_NL_4_4 (id 36)");  // removed repacked type
   expect_error(with_type(26), "has unsupported type I32 (id 26)");
   expect_error(with_type(10), "has unsupported type Q2_K (id 10)");
@@ -607,7 +637,8 @@ BOOST_AUTO_TEST_CASE(bad_offsets) {
 
   Spec past_end = small_model();
   past_end.tensors[0].offset = u64_max - 31;  // aligned, and offset + size wraps uint64
-  expect_error(past_end, "data of tensor token_embd.weight (offset 18446744073709551584, 204 bytes) extends past the end");
+  expect_error(past_end,
+               "data of tensor token_embd.weight (offset 18446744073709551584, 204 bytes) extends past the end");
 
   Spec overlap = small_model();
   overlap.tensors[2].offset = 0;  // on top of token_embd
@@ -615,7 +646,9 @@ BOOST_AUTO_TEST_CASE(bad_offsets) {
 
   Spec inside = small_model();
   inside.tensors[1].offset = 192;  // aligned, but token_embd runs to 204
-  expect_error(inside, "data of tensor blk.0.attn_norm.weight (offset 192) overlaps tensor token_embd.weight (offset 0, 204 bytes)");
+  expect_error(
+      inside,
+      "data of tensor blk.0.attn_norm.weight (offset 192) overlaps tensor token_embd.weight (offset 0, 204 bytes)");
 
   Spec gap = small_model();
   gap.tensors[0].offset = 64;  // gaps are allowed (only llama.cpp insists on packed tensors)
@@ -641,7 +674,7 @@ BOOST_AUTO_TEST_CASE(file_ends_inside_the_padding_before_the_data) {
 BOOST_AUTO_TEST_CASE(open_reports_unreadable_paths) {
   expect_lookup_error([] { GgufFile::open("/nonexistent/model.gguf"); }, "/nonexistent/model.gguf: cannot open: ");
   expect_lookup_error([] { GgufFile::open(std::filesystem::temp_directory_path()); }, "not a regular file");
-  const auto empty = std::filesystem::temp_directory_path() / ("skipllm_empty_" + std::to_string(::getpid()) + ".gguf");
+  auto const empty = std::filesystem::temp_directory_path() / ("skipllm_empty_" + std::to_string(::getpid()) + ".gguf");
   std::ofstream(empty).close();
   expect_lookup_error([&] { GgufFile::open(empty); }, "file ends inside magic (4 bytes needed, 0 left) (at byte 0)");
   std::filesystem::remove(empty);
@@ -654,10 +687,10 @@ BOOST_AUTO_TEST_SUITE_END()
 namespace {
 
 // |dot_row - exact| relative to sum |w_i x_i|, the scale of the rounding error a float dot makes.
-double dot_row_error(const eng::TensorInfo& t, std::int64_t row, const std::vector<float>& x) {
+double dot_row_error(eng::TensorInfo const& t, std::int64_t row, std::vector<float> const& x) {
   const std::int64_t n = t.row_length();
   std::vector<float> w(static_cast<std::size_t>(n));
-  const std::byte* p = t.data + static_cast<std::size_t>(row) * t.row_bytes();
+  std::byte const* p = t.data + static_cast<std::size_t>(row) * t.row_bytes();
   eng::dequantize_row(t.type, p, w.data(), n);
   double exact = 0, scale = 0;
   for (std::int64_t i = 0; i < n; ++i) {
@@ -695,7 +728,7 @@ BOOST_AUTO_TEST_CASE(smollm2_metadata_and_tensors, *boost::unit_test::preconditi
   BOOST_TEST(f.get_bool("tokenizer.ggml.add_bos_token") == false);
   BOOST_TEST(f.get_uint("tokenizer.ggml.bos_token_id") == 1u);
   BOOST_TEST(f.get_uint("tokenizer.ggml.eos_token_id") == 2u);
-  const auto tokens = f.get_string_array("tokenizer.ggml.tokens");
+  auto const tokens = f.get_string_array("tokenizer.ggml.tokens");
   BOOST_TEST(tokens.size() == 49152u);
   BOOST_TEST(tokens[1] == "<|im_start|>");
   BOOST_TEST(tokens[2] == "<|im_end|>");
@@ -704,12 +737,12 @@ BOOST_AUTO_TEST_CASE(smollm2_metadata_and_tensors, *boost::unit_test::preconditi
 
   BOOST_TEST(f.tensors().size() == 272u);
   std::map<GgmlType, int> by_type;
-  for (const eng::TensorInfo& t : f.tensors()) ++by_type[t.type];
+  for (eng::TensorInfo const& t : f.tensors()) ++by_type[t.type];
   BOOST_TEST(by_type[GgmlType::Q4_1] == 210);
   BOOST_TEST(by_type[GgmlType::F32] == 61);
   BOOST_TEST(by_type[GgmlType::Q8_0] == 1);
 
-  const eng::TensorInfo& embd = f.tensor("token_embd.weight");
+  eng::TensorInfo const& embd = f.tensor("token_embd.weight");
   BOOST_TEST((embd.type == GgmlType::Q8_0));
   BOOST_TEST(embd.ne == (std::array<std::int64_t, 4>{576, 49152, 1, 1}), boost::test_tools::per_element());
   BOOST_TEST(embd.offset == 0u);
@@ -719,14 +752,14 @@ BOOST_AUTO_TEST_CASE(smollm2_metadata_and_tensors, *boost::unit_test::preconditi
 
   // Every layer has its nine tensors with the shapes of reliability.md §4.1.
   const std::map<std::string, std::array<std::int64_t, 2>> shapes{
-      {"attn_norm", {576, 1}},   {"attn_q", {576, 576}},  {"attn_k", {576, 192}},
+      {"attn_norm", {576, 1}},   {"attn_q", {576, 576}},      {"attn_k", {576, 192}},
       {"attn_v", {576, 192}},    {"attn_output", {576, 576}}, {"ffn_norm", {576, 1}},
-      {"ffn_gate", {576, 1536}}, {"ffn_up", {576, 1536}}, {"ffn_down", {1536, 576}}};
+      {"ffn_gate", {576, 1536}}, {"ffn_up", {576, 1536}},     {"ffn_down", {1536, 576}}};
   for (int layer = 0; layer < 30; ++layer) {
-    for (const auto& [name, ne] : shapes) {
+    for (auto const& [name, ne] : shapes) {
       const std::string full = "blk." + std::to_string(layer) + "." + name + ".weight";
       BOOST_TEST_CONTEXT(full) {
-        const eng::TensorInfo* t = f.find_tensor(full);
+        eng::TensorInfo const* t = f.find_tensor(full);
         BOOST_TEST_REQUIRE(t != nullptr);
         BOOST_TEST(t->ne[0] == ne[0]);
         BOOST_TEST(t->ne[1] == ne[1]);
@@ -735,11 +768,12 @@ BOOST_AUTO_TEST_CASE(smollm2_metadata_and_tensors, *boost::unit_test::preconditi
   }
 }
 
-BOOST_AUTO_TEST_CASE(smollm2_rows_dequantize_finite_and_dot_row_agrees, *boost::unit_test::precondition(engine_test::model_available)) {
+BOOST_AUTO_TEST_CASE(smollm2_rows_dequantize_finite_and_dot_row_agrees,
+                     *boost::unit_test::precondition(engine_test::model_available)) {
   const GgufFile f = GgufFile::open(engine_test::model_path());
   std::vector<float> x(1536);
   for (std::size_t i = 0; i < x.size(); ++i) x[i] = std::sin(0.37f * static_cast<float>(i)) + 0.1f;
-  for (const eng::TensorInfo& t : f.tensors()) {
+  for (eng::TensorInfo const& t : f.tensors()) {
     BOOST_TEST_CONTEXT(t.name << " (" << eng::type_name(t.type) << ")") {
       for (const std::int64_t row : {std::int64_t{0}, t.rows() / 2, t.rows() - 1}) {
         std::vector<float> w(static_cast<std::size_t>(t.row_length()));

@@ -133,7 +133,8 @@ BOOST_AUTO_TEST_CASE(writer_and_reader_round_trip) {
       BOOST_TEST(policy_config_json(parse_policy_config(written)) == written);
     }
   }
-  for (fs::path const& file : {kSource / "examples/engine/configs/smollm2-135m-instruct.json", kFixtures / "valid/greedy.json"}) {
+  for (fs::path const& file :
+       {kSource / "examples/engine/configs/smollm2-135m-instruct.json", kFixtures / "valid/greedy.json"}) {
     BOOST_TEST(policy_config_json(load_policy_config(file)) == read_file(file), file);
   }
 }
@@ -142,13 +143,12 @@ BOOST_AUTO_TEST_CASE(json_errors_give_the_position_and_repeated_keys_the_path) {
   auto const error_of = [](std::string const& text) {
     try {
       parse_policy_config(text, "t.json");
-    } catch (PolicyConfigError const& e) {
-      return std::string(e.what());
-    }
+    } catch (PolicyConfigError const& e) { return std::string(e.what()); }
     return std::string("accepted");
   };
   std::string e = error_of("{\"schema\": \"skipllm.policy\",\n \"version\": 1,, }");
   BOOST_TEST(e.find("t.json:2:15: invalid JSON: ") == 0u, e);
-  e = error_of(R"({"schema": "skipllm.policy", "version": 1, "policy": {"kind": "greedy", "threshold": 0.9, "threshold": 0.8}})");
+  e = error_of(
+      R"({"schema": "skipllm.policy", "version": 1, "policy": {"kind": "greedy", "threshold": 0.9, "threshold": 0.8}})");
   BOOST_TEST(e == "t.json: invalid JSON: duplicate key policy.threshold");
 }

@@ -32,7 +32,7 @@ std::uint32_t bits(float f) { return std::bit_cast<std::uint32_t>(f); }
 
 // The golden vectors, a GGUF file written by gguf-py (named .bin: the repository ignores *.gguf).
 std::filesystem::path golden_path() {
-  const char* dir = std::getenv("SKIPLLM_FIXTURES");
+  char const* dir = std::getenv("SKIPLLM_FIXTURES");
   BOOST_TEST_REQUIRE(dir != nullptr, "SKIPLLM_FIXTURES is not set (ctest sets it to tests/engine/fixtures)");
   return std::filesystem::path(dir) / "quant_golden.gguf.bin";
 }
@@ -46,7 +46,7 @@ struct Block {
   void u32(std::size_t at, std::uint32_t v) { std::memcpy(&b[at], &v, 4); }
 };
 
-std::vector<float> dequant(GgmlType type, const Block& block, std::int64_t n) {
+std::vector<float> dequant(GgmlType type, Block const& block, std::int64_t n) {
   std::vector<float> out(static_cast<std::size_t>(n));
   eng::dequantize_row(type, block.b.data(), out.data(), n);
   return out;
@@ -56,7 +56,7 @@ std::vector<float> dequant(GgmlType type, const Block& block, std::int64_t n) {
 constexpr std::uint16_t h_quarter = 0x3400, h_half = 0x3800, h_one = 0x3C00, h_two = 0x4000, h_minus_one = 0xBC00;
 
 // Element e's expected value must match bit for bit; values are chosen to be exact in float.
-void check_elements(const std::vector<float>& got, const std::vector<double>& want) {
+void check_elements(std::vector<float> const& got, std::vector<double> const& want) {
   BOOST_TEST_REQUIRE(got.size() == want.size());
   int bad = 0;
   for (std::size_t e = 0; e < got.size(); ++e) {
@@ -76,8 +76,8 @@ BOOST_AUTO_TEST_CASE(dequantize_matches_gguf_py_bit_for_bit) {
   for (const GgmlType type : all_types) {
     const std::string name(eng::type_name(type));
     BOOST_TEST_CONTEXT("type " << name) {
-      const eng::TensorInfo& blocks = golden.tensor(name + ".blocks");
-      const eng::TensorInfo& expected = golden.tensor(name + ".expected");
+      eng::TensorInfo const& blocks = golden.tensor(name + ".blocks");
+      eng::TensorInfo const& expected = golden.tensor(name + ".expected");
       BOOST_TEST_REQUIRE((blocks.type == type));
       BOOST_TEST_REQUIRE((expected.type == GgmlType::F32));
       BOOST_TEST_REQUIRE(blocks.ne == expected.ne, boost::test_tools::per_element());
@@ -108,13 +108,13 @@ BOOST_AUTO_TEST_CASE(f16_every_bit_pattern) {
   // 2^-14 * m/1024 when e = 0. Infinities and NaNs (with their payload, as numpy keeps it) apart.
   int bad = 0;
   for (std::uint32_t h = 0; h < 0x10000; ++h) {
-    const int sign = h >> 15, e = (h >> 10) & 0x1F, m = h & 0x3FF;
-    const float got = eng::half_to_float(static_cast<std::uint16_t>(h));
+    int const sign = h >> 15, e = (h >> 10) & 0x1F, m = h & 0x3FF;
+    float const got = eng::half_to_float(static_cast<std::uint16_t>(h));
     std::uint32_t want;
     if (e == 0x1F) {
       want = (static_cast<std::uint32_t>(sign) << 31) | 0x7F800000U | (static_cast<std::uint32_t>(m) << 13);
     } else {
-      const double magnitude = e == 0 ? std::ldexp(m, -24) : std::ldexp(1024 + m, e - 25);
+      double const magnitude = e == 0 ? std::ldexp(m, -24) : std::ldexp(1024 + m, e - 25);
       want = bits(static_cast<float>(sign ? -magnitude : magnitude));
     }
     if (bits(got) != want && ++bad <= 5) BOOST_ERROR("half 0x" << std::hex << h << " -> 0x" << bits(got));
@@ -124,13 +124,13 @@ BOOST_AUTO_TEST_CASE(f16_every_bit_pattern) {
 
 BOOST_AUTO_TEST_CASE(f16_special_values_through_dequantize_row) {
   const std::uint16_t in[8] = {0x0001, 0x03FF, 0x8000, 0x7BFF, 0x7C00, 0xFC00, 0x7E00, 0x7C01};
-  const std::uint32_t want[8] = {0x33800000,  // smallest subnormal, 2^-24
-                            0x387FC000,  // largest subnormal
-                            0x80000000,  // -0
-                            0x477FE000,  // 65504
-                            0x7F800000, 0xFF800000,  // +-inf
-                            0x7FC00000,              // quiet NaN
-                            0x7F802000};             // signalling NaN, payload kept
+  const std::uint32_t want[8] = {0x33800000,              // smallest subnormal, 2^-24
+                                 0x387FC000,              // largest subnormal
+                                 0x80000000,              // -0
+                                 0x477FE000,              // 65504
+                                 0x7F800000, 0xFF800000,  // +-inf
+                                 0x7FC00000,              // quiet NaN
+                                 0x7F802000};             // signalling NaN, payload kept
   Block b(sizeof in);
   std::memcpy(b.b.data(), in, sizeof in);
   const std::vector<float> got = dequant(GgmlType::F16, b, 8);
@@ -156,8 +156,8 @@ BOOST_AUTO_TEST_CASE(q8_0_signed_quants) {
   b.u16(0, h_half);
   std::vector<double> want(32);
   for (int j = 0; j < 32; ++j) {
-    const int q = j * 9 - 128;  // -128 .. 151, wrapped into int8 below
-    const auto q8 = static_cast<std::int8_t>(static_cast<std::uint8_t>(q & 0xFF));
+    int const q = j * 9 - 128;  // -128 .. 151, wrapped into int8 below
+    auto const q8 = static_cast<std::int8_t>(static_cast<std::uint8_t>(q & 0xFF));
     b.u8(2 + j, static_cast<std::uint8_t>(q8));
     want[j] = 0.5 * q8;
   }
@@ -172,7 +172,7 @@ BOOST_AUTO_TEST_CASE(q4_0_and_q4_1_nibble_order) {
   q41.u16(2, h_minus_one);
   std::vector<double> want40(32), want41(32);
   for (int j = 0; j < 16; ++j) {
-    const int low = j, high = (j * 5 + 3) % 16;
+    int const low = j, high = (j * 5 + 3) % 16;
     q40.u8(2 + j, static_cast<unsigned>(low | high << 4));
     q41.u8(4 + j, static_cast<unsigned>(low | high << 4));
     want40[j] = 2.0 * (low - 8);
@@ -195,11 +195,11 @@ BOOST_AUTO_TEST_CASE(q5_0_and_q5_1_fifth_bits) {
   q51.u32(4, qh);
   std::vector<double> want50(32), want51(32);
   for (int j = 0; j < 16; ++j) {
-    const int low = (j * 7) % 16, high = 15 - j;
+    int const low = (j * 7) % 16, high = 15 - j;
     q50.u8(6 + j, static_cast<unsigned>(low | high << 4));
     q51.u8(8 + j, static_cast<unsigned>(low | high << 4));
-    for (const int e : {j, j + 16}) {
-      const int q = (e < 16 ? low : high) + 16 * static_cast<int>((qh >> e) & 1);
+    for (int const e : {j, j + 16}) {
+      int const q = (e < 16 ? low : high) + 16 * static_cast<int>((qh >> e) & 1);
       want50[e] = q - 16.0;
       want51[e] = 0.5 * q + 2.0;
     }
@@ -214,7 +214,7 @@ namespace {
 // (reliability.md §3.4) from the writer's side: sub-blocks 0..3 in the low 6 bits of bytes 0..3
 // (scales) and 4..7 (mins); sub-blocks 4..7 as low nibbles (scale) and high nibbles (min) of bytes
 // 8..11, with their top 2 bits in bits 6..7 of bytes 0..3 (scales) and 4..7 (mins).
-std::array<std::uint8_t, 12> pack_k_scales(const int (&sc)[8], const int (&mn)[8]) {
+std::array<std::uint8_t, 12> pack_k_scales(int const (&sc)[8], int const (&mn)[8]) {
   std::array<std::uint8_t, 12> s{};
   for (int j = 0; j < 4; ++j) {
     s[j] = static_cast<std::uint8_t>(sc[j] | (sc[j + 4] >> 4) << 6);
@@ -233,7 +233,7 @@ Block k_block(bool five_bit) {
   Block b(five_bit ? 176 : 144);
   b.u16(0, h_one);
   b.u16(2, h_half);
-  const auto s = pack_k_scales(k_scales, k_mins);
+  auto const s = pack_k_scales(k_scales, k_mins);
   for (int i = 0; i < 12; ++i) b.u8(4 + i, s[i]);
   const std::size_t qs = five_bit ? 48 : 16;
   for (int i = 0; i < 128; ++i) b.u8(qs + i, static_cast<unsigned>((i * 73 + 11) & 0xFF));
@@ -244,9 +244,9 @@ Block k_block(bool five_bit) {
 
 // Element e of a Q4_K/Q5_K block, straight from the layout: sub-block j = e/32 takes the low
 // (j even) or high (j odd) nibbles of qs[32*(j/2) .. +31], plus bit j of qh[e%32] for Q5_K.
-double k_element(const Block& b, bool five_bit, int e) {
-  const int j = e / 32, l = e % 32;
-  const auto byte = [&](std::size_t at) { return std::to_integer<int>(b.b[at]); };
+double k_element(Block const& b, bool five_bit, int e) {
+  int const j = e / 32, l = e % 32;
+  auto const byte = [&](std::size_t at) { return std::to_integer<int>(b.b[at]); };
   int q = (byte((five_bit ? 48 : 16) + 32 * (j / 2) + l) >> (j % 2 ? 4 : 0)) & 0xF;
   if (five_bit) q += 16 * ((byte(16 + l) >> j) & 1);
   return 1.0 * k_scales[j] * q - 0.5 * k_mins[j];
@@ -255,7 +255,7 @@ double k_element(const Block& b, bool five_bit, int e) {
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(q4_k_and_q5_k_six_bit_scales_of_every_sub_block) {
-  for (const bool five_bit : {false, true}) {
+  for (bool const five_bit : {false, true}) {
     BOOST_TEST_CONTEXT((five_bit ? "Q5_K" : "Q4_K")) {
       const Block b = k_block(five_bit);
       std::vector<double> want(256);
@@ -278,15 +278,15 @@ BOOST_AUTO_TEST_CASE(q6_k_every_qh_lane) {
     b.u8(192 + i, static_cast<unsigned>(scales[i] & 0xFF));
   }
   b.u16(208, h_quarter);
-  const auto byte = [&](std::size_t at) { return std::to_integer<int>(b.b[at]); };
+  auto const byte = [&](std::size_t at) { return std::to_integer<int>(b.b[at]); };
   std::vector<double> want(256);
   for (int half = 0; half < 2; ++half) {
     for (int l = 0; l < 32; ++l) {
-      const int ql0 = byte(64 * half + l), ql1 = byte(64 * half + l + 32), qh = byte(128 + 32 * half + l);
-      const int q[4] = {(ql0 & 0xF) | (qh & 3) << 4, (ql1 & 0xF) | ((qh >> 2) & 3) << 4,
+      int const ql0 = byte(64 * half + l), ql1 = byte(64 * half + l + 32), qh = byte(128 + 32 * half + l);
+      int const q[4] = {(ql0 & 0xF) | (qh & 3) << 4, (ql1 & 0xF) | ((qh >> 2) & 3) << 4,
                         (ql0 >> 4) | ((qh >> 4) & 3) << 4, (ql1 >> 4) | ((qh >> 6) & 3) << 4};
       for (int k = 0; k < 4; ++k) {
-        const int e = 128 * half + l + 32 * k;
+        int const e = 128 * half + l + 32 * k;
         want[e] = 0.25 * scales[e / 16] * (q[k] - 32);
       }
     }
@@ -299,14 +299,19 @@ BOOST_AUTO_TEST_CASE(q6_k_every_qh_lane) {
 BOOST_AUTO_TEST_CASE(block_geometry_and_names) {
   struct Expect {
     GgmlType type;
-    const char* name;
+    char const* name;
     std::size_t block, bytes;
   };
-  for (const Expect& e : {Expect{GgmlType::F32, "F32", 1, 4}, {GgmlType::F16, "F16", 1, 2},
-                          {GgmlType::BF16, "BF16", 1, 2}, {GgmlType::Q4_0, "Q4_0", 32, 18},
-                          {GgmlType::Q4_1, "Q4_1", 32, 20}, {GgmlType::Q5_0, "Q5_0", 32, 22},
-                          {GgmlType::Q5_1, "Q5_1", 32, 24}, {GgmlType::Q8_0, "Q8_0", 32, 34},
-                          {GgmlType::Q4_K, "Q4_K", 256, 144}, {GgmlType::Q5_K, "Q5_K", 256, 176},
+  for (Expect const& e : {Expect{GgmlType::F32, "F32", 1, 4},
+                          {GgmlType::F16, "F16", 1, 2},
+                          {GgmlType::BF16, "BF16", 1, 2},
+                          {GgmlType::Q4_0, "Q4_0", 32, 18},
+                          {GgmlType::Q4_1, "Q4_1", 32, 20},
+                          {GgmlType::Q5_0, "Q5_0", 32, 22},
+                          {GgmlType::Q5_1, "Q5_1", 32, 24},
+                          {GgmlType::Q8_0, "Q8_0", 32, 34},
+                          {GgmlType::Q4_K, "Q4_K", 256, 144},
+                          {GgmlType::Q5_K, "Q5_K", 256, 176},
                           {GgmlType::Q6_K, "Q6_K", 256, 210}}) {
     BOOST_TEST(eng::type_name(e.type) == e.name);
     BOOST_TEST(eng::block_size(e.type) == e.block);
@@ -340,7 +345,7 @@ std::vector<std::byte> random_row(GgmlType type, std::int64_t n, std::mt19937& r
   std::vector<std::byte> row(bytes);
   for (auto& b : row) b = static_cast<std::byte>(rng() & 0xFF);
   std::uniform_real_distribution<float> value(-1.0f, 1.0f);
-  const auto put_half = [&](std::size_t at) {  // a random fp16 in [0.0039, 0.5): exponent 7..13
+  auto const put_half = [&](std::size_t at) {  // a random fp16 in [0.0039, 0.5): exponent 7..13
     const auto h = static_cast<std::uint16_t>(((7 + rng() % 7) << 10) | (rng() & 0x3FF) | (rng() % 2 ? 0x8000 : 0));
     std::memcpy(&row[at], &h, 2);
   };
@@ -348,7 +353,7 @@ std::vector<std::byte> random_row(GgmlType type, std::int64_t n, std::mt19937& r
   switch (type) {
     case GgmlType::F32:
       for (std::size_t i = 0; i < bytes; i += 4) {
-        const float f = value(rng);
+        float const f = value(rng);
         std::memcpy(&row[i], &f, 4);
       }
       break;
@@ -357,14 +362,17 @@ std::vector<std::byte> random_row(GgmlType type, std::int64_t n, std::mt19937& r
       break;
     case GgmlType::BF16:
       for (std::size_t i = 0; i < bytes; i += 2) {
-        const auto h = static_cast<std::uint16_t>(bits(value(rng)) >> 16);
+        auto const h = static_cast<std::uint16_t>(bits(value(rng)) >> 16);
         std::memcpy(&row[i], &h, 2);
       }
       break;
     case GgmlType::Q6_K:
       for (std::size_t i = 0; i < bytes; i += bb) put_half(i + 208);
       break;
-    case GgmlType::Q4_1: case GgmlType::Q5_1: case GgmlType::Q4_K: case GgmlType::Q5_K:
+    case GgmlType::Q4_1:
+    case GgmlType::Q5_1:
+    case GgmlType::Q4_K:
+    case GgmlType::Q5_K:
       for (std::size_t i = 0; i < bytes; i += bb) put_half(i), put_half(i + 2);  // d and m / dmin
       break;
     default:  // Q4_0, Q5_0, Q8_0
@@ -377,7 +385,7 @@ struct DotCheck {
   double error_dispatched, error_portable;  // relative to sum |w_i x_i|
 };
 
-DotCheck check_dot(GgmlType type, const std::byte* row, const float* x, std::int64_t n) {
+DotCheck check_dot(GgmlType type, std::byte const* row, float const* x, std::int64_t n) {
   std::vector<float> w(static_cast<std::size_t>(n));
   eng::dequantize_row(type, row, w.data(), n);
   double exact = 0, scale = 0;
@@ -443,7 +451,7 @@ BOOST_AUTO_TEST_CASE(dot_row_on_the_golden_blocks) {
   for (std::size_t i = 0; i < x.size(); ++i) x[i] = std::cos(0.11f * static_cast<float>(i));
   for (const GgmlType type : all_types) {
     if (type == GgmlType::F32 || type == GgmlType::F16 || type == GgmlType::BF16) continue;  // random bits: NaNs
-    const eng::TensorInfo& t = golden.tensor(std::string(eng::type_name(type)) + ".blocks");
+    eng::TensorInfo const& t = golden.tensor(std::string(eng::type_name(type)) + ".blocks");
     BOOST_TEST_CONTEXT(t.name) {
       for (std::int64_t r = 0; r < t.rows(); ++r) {
         const DotCheck c = check_dot(type, t.data + r * t.row_bytes(), x.data(), t.row_length());
@@ -458,7 +466,8 @@ BOOST_AUTO_TEST_CASE(dot_row_on_the_golden_blocks) {
 
 BOOST_AUTO_TEST_CASE(quantize_activations_rounds_each_block_to_its_own_scale) {
   std::vector<float> x(64);
-  for (int i = 0; i < 64; ++i) x[static_cast<std::size_t>(i)] = (i < 32 ? 0.01f : 3.0f) * std::sin(0.7f * static_cast<float>(i));
+  for (int i = 0; i < 64; ++i)
+    x[static_cast<std::size_t>(i)] = (i < 32 ? 0.01f : 3.0f) * std::sin(0.7f * static_cast<float>(i));
   x[40] = -3.0f;  // block 1's largest magnitude
   eng::Int8Activations q;
   eng::quantize_activations(x.data(), 64, q);
@@ -466,7 +475,8 @@ BOOST_AUTO_TEST_CASE(quantize_activations_rounds_each_block_to_its_own_scale) {
   BOOST_TEST(q.q[40] == -127);
   for (int i = 0; i < 64; ++i) {
     float const d = q.d[static_cast<std::size_t>(i / 32)];
-    BOOST_TEST(std::abs(x[static_cast<std::size_t>(i)] - q.q[static_cast<std::size_t>(i)] * d) <= 0.5f * d * 1.0001f, "element " << i);
+    BOOST_TEST(std::abs(x[static_cast<std::size_t>(i)] - q.q[static_cast<std::size_t>(i)] * d) <= 0.5f * d * 1.0001f,
+               "element " << i);
   }
   for (int b = 0; b < 2; ++b) {
     int sum = 0;
@@ -494,15 +504,18 @@ BOOST_AUTO_TEST_CASE(dot_row_int8_equals_the_exact_dot_of_the_rounded_operands) 
       eng::dequantize_row(type, row.data(), w.data(), n);
       double want = 0;  // what the integer path computes, in exact arithmetic
       for (std::int64_t i = 0; i < n; ++i) {
-        want += static_cast<double>(w[static_cast<std::size_t>(i)]) * q.q[static_cast<std::size_t>(i)] * q.d[static_cast<std::size_t>(i / 32)];
+        want += static_cast<double>(w[static_cast<std::size_t>(i)]) * q.q[static_cast<std::size_t>(i)] *
+                q.d[static_cast<std::size_t>(i / 32)];
       }
       double scale = 0;
-      for (std::int64_t i = 0; i < n; ++i) scale += std::abs(w[static_cast<std::size_t>(i)] * x[static_cast<std::size_t>(i)]);
+      for (std::int64_t i = 0; i < n; ++i)
+        scale += std::abs(w[static_cast<std::size_t>(i)] * x[static_cast<std::size_t>(i)]);
       BOOST_TEST_CONTEXT(type_name(type) << " n=" << n) {
         BOOST_TEST(std::abs(eng::dot_row_int8(type, row.data(), q) - want) <= 1e-5 * scale + 1e-6);
         BOOST_TEST(std::abs(eng::dot_row_int8_portable(type, row.data(), q) - want) <= 1e-5 * scale + 1e-6);
         // and close to the fp32 product it approximates
-        BOOST_TEST(std::abs(eng::dot_row_int8(type, row.data(), q) - eng::dot_row(type, row.data(), x.data(), n)) <= 0.02 * scale);
+        BOOST_TEST(std::abs(eng::dot_row_int8(type, row.data(), q) - eng::dot_row(type, row.data(), x.data(), n)) <=
+                   0.02 * scale);
       }
     }
   }

@@ -44,8 +44,7 @@ using engine_test::env_path;
 using engine_test::model_available;
 using engine_test::read_fixture;
 
-
-std::string from_hex(const std::string& hex) {
+std::string from_hex(std::string const& hex) {
   std::string out;
   for (std::size_t i = 0; i + 1 < hex.size(); i += 2) {
     out += static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16));
@@ -53,12 +52,12 @@ std::string from_hex(const std::string& hex) {
   return out;
 }
 
-std::string case_text(const pt::ptree& c) {
-  const auto hex = c.get_optional<std::string>("text_hex");
+std::string case_text(pt::ptree const& c) {
+  auto const hex = c.get_optional<std::string>("text_hex");
   return hex ? from_hex(*hex) : c.get<std::string>("text");
 }
 
-std::string show(const std::vector<std::int32_t>& ids) {
+std::string show(std::vector<std::int32_t> const& ids) {
   std::string s;
   for (const std::int32_t id : ids) s += std::to_string(id) + " ";
   return s;
@@ -66,10 +65,10 @@ std::string show(const std::vector<std::int32_t>& ids) {
 
 // Whether s is well-formed UTF-8 (what a terminal can print); written independently of the
 // decoder under test.
-bool valid_utf8(const std::string& s) {
+bool valid_utf8(std::string const& s) {
   for (std::size_t i = 0; i < s.size();) {
-    const auto byte = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
-    const unsigned lead = byte(i);
+    auto const byte = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
+    unsigned const lead = byte(i);
     std::size_t len = 0;  // 0: not a valid lead byte
     if (lead < 0x80) {
       len = 1;
@@ -98,8 +97,8 @@ struct Model {
   Tokenizer gpt2;
 };
 
-Tokenizer with_pre_tokenizer(const GgufFile& file, std::string_view pre) {
-  const auto strings = [&](std::string_view key) {
+Tokenizer with_pre_tokenizer(GgufFile const& file, std::string_view pre) {
+  auto const strings = [&](std::string_view key) {
     std::vector<std::string> out;
     for (const std::string_view s : file.get_string_array(key)) out.emplace_back(s);
     return out;
@@ -108,11 +107,11 @@ Tokenizer with_pre_tokenizer(const GgufFile& file, std::string_view pre) {
   for (const std::int64_t t : file.get_int_array("tokenizer.ggml.token_type")) {
     types.push_back(static_cast<std::int32_t>(t));
   }
-  return Tokenizer::from_vocab(strings("tokenizer.ggml.tokens"), strings("tokenizer.ggml.merges"),
-                               types, pre, SpecialIds{1, 2, 0, 2, -1});
+  return Tokenizer::from_vocab(strings("tokenizer.ggml.tokens"), strings("tokenizer.ggml.merges"), types, pre,
+                               SpecialIds{1, 2, 0, 2, -1});
 }
 
-const Model& model() {
+Model const& model() {
   static const Model m = [] {
     GgufFile file = GgufFile::open(*env_path("SKIPLLM_MODEL"));
     Tokenizer smollm = tokenizer_from_gguf(file);
@@ -123,7 +122,7 @@ const Model& model() {
   return m;
 }
 
-const pt::ptree& fixtures() {
+pt::ptree const& fixtures() {
   static const pt::ptree doc = read_fixture("tokenizer_smollm2.json");
   return doc;
 }
@@ -132,8 +131,8 @@ const pt::ptree& fixtures() {
 // SmolLM2 vocabulary has no token for the bytes 0x04, 0x06, 0x13, 0x14, 0x16, 0x1D, 0xC0, 0xC1,
 // 0xF1, 0xF2 and 0xF5..0xFF, so e.g. plane-10 characters, F2 xx xx xx, are lost), and invalid
 // UTF-8 comes back as U+FFFD.
-bool lossy(const pt::ptree& c) {
-  const auto name = c.get<std::string>("name");
+bool lossy(pt::ptree const& c) {
+  auto const name = c.get<std::string>("name");
   return name == "missing_byte_tokens" || name == "plane_10_private" || c.count("text_hex") > 0;
 }
 
@@ -165,14 +164,14 @@ class GgufWriter {
     num(value);
     return *this;
   }
-  GgufWriter& strings(std::string_view key, const std::vector<std::string>& values) {
+  GgufWriter& strings(std::string_view key, std::vector<std::string> const& values) {
     this->key(key, 9);
     num(std::uint32_t{8});
     num(std::uint64_t{values.size()});
-    for (const std::string& v : values) str(v);
+    for (std::string const& v : values) str(v);
     return *this;
   }
-  GgufWriter& int32s(std::string_view key, const std::vector<std::int32_t>& values) {
+  GgufWriter& int32s(std::string_view key, std::vector<std::int32_t> const& values) {
     this->key(key, 9);
     num(std::uint32_t{5});
     num(std::uint64_t{values.size()});
@@ -181,7 +180,7 @@ class GgufWriter {
   }
   GgufFile open() const {
     std::vector<std::byte> bytes;
-    const auto put = [&](const std::string& s) {
+    auto const put = [&](std::string const& s) {
       for (const char c : s) bytes.push_back(static_cast<std::byte>(c));
     };
     put("GGUF");
@@ -197,7 +196,7 @@ class GgufWriter {
  private:
   template <typename T>
   static void append(std::string& out, T value) {
-    out.append(reinterpret_cast<const char*>(&value), sizeof value);  // little-endian host
+    out.append(reinterpret_cast<char const*>(&value), sizeof value);  // little-endian host
   }
   template <typename T>
   void num(T value) {
@@ -228,7 +227,7 @@ GgufWriter toy_gguf(std::string_view model = "gpt2") {
 }
 
 auto says(std::string part) {
-  return [part](const TokenizerError& e) {
+  return [part](TokenizerError const& e) {
     const bool found = std::string(e.what()).find(part) != std::string::npos;
     if (!found) BOOST_TEST_MESSAGE("unexpected message: " << e.what());
     return found;
@@ -325,8 +324,7 @@ BOOST_AUTO_TEST_CASE(text_token_not_byte_level) {
 BOOST_AUTO_TEST_CASE(merge_of_unknown_token) {
   Toy toy;
   toy.merges = {"a b", "a z"};
-  BOOST_CHECK_EXCEPTION(toy.build(), TokenizerError,
-                        says("merge 1 'a z' refers to unknown token 'z'"));
+  BOOST_CHECK_EXCEPTION(toy.build(), TokenizerError, says("merge 1 'a z' refers to unknown token 'z'"));
 }
 
 BOOST_AUTO_TEST_CASE(merge_result_not_in_vocabulary) {
@@ -346,13 +344,11 @@ BOOST_AUTO_TEST_CASE(gguf_vocabulary_is_checked_too) {
   std::vector<std::int32_t> short_types = toy.types;
   short_types.pop_back();
   const GgufFile types_short = toy_gguf().int32s("tokenizer.ggml.token_type", short_types).open();
-  BOOST_CHECK_EXCEPTION(tokenizer_from_gguf(types_short), TokenizerError,
-                        says("8 token types for 9 tokens"));
+  BOOST_CHECK_EXCEPTION(tokenizer_from_gguf(types_short), TokenizerError, says("8 token types for 9 tokens"));
   std::vector<std::int32_t> negative_type = toy.types;
   negative_type[5] = -3;
   const GgufFile bad_type = toy_gguf().int32s("tokenizer.ggml.token_type", negative_type).open();
-  BOOST_CHECK_EXCEPTION(tokenizer_from_gguf(bad_type), TokenizerError,
-                        says("token 5 has unknown type"));
+  BOOST_CHECK_EXCEPTION(tokenizer_from_gguf(bad_type), TokenizerError, says("token 5 has unknown type"));
   const GgufFile bos_out = toy_gguf().uint32("tokenizer.ggml.bos_token_id", 9).open();
   BOOST_CHECK_EXCEPTION(tokenizer_from_gguf(bos_out), TokenizerError, says("bos token id 9"));
   const GgufFile spm = toy_gguf("llama").open();
@@ -387,8 +383,7 @@ BOOST_AUTO_TEST_CASE(characters_split_across_chunks_are_held_back) {
     for (std::size_t cut2 = cut1; cut2 <= text.size(); ++cut2) {
       Utf8StreamDecoder d;
       std::string out;
-      for (const std::string& chunk :
-           {text.substr(0, cut1), text.substr(cut1, cut2 - cut1), text.substr(cut2)}) {
+      for (std::string const& chunk : {text.substr(0, cut1), text.substr(cut1, cut2 - cut1), text.substr(cut2)}) {
         const std::string emitted = d.push(chunk);
         BOOST_TEST(valid_utf8(emitted));
         out += emitted;
@@ -448,7 +443,7 @@ BOOST_AUTO_TEST_SUITE_END()
 BOOST_AUTO_TEST_SUITE(smollm2, *utf::precondition(model_available))
 
 BOOST_AUTO_TEST_CASE(vocabulary_facts) {
-  const Tokenizer& t = model().smollm;
+  Tokenizer const& t = model().smollm;
   BOOST_TEST(t.vocab_size() == 49152);
   BOOST_TEST(t.bos_id() == 1);
   BOOST_TEST(t.eos_id() == 2);
@@ -461,41 +456,38 @@ BOOST_AUTO_TEST_CASE(vocabulary_facts) {
 }
 
 BOOST_AUTO_TEST_CASE(ids_match_llama_cpp) {
-  const pt::ptree& cases = fixtures().get_child("cases");
+  pt::ptree const& cases = fixtures().get_child("cases");
   BOOST_TEST(cases.size() >= 60u);
   int checked = 0, mismatches = 0;
-  for (const auto& [key, c] : cases) {
+  for (auto const& [key, c] : cases) {
     const std::string text = case_text(c);
-    const std::pair<const Tokenizer*, const char*> runs[] = {
+    const std::pair<Tokenizer const*, char const*> runs[] = {
         {&model().smollm, "ids"}, {&model().llama3, "ids_llama3"}, {&model().gpt2, "ids_gpt2"}};
-    for (const auto& [tok, field] : runs) {
-      for (const bool special : {false, true}) {
+    for (auto const& [tok, field] : runs) {
+      for (bool const special : {false, true}) {
         if (special && std::string(field) != "ids") continue;
-        const auto expected = engine_test::values_of<std::int32_t>(c.get_child(special ? "ids_special" : field));
-        const auto got = tok->encode(text, special);
+        auto const expected = engine_test::values_of<std::int32_t>(c.get_child(special ? "ids_special" : field));
+        auto const got = tok->encode(text, special);
         ++checked;
         if (got == expected) continue;
         ++mismatches;
-        BOOST_ERROR(c.get<std::string>("name")
-                    << " " << field << (special ? " special" : "") << "\n  expected "
-                    << show(expected) << "\n  got      " << show(got));
+        BOOST_ERROR(c.get<std::string>("name") << " " << field << (special ? " special" : "") << "\n  expected "
+                                               << show(expected) << "\n  got      " << show(got));
       }
     }
   }
-  BOOST_TEST_MESSAGE(cases.size() << " fixture strings, " << checked << " encodings, " << mismatches
-                                  << " mismatches");
+  BOOST_TEST_MESSAGE(cases.size() << " fixture strings, " << checked << " encodings, " << mismatches << " mismatches");
   BOOST_TEST(mismatches == 0);
 }
 
 BOOST_AUTO_TEST_CASE(pre_token_splits_match_the_regexes) {
   int mismatches = 0;
-  for (const auto& [key, c] : fixtures().get_child("cases")) {
+  for (auto const& [key, c] : fixtures().get_child("cases")) {
     if (c.count("text_hex") > 0) continue;  // splits are recorded for valid text only
     const std::string text = c.get<std::string>("text");
-    const std::pair<const Tokenizer*, const char*> runs[] = {{&model().smollm, "splits_smollm"},
-                                                             {&model().llama3, "splits_llama3"},
-                                                             {&model().gpt2, "splits_gpt2"}};
-    for (const auto& [tok, field] : runs) {
+    const std::pair<Tokenizer const*, char const*> runs[] = {
+        {&model().smollm, "splits_smollm"}, {&model().llama3, "splits_llama3"}, {&model().gpt2, "splits_gpt2"}};
+    for (auto const& [tok, field] : runs) {
       if (tok->pre_tokenize(text) == engine_test::values_of<std::string>(c.get_child(field))) continue;
       ++mismatches;
       BOOST_ERROR(c.get<std::string>("name") << ": " << field << " differs");
@@ -505,8 +497,8 @@ BOOST_AUTO_TEST_CASE(pre_token_splits_match_the_regexes) {
 }
 
 BOOST_AUTO_TEST_CASE(decode_inverts_encode) {
-  const Tokenizer& t = model().smollm;
-  for (const auto& [key, c] : fixtures().get_child("cases")) {
+  Tokenizer const& t = model().smollm;
+  for (auto const& [key, c] : fixtures().get_child("cases")) {
     if (lossy(c)) continue;
     const std::string text = case_text(c);
     BOOST_TEST(t.decode(t.encode(text, false)) == text, c.get<std::string>("name"));
@@ -515,7 +507,7 @@ BOOST_AUTO_TEST_CASE(decode_inverts_encode) {
 }
 
 BOOST_AUTO_TEST_CASE(special_tokens_both_ways) {
-  const Tokenizer& t = model().smollm;
+  Tokenizer const& t = model().smollm;
   BOOST_TEST(t.encode("<|im_start|>", true) == (std::vector<std::int32_t>{1}));
   BOOST_TEST(t.encode("x<|im_end|><|endoftext|>", true).size() == 3u);
   // Without parse_special, user text cannot produce a control token.
@@ -526,13 +518,13 @@ BOOST_AUTO_TEST_CASE(special_tokens_both_ways) {
 }
 
 BOOST_AUTO_TEST_CASE(chat_template_matches_the_model_jinja) {
-  const Tokenizer& t = model().smollm;
+  Tokenizer const& t = model().smollm;
   // Our GGUF reader and llama.cpp's read the same template text, and it carries our default.
   BOOST_TEST(t.chat_template() == fixtures().get<std::string>("chat_template"));
   BOOST_TEST(t.chat_template().find(kSmolLM2DefaultSystem) != std::string::npos);
-  for (const auto& [key, chat] : fixtures().get_child("chats")) {
+  for (auto const& [key, chat] : fixtures().get_child("chats")) {
     std::vector<ChatMessage> messages;
-    for (const auto& [k, m] : chat.get_child("messages")) {
+    for (auto const& [k, m] : chat.get_child("messages")) {
       messages.push_back({m.get<std::string>("role"), m.get<std::string>("content")});
     }
     const std::string text = apply_chat_template(messages, chat.get<bool>("add_generation_prompt"));
@@ -543,9 +535,9 @@ BOOST_AUTO_TEST_CASE(chat_template_matches_the_model_jinja) {
 }
 
 BOOST_AUTO_TEST_CASE(streamed_pieces_are_always_valid_utf8) {
-  const Tokenizer& t = model().smollm;
+  Tokenizer const& t = model().smollm;
   int split_characters = 0;
-  for (const auto& [key, c] : fixtures().get_child("cases")) {
+  for (auto const& [key, c] : fixtures().get_child("cases")) {
     if (lossy(c)) continue;
     const std::string text = case_text(c);
     Utf8StreamDecoder d;
@@ -565,10 +557,10 @@ BOOST_AUTO_TEST_CASE(streamed_pieces_are_always_valid_utf8) {
 }
 
 BOOST_AUTO_TEST_CASE(golden_prompts_tokenize_as_llama_cpp) {
-  const auto path = *env_path("SKIPLLM_FIXTURES") / "golden_smollm2.json";
+  auto const path = *env_path("SKIPLLM_FIXTURES") / "golden_smollm2.json";
   BOOST_TEST_REQUIRE(std::filesystem::exists(path), path.string() << " is missing");
   const pt::ptree golden = read_fixture("golden_smollm2.json");
-  for (const auto& [key, p] : golden.get_child("prompts")) {
+  for (auto const& [key, p] : golden.get_child("prompts")) {
     BOOST_TEST(model().smollm.encode(p.get<std::string>("text"), p.get<bool>("parse_special")) ==
                    engine_test::values_of<std::int32_t>(p.get_child("prompt_ids")),
                p.get<std::string>("name"));
@@ -576,17 +568,15 @@ BOOST_AUTO_TEST_CASE(golden_prompts_tokenize_as_llama_cpp) {
 }
 
 BOOST_AUTO_TEST_CASE(encoding_10_kb_takes_milliseconds) {
-  const Tokenizer& t = model().smollm;
+  Tokenizer const& t = model().smollm;
   std::string text;
   while (text.size() < 10 * 1024) {
-    for (const auto& [key, c] : fixtures().get_child("cases")) text += case_text(c);
+    for (auto const& [key, c] : fixtures().get_child("cases")) text += case_text(c);
   }
-  const auto start = std::chrono::steady_clock::now();
+  auto const start = std::chrono::steady_clock::now();
   const std::size_t n = t.encode(text, false).size();
-  const double ms =
-      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-  BOOST_TEST_MESSAGE("encoded " << text.size() << " bytes into " << n << " tokens in " << ms
-                                << " ms");
+  double const ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  BOOST_TEST_MESSAGE("encoded " << text.size() << " bytes into " << n << " tokens in " << ms << " ms");
   BOOST_TEST(ms < 250.0, "encoding " << text.size() << " bytes took " << ms << " ms");
 }
 

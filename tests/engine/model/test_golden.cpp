@@ -39,7 +39,9 @@ Model& shared_model() {
   return m;
 }
 
-skipllm::policy::ConfigurablePolicies dense_policies() { return {skipllm::policy::Greedy{0.95f, 8, 0}, {5, 5}, {16, 6}}; }
+skipllm::policy::ConfigurablePolicies dense_policies() {
+  return {skipllm::policy::Greedy{0.95f, 8, 0}, {5, 5}, {16, 6}};
+}
 
 int argmax(std::span<float const> v) { return static_cast<int>(std::max_element(v.begin(), v.end()) - v.begin()); }
 
@@ -66,7 +68,8 @@ BOOST_AUTO_TEST_CASE(greedy_decoding_matches_fp32_oracle, *utf::precondition(eng
     auto logits = gen.prefill(prompt);
     std::size_t agree = 0;
     while (agree < expected.size() && argmax(logits) == expected[agree]) logits = gen.decode(expected[agree++]);
-    BOOST_TEST_MESSAGE(name << ": free-running greedy identical for " << agree << " of " << expected.size() << " steps");
+    BOOST_TEST_MESSAGE(name << ": free-running greedy identical for " << agree << " of " << expected.size()
+                            << " steps");
     BOOST_TEST(agree >= 32u, name << " diverged at step " << agree);
     BOOST_TEST(gen.stack().statistics().skipped_blocks() == 0u);
   }
@@ -106,7 +109,8 @@ BOOST_AUTO_TEST_CASE(logits_close_to_llama_cpp, *utf::precondition(engine_test::
     for (auto const& [__, top] : p.get_child("top_logits")) {
       worst = std::max(worst, top_k_error(logits, top));
       // Where llama.cpp's top choice leads clearly, ours must be the same token.
-      if (margins[step] > kMaxLogitErrorLlamaCpp) BOOST_TEST(argmax(logits) == continuation[step], name << " step " << step);
+      if (margins[step] > kMaxLogitErrorLlamaCpp)
+        BOOST_TEST(argmax(logits) == continuation[step], name << " step " << step);
       if (step < continuation.size()) logits = gen.decode(continuation[step]);
       ++step;
     }
@@ -115,7 +119,8 @@ BOOST_AUTO_TEST_CASE(logits_close_to_llama_cpp, *utf::precondition(engine_test::
   }
 }
 
-BOOST_AUTO_TEST_CASE(skipping_keeps_warmup_tokens_identical_to_dense, *utf::precondition(engine_test::model_available)) {
+BOOST_AUTO_TEST_CASE(skipping_keeps_warmup_tokens_identical_to_dense,
+                     *utf::precondition(engine_test::model_available)) {
   // Warm-up tokens are decoded densely, so with a warm-up of 8 the first 8 generated tokens
   // match dense decoding exactly; after that the skip policy is live and does skip.
   pt::ptree const golden = engine_test::read_fixture("golden_smollm2_hf.json");
@@ -123,7 +128,8 @@ BOOST_AUTO_TEST_CASE(skipping_keeps_warmup_tokens_identical_to_dense, *utf::prec
   auto const prompt = values_of<std::int32_t>(p.get_child("prompt_ids"));
   Model& m = shared_model();
   Generator dense(m.model, m.pool, dense_policies(), 2048);
-  Generator skip(m.model, m.pool, skipllm::policy::ConfigurablePolicies{skipllm::policy::Greedy{0.9f, 8, 1}, {5, 5}, {8, 0}}, 2048);
+  Generator skip(m.model, m.pool,
+                 skipllm::policy::ConfigurablePolicies{skipllm::policy::Greedy{0.9f, 8, 1}, {5, 5}, {8, 0}}, 2048);
   auto ld = dense.prefill(prompt);
   auto ls = skip.prefill(prompt);
   for (int t = 0; t < 24; ++t) {
