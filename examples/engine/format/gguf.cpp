@@ -27,6 +27,10 @@ constexpr std::uint64_t max_alignment = std::uint64_t{1} << 16;
 constexpr std::size_t max_key_bytes = 65535;       // the spec's limit
 constexpr std::size_t max_tensor_name_bytes = 63;  // ggml's GGML_MAX_NAME (64) less the NUL
 constexpr std::uint32_t max_dims = 4;
+// Caps on tensor_count and metadata_kv_count, so that the directory the parser builds (about 250
+// bytes an entry) stays within a fixed budget whatever the file holds. Real models carry a few
+// dozen keys and at most a few thousand tensors.
+constexpr std::uint64_t max_entries = std::uint64_t{1} << 16;
 // The smallest encodings, used to bound counts by the bytes left before anything is allocated.
 constexpr std::uint64_t min_kv_bytes = 8 + 1 + 4 + 1;                   // key length, 1-byte key, type, u8
 constexpr std::uint64_t min_tensor_info_bytes = 8 + 1 + 4 + 8 + 4 + 8;  // name, n_dims, one dim, type, offset
@@ -267,8 +271,8 @@ void GgufFile::Impl::parse_header(Reader& r, std::uint64_t& n_tensors, std::uint
 
   n_tensors = r.read<std::uint64_t>("tensor_count");
   n_kv = r.read<std::uint64_t>("metadata_kv_count");
-  // Bound both counts by the bytes that could hold them, so the reservations below are at most
-  // linear in the file size whatever the header claims (a 2^60 count must not reach reserve()).
+  // Bound both counts by the bytes that could hold them and by a cap. The counts are claims: the
+  // directory grows only with the entries actually read, never by reserving what the header says.
   if (n_tensors > r.remaining() / min_tensor_info_bytes)
     fail(8, "tensor_count " + to_string(n_tensors) + " cannot fit in the " + to_string(r.remaining()) +
                 " bytes after the header (a tensor info takes at least " + to_string(min_tensor_info_bytes) +
@@ -276,6 +280,10 @@ void GgufFile::Impl::parse_header(Reader& r, std::uint64_t& n_tensors, std::uint
   if (n_kv > (r.remaining() - n_tensors * min_tensor_info_bytes) / min_kv_bytes)
     fail(16, "metadata_kv_count " + to_string(n_kv) + " cannot fit in the " + to_string(r.remaining()) +
                  " bytes after the header (a key/value pair takes at least " + to_string(min_kv_bytes) + " bytes)");
+  if (n_tensors > max_entries)
+    fail(8, "tensor_count " + to_string(n_tensors) + " exceeds the limit of " + to_string(max_entries));
+  if (n_kv > max_entries)
+    fail(16, "metadata_kv_count " + to_string(n_kv) + " exceeds the limit of " + to_string(max_entries));
 }
 
 GgufValueType GgufFile::Impl::read_value_type(Reader& r, std::string const& field) {
@@ -286,8 +294,6 @@ GgufValueType GgufFile::Impl::read_value_type(Reader& r, std::string const& fiel
 }
 
 void GgufFile::Impl::parse_metadata(Reader& r, std::uint64_t n_kv) {
-  kvs.reserve(n_kv);
-  kv_index.reserve(n_kv);
   for (std::uint64_t i = 0; i < n_kv; ++i) {
     const std::size_t key_pos = r.pos();
     const std::string_view key = r.read_string("key of metadata entry " + to_string(i));
@@ -354,9 +360,7 @@ void GgufFile::Impl::read_alignment() {
 }
 
 std::vector<InfoPos> GgufFile::Impl::parse_tensor_infos(Reader& r, std::uint64_t n_tensors) {
-  tensors.reserve(n_tensors);  // bounded by the file size in parse_header
   std::vector<InfoPos> pos;
-  pos.reserve(n_tensors);
   for (std::uint64_t i = 0; i < n_tensors; ++i) {
     const std::size_t name_pos = r.pos();
     tensors.push_back(parse_tensor_info(r, i));

@@ -5,6 +5,9 @@
 //! it: every count and length against the bytes left in the file (before any allocation), key
 //! and tensor-name uniqueness, value types, tensor shapes (product of dims in int64), a whitelist
 //! of tensor types, alignment, and that every tensor's bytes lie inside the file without overlap.
+//! Memory: the file is mapped; the heap holds only a directory of the entries actually read, and
+//! tensor_count and metadata_kv_count are capped at 2^16 each, so a parse allocates at most a
+//! fixed budget (about 21 MiB at both caps) whatever the header claims.
 //! Anything wrong throws GgufError naming the file, the field and the byte offset. Header fields
 //! are read with bounds-checked memcpy; tensor data is left in place in the read-only mapping.
 //! Strings and tensor data returned by the accessors point into the mapping: they live as long as
