@@ -197,8 +197,8 @@ eng::SamplingOptions sampling_options(GenerateOptions const& o, std::optional<st
 // Prefill (dense), then one decode step per generated token until an end-of-generation token,
 // --max-tokens or a full KV cache. Streams the text to `stream` when given; fills the text,
 // stop reason, counts and timings of `s`.
-void generate(eng::Generator& generator, eng::Tokenizer const& tokenizer, std::span<std::int32_t const> prompt,
-              eng::SamplingOptions const& sampling, int kv_tokens, std::ostream* stream, RunSummary& s) {
+void generate_tokens(eng::Generator& generator, eng::Tokenizer const& tokenizer, std::span<std::int32_t const> prompt,
+                     eng::SamplingOptions const& sampling, int kv_tokens, std::ostream* stream, RunSummary& s) {
   Clock::time_point const prefill_start = Clock::now();
   std::span<float const> logits = generator.prefill(prompt);
   s.prefill_s = seconds_since(prefill_start);
@@ -231,6 +231,20 @@ void generate(eng::Generator& generator, eng::Tokenizer const& tokenizer, std::s
   emit(utf8.flush());
   s.decode_s = seconds_since(decode_start);
   if (stream && !s.text.empty() && s.text.back() != '\n') *stream << '\n' << std::flush;
+}
+
+// generate_tokens, except that NaN or Inf in a hidden state or the logits ends the run as
+// "non_finite" with the error kept in `s`: the text so far, the statistics and the JSON summary
+// are still written, and run_generate then fails.
+void generate(eng::Generator& generator, eng::Tokenizer const& tokenizer, std::span<std::int32_t const> prompt,
+              eng::SamplingOptions const& sampling, int kv_tokens, std::ostream* stream, RunSummary& s) {
+  try {
+    generate_tokens(generator, tokenizer, prompt, sampling, kv_tokens, stream, s);
+  } catch (eng::NonFiniteError const& e) {
+    if (stream && !s.text.empty() && s.text.back() != '\n') *stream << '\n' << std::flush;
+    s.stop_reason = "non_finite";
+    s.error = e.what();
+  }
 }
 
 // The statistics and throughput on stderr.
@@ -312,6 +326,7 @@ int run_generate(CommandLine const& cl, std::ostream& out, std::ostream& err) {
     eng::write_heatmap_svg(heatmap.stream(), generator.stack().trace(), h);
     heatmap.finish();
   }
+  if (s.error) throw Failure{kExitRuntime, *s.error};
   return kExitOk;
 }
 
@@ -476,6 +491,8 @@ void write_summary_json(std::ostream& os, RunSummary const& s, engine::PolicyCon
   write_json_string(os, s.text);
   os << ",\n  \"stop_reason\": ";
   write_json_string(os, s.stop_reason);
+  os << ",\n  \"error\": ";
+  write_json_optional_string(os, s.error);
   os << ",\n  \"tokens\": {\"prompt\": " << s.prompt_tokens << ", \"generated\": " << s.generated_tokens
      << ", \"decode_steps\": " << s.decode_steps << "},\n  \"timings_s\": {\"load\": ";
   write_json_number(os, s.load_s);

@@ -39,7 +39,8 @@ struct RunSummary {
   std::optional<std::string> system;
 
   std::string text;
-  std::string stop_reason;  //!< "eos", "max_tokens" or "context_full"
+  std::string stop_reason;           //!< "eos", "max_tokens", "context_full" or "non_finite"
+  std::optional<std::string> error;  //!< why generation failed ("non_finite": NaN/Inf met)
   std::int64_t prompt_tokens = 0;
   std::int64_t generated_tokens = 0;
   std::int64_t decode_steps = 0;

@@ -3,14 +3,54 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 
 namespace skipllm::engine {
 
+namespace {
+
+std::string describe(float x) { return std::isnan(x) ? "NaN" : x > 0 ? "+Inf" : "-Inf"; }
+
+std::string number(float x) {
+  std::ostringstream os;
+  os << x;
+  return os.str();
+}
+
+// Refuses logits no distribution can come from: a NaN or +Inf anywhere, or no finite value. A
+// -Inf logit alone is a token masked out, and is kept.
+void check_logits(std::span<float const> logits) {
+  bool any_finite = false;
+  for (std::size_t i = 0; i < logits.size(); ++i) {
+    float const x = logits[i];
+    if (std::isnan(x) || (std::isinf(x) && x > 0)) {
+      throw NonFiniteError("engine: the logit of token " + std::to_string(i) + " is " + describe(x) +
+                           "; no token was sampled");
+    }
+    any_finite = any_finite || std::isfinite(x);
+  }
+  if (!any_finite) throw NonFiniteError("engine: every logit is -Inf; no token was sampled");
+}
+
+}  // namespace
+
+void validate(SamplingOptions const& o) {
+  if (!std::isfinite(o.temperature) || o.temperature < 0.0f) {
+    throw std::invalid_argument("engine: temperature must be finite and >= 0 (0 = greedy), got " +
+                                number(o.temperature));
+  }
+  if (!(o.top_p > 0.0f && o.top_p <= 1.0f)) {  // written so that NaN fails too
+    throw std::invalid_argument("engine: top_p must be in (0, 1], got " + number(o.top_p));
+  }
+}
+
 std::int32_t sample(std::span<float const> logits, SamplingOptions const& o, std::mt19937_64& rng) {
+  validate(o);
   if (logits.empty()) throw std::invalid_argument("engine: no logits to sample from");
-  if (o.temperature <= 0.0f) {
+  check_logits(logits);
+  if (o.temperature == 0.0f) {
     return static_cast<std::int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
   }
   // Softmax at the temperature, then the smallest set of tokens holding top_p of the mass.
@@ -60,6 +100,7 @@ std::span<float const> Generator::prefill(std::span<std::int32_t const> prompt) 
                      std::span<int const>(slots.data(), n));
     stack_.prefill(prefill_step_);
     position_ += static_cast<int>(n);
+    check_finite(prefill_step_);
   }
   host_.logits(prefill_step_, prefill_step_.rows - 1, logits_);
   last_step_ = &prefill_step_;
@@ -74,9 +115,22 @@ std::span<float const> Generator::decode(std::int32_t token) {
                    std::span<int const>(&slot, 1));
   stack_.decode(decode_step_);
   ++position_;
+  check_finite(decode_step_);
   host_.logits(decode_step_, 0, logits_);
   last_step_ = &decode_step_;
   return logits_;
+}
+
+void Generator::check_finite(LlamaHost::Step const& step) const {
+  std::size_t const d = static_cast<std::size_t>(host_.model().config().n_embd);
+  for (std::size_t r = 0; r < static_cast<std::size_t>(step.rows); ++r) {
+    std::span<float const> const row = std::span<float const>(step.x).subspan(r * d, d);
+    auto const bad = std::find_if(row.begin(), row.end(), [](float x) { return !std::isfinite(x); });
+    if (bad != row.end()) {
+      throw NonFiniteError("engine: the hidden state of the token at position " + std::to_string(step.positions[r]) +
+                           " is " + describe(*bad) + " after the last layer (corrupt weights or an overflow)");
+    }
+  }
 }
 
 std::span<float const> Generator::last_residual() const {

@@ -6,6 +6,7 @@
 #include <functional>
 #include <random>
 #include <span>
+#include <stdexcept>
 #include <vector>
 
 #include <skipllm/decoder_stack.hpp>
@@ -21,12 +22,24 @@ namespace skipllm::engine {
 using EngineStack = skipllm::DecoderStack<LlamaHost, skipllm::policy::ConfigurablePolicies>;
 
 struct SamplingOptions {
-  float temperature = 0.0f;  //!< 0: greedy
-  float top_p = 1.0f;
+  float temperature = 0.0f;  //!< 0: greedy; else finite and > 0
+  float top_p = 1.0f;        //!< in (0, 1]
   std::uint64_t seed = 0;
 };
 
-//! Picks a token from logits: argmax when temperature is 0, else top-p sampling.
+//! A hidden state or logits holding NaN or Inf: the model's arithmetic broke down (corrupt
+//! weights, an overflow). Raised instead of returning a token picked from meaningless numbers.
+struct NonFiniteError : std::runtime_error {
+  using runtime_error::runtime_error;
+};
+
+//! Throws std::invalid_argument naming the first invalid field (a negative or NaN temperature,
+//! top_p outside (0, 1]).
+void validate(SamplingOptions const& options);
+
+//! Picks a token from logits: argmax when temperature is 0, else top-p sampling. Throws
+//! std::invalid_argument for invalid options and NonFiniteError when a logit is NaN or +Inf or
+//! none is finite (-Inf alone is a masked-out token).
 std::int32_t sample(std::span<float const> logits, SamplingOptions const& options, std::mt19937_64& rng);
 
 //! How a Generator runs, besides its policies.
@@ -46,10 +59,15 @@ class Generator {
             int max_context, GeneratorOptions const& options = {});
 
   //! Starts a new sequence with `prompt` (dense prefill, in chunks); returns the logits after
-  //! its last token.
+  //! its last token. Throws std::invalid_argument when the prompt is empty or does not leave
+  //! room for one more token in the context, std::out_of_range for a token id outside the
+  //! vocabulary (before reading the embedding table), NonFiniteError when a hidden state comes
+  //! out NaN or Inf.
   std::span<float const> prefill(std::span<std::int32_t const> prompt);
 
-  //! Appends `token` (one decode step with FFN skipping); returns the next logits.
+  //! Appends `token` (one decode step with FFN skipping); returns the next logits. Throws
+  //! std::length_error when the KV cache is full (nothing is written), std::out_of_range for a
+  //! token id outside the vocabulary, NonFiniteError when the hidden state comes out NaN or Inf.
   std::span<float const> decode(std::int32_t token);
 
   int position() const noexcept { return position_; }
@@ -61,6 +79,9 @@ class Generator {
 
  private:
   static constexpr int kPrefillChunk = 64;
+
+  // Throws NonFiniteError when a row of `step`'s residual stream is not finite.
+  void check_finite(LlamaHost::Step const& step) const;
 
   LlamaHost host_;
   EngineStack stack_;

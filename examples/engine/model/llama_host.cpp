@@ -125,7 +125,8 @@ void LlamaHost::set_tokens(Step& s, std::span<std::int32_t const> tokens, std::s
   for (int r = 0; r < s.rows; ++r) {
     auto const ru = static_cast<std::size_t>(r);
     if (tokens[ru] < 0 || tokens[ru] >= c.vocab)
-      throw std::out_of_range("engine: token id " + std::to_string(tokens[ru]) + " out of range");
+      throw std::out_of_range("engine: token id " + std::to_string(tokens[ru]) + " is outside the vocabulary of " +
+                              std::to_string(c.vocab) + " tokens");
     if (positions[ru] < 0 || positions[ru] >= max_context_) {
       throw std::out_of_range("engine: position " + std::to_string(positions[ru]) + " exceeds the context of " +
                               std::to_string(max_context_) + " tokens");

@@ -26,6 +26,7 @@
 #include "eval/heatmap.hpp"
 #include "format/gguf.hpp"
 #include "format/model_cache.hpp"
+#include "model/tiny_llama.hpp"
 
 namespace fs = std::filesystem;
 namespace utf = boost::unit_test;
@@ -120,6 +121,14 @@ with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
         z.writestr(n, b)
     z.writestr(info + "RECORD", record + info + "RECORD,,\n")
 )PY";
+
+// The tiny model of model/tiny_llama.hpp as a file: a real GGUF (vocabulary "a".."p", no
+// merges, context 32) that the executable loads and runs in milliseconds.
+fs::path write_tiny_model(std::string const& name, engine_test::TinyLlamaSpec const& spec = {}) {
+  fs::path const path = scratch() / name;
+  write_file(path, engine_test::tiny_llama_gguf(spec));
+  return path;
+}
 
 fs::path make_wheel(fs::path const& dir, bool corrupt_record, bool with_gguf = true) {
   fs::create_directories(dir);
@@ -278,6 +287,10 @@ BOOST_AUTO_TEST_CASE(bad_command_lines_name_the_problem) {
       {{"generate", "-p", "x", "--threshold", "nan"}, {"invalid value 'nan'"}},
       {{"generate", "-p", "x", "--top-p", "0"}, {"--top-p must be greater than 0"}},
       {{"generate", "-p", "x", "--temperature", "-1"}, {"--temperature must be between 0 and 100"}},
+      {{"generate", "-p", "x", "--temperature", "nan"}, {"invalid value 'nan' for --temperature"}},
+      {{"generate", "-p", "x", "--temperature", "inf"}, {"invalid value 'inf' for --temperature"}},
+      {{"generate", "-p", "x", "--top-p", "1.5"}, {"--top-p must be greater than 0 and at most 1, got 1.5"}},
+      {{"generate", "-p", "x", "--top-p", "nan"}, {"invalid value 'nan' for --top-p"}},
       {{"generate", "-p", "x", "--span", "0"}, {"--span must be between 1"}},
       {{"generate", "-p", "x", "--span", "most"}, {"invalid value 'most' for --span"}},
       {{"generate", "-p", "x", "--ctx", "1"}, {"--ctx must be between 2"}},
@@ -617,6 +630,17 @@ BOOST_AUTO_TEST_CASE(usage_errors_exit_with_status_2, *utf::precondition(cli_ava
   BOOST_TEST(bad.status == 2);
   BOOST_TEST(bad.err.find("cannot load model") != std::string::npos, bad.err);
 
+  RunResult const directory = run_cli({"generate", "-p", "x", "-m", scratch().string()});
+  BOOST_TEST(directory.status == 2);
+  BOOST_TEST(directory.err.find("model path is a directory") != std::string::npos, directory.err);
+
+  fs::path const empty = scratch() / "empty.gguf";
+  write_file(empty, "");
+  RunResult const truncated = run_cli({"generate", "-p", "x", "-m", empty.string()});
+  BOOST_TEST(truncated.status == 2);
+  BOOST_TEST(truncated.err.find("cannot load model") != std::string::npos, truncated.err);
+  BOOST_TEST(truncated.err.find("file ends inside magic") != std::string::npos, truncated.err);
+
   // fetch-model without -o stands by $SKIPLLM_MODEL: printed when it exists, an error when not.
   RunResult const env_model = run_cli({"fetch-model"}, "SKIPLLM_MODEL=" + shell_quote(junk.string()));
   BOOST_TEST(env_model.status == 0, env_model.err);
@@ -633,6 +657,54 @@ BOOST_AUTO_TEST_CASE(usage_errors_exit_with_status_2, *utf::precondition(cli_ava
   RunResult const none = run_cli({});
   BOOST_TEST(none.status == 2);
   BOOST_TEST(none.err.find("usage: skipllm COMMAND") == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(a_prompt_longer_than_the_context_exits_with_status_2, *utf::precondition(cli_available)) {
+  fs::path const model = write_tiny_model("tiny.gguf");
+  RunResult const r = run_cli({"generate", "-m", model.string(), "--raw", "-p", "abcd", "--ctx", "4", "--dense"});
+  BOOST_TEST(r.status == 2);
+  BOOST_TEST(r.out.empty());
+  BOOST_TEST(
+      r.err.find("skipllm: error: the prompt has 4 tokens but the context holds 4 (--ctx 4, model maximum 32)") !=
+          std::string::npos,
+      r.err);
+}
+
+BOOST_AUTO_TEST_CASE(a_full_context_stops_generation_cleanly, *utf::precondition(cli_available)) {
+  fs::path const model = write_tiny_model("tiny.gguf");
+  RunResult const r = run_cli(
+      {"generate", "-m", model.string(), "--raw", "-p", "ab", "--ctx", "4", "-n", "10", "--dense", "--json", "-"});
+  BOOST_TEST_REQUIRE(r.status == 0, r.err);
+  pt::ptree const s = parse_json(r.out);
+  BOOST_TEST(s.get<std::string>("stop_reason") == "context_full");
+  BOOST_TEST(s.get<int>("tokens.prompt") == 2);
+  BOOST_TEST(s.get<int>("tokens.decode_steps") == 2);  // positions 2 and 3 fill the cache
+  BOOST_TEST(s.get<int>("tokens.generated") == 3);     // the last one is sampled, never decoded
+  BOOST_TEST(s.get<std::string>("error", "null") == "null");
+}
+
+BOOST_AUTO_TEST_CASE(nan_in_the_model_fails_the_run_and_says_so, *utf::precondition(cli_available)) {
+  struct Case {
+    std::string tensor;
+    std::string message;
+  };
+  // A NaN inside a layer reaches the hidden state; one in the final norm only the logits.
+  for (Case const& c : {Case{"blk.1.ffn_down.weight", "engine: the hidden state of the token at position 0 is NaN"},
+                        Case{"output_norm.weight", "is NaN; no token was sampled"}}) {
+    fs::path const model = write_tiny_model("poisoned.gguf", {.poisoned_tensor = c.tensor});
+    fs::path const json = scratch() / "poisoned.json";
+    RunResult const r =
+        run_cli({"generate", "-m", model.string(), "--raw", "-p", "ab", "-n", "4", "--dense", "--json", json.string()});
+    BOOST_TEST(r.status == 1, c.tensor);
+    BOOST_TEST(r.err.find("skipllm: error: engine: the ") != std::string::npos, r.err);
+    BOOST_TEST(r.err.find(c.message) != std::string::npos, r.err);
+    BOOST_TEST(r.err.find("(stop: non_finite)") != std::string::npos, r.err);
+    pt::ptree const s = parse_json(read_file(json));  // the summary is still written, with the status
+    BOOST_TEST(s.get<std::string>("stop_reason") == "non_finite");
+    BOOST_TEST(s.get<std::string>("error").find(c.message) != std::string::npos);
+    BOOST_TEST(s.get<int>("tokens.generated") == 0);
+    BOOST_TEST(s.get<std::string>("text").empty());
+  }
 }
 
 BOOST_AUTO_TEST_CASE(generate_streams_the_answer_and_writes_the_summary, *utf::precondition(cli_and_model_available)) {
