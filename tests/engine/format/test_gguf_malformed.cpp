@@ -179,7 +179,7 @@ BOOST_AUTO_TEST_CASE(every_file_is_refused_by_its_step_with_its_message) {
                  "expected \"" << f.message << "\" in \"" << got.message << "\"");
       // The reader and the model name the file first; the tokenizer says it is the tokenizer.
       std::string const prefix = f.error == "TokenizerError" ? "tokenizer: " : path.string() + ": ";
-      if (f.error != "TokenizerError" || got.error == f.error) BOOST_TEST(got.message.starts_with(prefix));
+      BOOST_TEST(got.message.starts_with(prefix));
     }
   }
 }
