@@ -1,7 +1,7 @@
 #include "model/llama_model.hpp"
 
 #include <charconv>
-#include <cmath>
+#include <limits>
 #include <string_view>
 
 namespace skipllm::engine {
@@ -22,7 +22,7 @@ int positive_int(GgufFile const& f, std::string const& k) {
 // turn every hidden state into NaN instead of failing here.
 float positive_float(GgufFile const& f, std::string const& k, double fallback) {
   double const v = f.find_float(k).value_or(fallback);
-  if (!(v > 0 && std::isfinite(static_cast<float>(v)))) {
+  if (!(v > 0 && v <= std::numeric_limits<float>::max())) {  // false for NaN; the cast below stays in range
     throw ModelError(f.label() + ": metadata " + k + " = " + std::to_string(v) + " is not a positive finite number");
   }
   return static_cast<float>(v);
