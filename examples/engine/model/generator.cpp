@@ -81,6 +81,8 @@ Generator::Generator(LlamaModel const& model, ThreadPool& pool, skipllm::policy:
       prefill_step_(host_.make_step(kPrefillChunk)),
       decode_step_(host_.make_step(1)),
       logits_(static_cast<std::size_t>(model.config().vocab)) {
+  if (char const* why = skipllm::policy::invalid_reason(policies))
+    throw std::invalid_argument(std::string("engine: invalid policy: ") + why);
   host_.set_layer_skip(options.skip_attention);
 }
 

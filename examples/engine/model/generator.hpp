@@ -11,6 +11,7 @@
 
 #include <skipllm/decoder_stack.hpp>
 #include <skipllm/policy/bundle.hpp>
+#include <skipllm/policy/validate.hpp>
 
 #include "model/llama_host.hpp"
 
@@ -55,6 +56,7 @@ struct GeneratorOptions {
 //! One sequence at a time (slot 0): feed a prompt, then decode token by token.
 class Generator {
  public:
+  //! Throws std::invalid_argument when a policy value is invalid (skipllm::policy::invalid_reason).
   Generator(LlamaModel const& model, ThreadPool& pool, skipllm::policy::ConfigurablePolicies const& policies,
             int max_context, GeneratorOptions const& options = {});
 

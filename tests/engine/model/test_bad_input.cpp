@@ -96,6 +96,17 @@ BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_FIXTURE_TEST_SUITE(generator, Fixture)
 
+BOOST_AUTO_TEST_CASE(invalid_policy_values_are_refused) {
+  skipllm::policy::ConfigurablePolicies policies = skip_whenever_possible();
+  policies.skip = skipllm::policy::Greedy{0.9f, 0, 1};
+  BOOST_TEST(throws_with<std::invalid_argument>([&] { Generator(tiny.model, pool, policies, 16); },
+                                                "invalid policy: Greedy: span must be at least 1"));
+  policies = skip_whenever_possible();
+  policies.warmup = {-1, 0};
+  BOOST_TEST(throws_with<std::invalid_argument>([&] { Generator(tiny.model, pool, policies, 16); },
+                                                "invalid policy: Warmup: tokens and every must be >= 0"));
+}
+
 BOOST_AUTO_TEST_CASE(prompt_longer_than_the_context_is_refused) {
   Generator g(tiny.model, pool, skip_whenever_possible(), 8);
   std::vector<std::int32_t> const prompt(8, 1);  // no room left for the next token
