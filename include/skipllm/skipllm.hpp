@@ -20,6 +20,7 @@
 #include "policy/similarity.hpp"
 #include "policy/sink_warmup.hpp"
 #include "policy/skip_policy.hpp"
+#include "policy/validate.hpp"
 #include "report.hpp"
 #include "row_view.hpp"
 #include "skip_state.hpp"
