@@ -45,6 +45,8 @@ std::filesystem::path default_model_path() {
   return std::filesystem::path(home) / ".cache/skipllm/models/SmolLM2-135M-Instruct.Q4_1.gguf";
 }
 
+}  // namespace
+
 // GPT-2's byte -> code point table: printable Latin-1 bytes are themselves, the others are
 // numbered from U+0100 in byte order.
 std::string byte_level(unsigned char b) {
@@ -61,6 +63,8 @@ std::string byte_level(unsigned char b) {
   engine::append_utf8(out, table[b]);
   return out;
 }
+
+namespace {
 
 // Every byte, merges for " t", "th", "the", " the", "in", "ing", ChatML's control tokens and a
 // user-defined token: enough for every path of the encoder (merging, whole-word control tokens,

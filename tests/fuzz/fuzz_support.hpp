@@ -31,6 +31,9 @@ inline std::string_view as_text(std::uint8_t const* data, std::size_t size) {
 //! apart from the engine's decoder so that it can check it.
 bool valid_utf8(std::string_view s);
 
+//! GPT-2's byte-level spelling of byte `b` in token text (U+0120 for the space, ...).
+std::string byte_level(unsigned char b);
+
 //! The tokenizer the tokenizer targets run on, built once: the default model's (SKIPLLM_MODEL,
 //! else ~/.cache/skipllm/models/SmolLM2-135M-Instruct.Q4_1.gguf) when the file exists, else a
 //! small byte-level vocabulary built here (every byte, a few merges, ChatML's control tokens and

@@ -7,6 +7,7 @@ configs, the quant golden GGUF, the eval data) to these at run time, so they are
   gguf/              a tiny but complete LLaMA model (1 layer, 32 wide, byte-level tokenizer, every
                      supported tensor type), the same with tied embeddings, a tokenizer-only file
                      and a K-quant tensor file: each reaches tokenizer_from_gguf and LlamaModel
+  tokenizer_vocab/   flag byte, text, NUL, vocabulary lines (fuzz_tokenizer_vocab.cpp)
   tokenizer_encode/  flag byte (bit 0: parse_special) + text
   tokenizer_decode/  little-endian int32 token ids
   chat_template/     flag byte (bit 0: add_generation_prompt) + NUL-separated role, content, ...
@@ -155,6 +156,13 @@ def main():
     for i, (name, text) in enumerate(texts.items()):
         write("tokenizer_encode", name, bytes([i & 1]) + text.encode())
     write("tokenizer_encode", "invalid_utf8", b"\x00ab\xc3\x28\xe2\x82\xf0\x9f\x98")
+    control = "".join(f"3{t}\n" for t in ["<|im_start|>", "<|im_end|>", "<|endoftext|>"])
+    write("tokenizer_vocab", "smollm_merges",
+          b"\x85" + "<|im_start|>user the thing 123 <tool>".encode() + b"\0" +
+          (control + "4<tool>\nM\u0120 t\n\u0120t\nMt h\nth\nMth e\nthe\n").encode())
+    write("tokenizer_vocab", "llama3_words", b"\x81" + "I'll say hello, World!".encode() + b"\0" +
+          "Mh e\nhe\nMhe l\nhel\nMhel l\nhell\nMhell o\nhello\n\u0120World\n".encode())
+    write("tokenizer_vocab", "no_byte_tokens", b"\x02ab\xc3\xa9\0a\nb\nMa b\nab\n2<unk>\n6\xc3\xa9\n")
     write("tokenizer_decode", "ids", struct.pack("<6i", 1, 72, 101, 108, 2, 260))
     write("tokenizer_decode", "split_character", struct.pack("<3i", 0xF0 + 3, 0x9F + 3, 0x98 + 3))
     write("tokenizer_decode", "out_of_range", struct.pack("<3i", 5, -1, 1 << 30))

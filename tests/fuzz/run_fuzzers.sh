@@ -5,7 +5,8 @@
 # BUILD/artifacts/TARGET/); 77 when no suitable clang with libFuzzer is installed.
 #   usage: tests/fuzz/run_fuzzers.sh [seconds per target, default 20]
 #   SKIPLLM_FUZZ_BUILD_DIR  build directory (default: build-fuzz in the repository root)
-#   SKIPLLM_FUZZ_CXX        the clang++ to use (default: the first of clang++-19, -18, clang++ that is >= 18)
+#   SKIPLLM_FUZZ_CXX        the clang++ to use (default: the first of clang++-19, clang++-18, clang++
+#                           that is clang >= 18)
 #   SKIPLLM_FUZZ_TARGETS    space-separated subset of the targets (default: all)
 #   SKIPLLM_MODEL           GGUF whose tokenizer the tokenizer targets use (default: the cached
 #                           SmolLM2 model; without it, a built-in byte-level vocabulary)
@@ -15,7 +16,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 seconds=${1:-20}
 build=${SKIPLLM_FUZZ_BUILD_DIR:-$root/build-fuzz}
 jobs=${SKIPLLM_JOBS:-$(nproc 2>/dev/null || echo 2)}
-targets=(${SKIPLLM_FUZZ_TARGETS:-gguf tokenizer_encode tokenizer_decode chat_template policy_config json_reader datasets})
+targets=(${SKIPLLM_FUZZ_TARGETS:-gguf tokenizer_vocab tokenizer_encode tokenizer_decode chat_template policy_config json_reader datasets})
 [[ $seconds =~ ^[1-9][0-9]*$ ]] || { echo "usage: $0 [seconds per target]" >&2; exit 2; }
 
 # ---- A clang that compiles the library (float template arguments: clang >= 18) and links libFuzzer.
@@ -24,15 +25,14 @@ skip() {
   echo "run_fuzzers: on Debian 12: apt-get install clang-19 libclang-rt-19-dev" >&2
   exit 77
 }
-cxx=${SKIPLLM_FUZZ_CXX:-}
-if [ -z "$cxx" ]; then
-  for candidate in clang++-19 clang++-18 clang++; do
-    command -v "$candidate" >/dev/null || continue
-    major=$("$candidate" -dumpversion | cut -d. -f1)
-    if [ "$major" -ge 18 ]; then cxx=$candidate; break; fi
-  done
-fi
-[ -n "$cxx" ] || skip "no clang++ >= 18 found (libFuzzer targets need clang; the library needs clang >= 18)"
+cxx=""
+for candidate in ${SKIPLLM_FUZZ_CXX:-clang++-19 clang++-18 clang++}; do
+  command -v "$candidate" >/dev/null || continue
+  "$candidate" --version 2>/dev/null | grep -q clang || continue
+  major=$("$candidate" -dumpversion | cut -d. -f1)
+  if [ "$major" -ge 18 ]; then cxx=$candidate; break; fi
+done
+[ -n "$cxx" ] || skip "no clang++ >= 18 found among: ${SKIPLLM_FUZZ_CXX:-clang++-19 clang++-18 clang++} (libFuzzer needs clang; the library's float template arguments need clang >= 18)"
 probe=$(mktemp -d)
 trap 'rm -rf "$probe"' EXIT
 echo 'extern "C" int LLVMFuzzerTestOneInput(const unsigned char*, unsigned long) { return 0; }' > "$probe/probe.cpp"
@@ -57,6 +57,18 @@ extra_seeds() {
         "$root"/examples/engine/configs/*.json ;;
   esac
 }
+# The malformed GGUF fixtures (tests/engine/fixtures/make_malformed_gguf.py): every class of damage
+# the reader must refuse, each one step from a valid file; the few of 1 MB and more (the memory
+# cap cases) would only slow every mutation down.
+malformed_gguf_seeds() {
+  local dir=$1 out=$build/malformed_gguf
+  rm -rf "$out"
+  if python3 "$root/tests/engine/fixtures/make_malformed_gguf.py" "$out" >/dev/null 2>&1; then
+    find "$out" -name '*.gguf' -size -64k -exec sh -c 'cp "$1" "$2/malformed_$(basename "$1" .gguf)"' _ {} "$dir" \;
+  else
+    echo "run_fuzzers: note: make_malformed_gguf.py failed; fuzz_gguf runs without the malformed fixtures" >&2
+  fi
+}
 # The eval data files, cut to their first lines, behind the datasets target's selector byte.
 dataset_seeds() {
   local dir=$1 data=$root/examples/engine/data
@@ -79,6 +91,7 @@ for target in "${targets[@]}"; do
   [ -d "$root/tests/fuzz/corpus/$target" ] && cp "$root/tests/fuzz/corpus/$target"/* "$corpus/"
   for f in $(extra_seeds "$target"); do cp "$f" "$corpus/$(basename "$(dirname "$f")")_$(basename "$f")"; done
   [ "$target" = datasets ] && dataset_seeds "$corpus"
+  [ "$target" = gguf ] && malformed_gguf_seeds "$corpus"
   status=0
   "$build/fuzz_$target" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
     -artifact_prefix="$artifacts" "$corpus" >"$log" 2>&1 || status=$?
