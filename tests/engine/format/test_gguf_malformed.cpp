@@ -55,12 +55,23 @@ void counted_delete(void* p) noexcept {
 
 }  // namespace
 
+// Every allocating form whose block may reach these deletes, the nothrow ones included (the
+// standard library's temporary buffers use them): under ASan, a block from the sanitizer's own
+// operator new must never be freed here.
 void* operator new(std::size_t n) { return counted_new(n); }
 void* operator new[](std::size_t n) { return counted_new(n); }
+void* operator new(std::size_t n, std::nothrow_t const&) noexcept {
+  try {
+    return counted_new(n);
+  } catch (std::bad_alloc const&) { return nullptr; }
+}
+void* operator new[](std::size_t n, std::nothrow_t const& tag) noexcept { return operator new(n, tag); }
 void operator delete(void* p) noexcept { counted_delete(p); }
 void operator delete[](void* p) noexcept { counted_delete(p); }
 void operator delete(void* p, std::size_t) noexcept { counted_delete(p); }
 void operator delete[](void* p, std::size_t) noexcept { counted_delete(p); }
+void operator delete(void* p, std::nothrow_t const&) noexcept { counted_delete(p); }
+void operator delete[](void* p, std::nothrow_t const&) noexcept { counted_delete(p); }
 
 namespace {
 
