@@ -21,7 +21,7 @@ extern "C" int LLVMFuzzerTestOneInput(std::uint8_t const* data, std::size_t size
   PolicyConfig reread;
   try {
     reread = parse_policy_config(written, "written");
-  } catch (PolicyConfigError const& e) {
+  } catch (PolicyConfigError const&) {
     require(false, "policy_config_json() wrote a config parse_policy_config() refuses");
   }
   require(policy_config_json(reread) == written, "a written config does not read back unchanged");

@@ -7,6 +7,7 @@
 // decode them.
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -65,12 +66,12 @@ extern "C" int LLVMFuzzerTestOneInput(std::uint8_t const* data, std::size_t size
   SpecialIds ids;
   ids.bos = ((flags >> 2) & 3) - 1;
   ids.eos = static_cast<std::int32_t>(v.tokens.size()) - 1;
-  Tokenizer tokenizer = [&]() -> Tokenizer {
-    try {
-      return Tokenizer::from_vocab(std::move(v.tokens), std::move(v.merges), std::move(v.types),
-                                   kPreTokenizers[flags & 3], ids);
-    } catch (TokenizerError const&) { return Tokenizer::from_vocab({"a"}, {}, {1}, "gpt2", {}); }
-  }();
+  std::optional<Tokenizer> built;
+  try {
+    built.emplace(Tokenizer::from_vocab(std::move(v.tokens), std::move(v.merges), std::move(v.types),
+                                        kPreTokenizers[flags & 3], ids));
+  } catch (TokenizerError const&) { return 0; }
+  Tokenizer const& tokenizer = *built;
 
   for (bool const parse_special : {false, true}) {
     std::vector<std::int32_t> const out = tokenizer.encode(text, parse_special);
