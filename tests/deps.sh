@@ -12,6 +12,9 @@ command -v make >/dev/null || missing+=(make)
 [ -f /usr/include/boost/test/unit_test.hpp ] || missing+=(libboost-test-dev)
 [ -f /usr/include/nlohmann/json.hpp ] || missing+=(nlohmann-json3-dev)
 command -v clang-format >/dev/null || missing+=(clang-format)
+# The fuzz targets (tests/fuzz) need clang >= 18 with libFuzzer: Debian 12 ships clang-19.
+command -v clang++-19 >/dev/null || missing+=(clang-19)
+[ -n "$(find /usr/lib/llvm-19/lib/clang -name 'libclang_rt.fuzzer*.a' 2>/dev/null | head -n 1)" ] || missing+=(libclang-rt-19-dev)
 command -v python3 >/dev/null || missing+=(python3 python3-pip)
 
 if [ ${#missing[@]} -eq 0 ]; then
