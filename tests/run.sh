@@ -6,7 +6,7 @@
 #   SKIPLLM_JOBS       parallel jobs (default: number of cores)
 #   SKIPLLM_MODEL      use this GGUF instead of the cached default model
 #   SKIPLLM_QUICK=1    the main build's tests only (no sanitizer build, no fuzzing)
-#   SKIPLLM_FUZZ_SECONDS  seconds each fuzz target runs (default: 20)
+#   SKIPLLM_FUZZ_SECONDS  seconds each fuzz target runs (default: 10)
 # After the main suite: the CPU suite again in an ASan+UBSan build (tests/sanitize), then every
 # fuzz target for a bounded time (tests/fuzz). Any failure or sanitizer report fails the run.
 set -euo pipefail
@@ -29,7 +29,7 @@ ctest --test-dir "$build" -j "$jobs" --output-on-failure
 [ "${SKIPLLM_QUICK:-0}" = 1 ] && exit 0
 SKIPLLM_MODEL=${SKIPLLM_MODEL:-$model} "$root/tests/sanitize/run_sanitized.sh" "$build-sanitize"
 status=0
-SKIPLLM_FUZZ_BUILD_DIR="$build-fuzz" "$root/tests/fuzz/run_fuzzers.sh" "${SKIPLLM_FUZZ_SECONDS:-20}" || status=$?
+SKIPLLM_FUZZ_BUILD_DIR="$build-fuzz" "$root/tests/fuzz/run_fuzzers.sh" "${SKIPLLM_FUZZ_SECONDS:-10}" || status=$?
 if [ "$status" -eq 77 ] && [ "${CI:-}" != true ]; then
   echo "skipllm: fuzzing skipped (see above); the rest of the suite passed" >&2
   status=0
