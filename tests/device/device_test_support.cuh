@@ -12,22 +12,25 @@
 #include <vector>
 
 #include <skipllm/cuda/config.cuh>
+#include <skipllm/cuda/device_probe.cuh>
 #include <skipllm/numeric.hpp>
 
 namespace test {
 
-// Skips a GPU test case with "no CUDA device: SKIPPED" when no device can be used. (A plain
-// function, not an empty functor: g++ 12 warns about copying an empty functor through
-// boost::function.)
+// Skips a GPU test case with "no CUDA device: SKIPPED" when there is nothing to run on (no
+// driver, or a driver and no device). A driver that is present but unusable (too old for this
+// runtime, mismatched) is not a skip: the case runs and fails on its first CUDA call, with the
+// reason logged first. (A plain function, not an empty functor: g++ 12 warns about copying an
+// empty functor through boost::function.)
 inline boost::test_tools::assertion_result has_cuda_device(boost::unit_test::test_unit_id) {
-  int count = 0;
-  cudaError_t const status = cudaGetDeviceCount(&count);
-  if (status != cudaSuccess || count == 0) {
-    (void)cudaGetLastError();  // clear the "no device" error
+  skipllm::cuda::DeviceProbe const probe = skipllm::cuda::probe_device();
+  if (probe.status == skipllm::cuda::DeviceStatus::kNoDriver ||
+      probe.status == skipllm::cuda::DeviceStatus::kNoDevice) {
     boost::test_tools::assertion_result r(false);
-    r.message() << "no CUDA device: SKIPPED";
+    r.message() << "no CUDA device: SKIPPED (" << probe.message << ")";
     return r;
   }
+  if (!probe.usable()) BOOST_TEST_MESSAGE("skipllm GPU test: " << probe.message << ": FAILING, not skipping");
   return true;
 }
 

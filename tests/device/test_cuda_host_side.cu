@@ -4,11 +4,16 @@
 #define BOOST_TEST_MODULE skipllm CUDA backend host side
 #include <boost/test/unit_test.hpp>
 
+#include <cmath>
 #include <random>
 #include <span>
+#include <string>
 #include <vector>
 
+#include <skipllm/cpu/residual_similarity.hpp>
 #include <skipllm/cuda/decoder_stack.cuh>
+#include <skipllm/cuda/device_probe.cuh>
+#include <skipllm/cuda/residual_similarity_kernel.cuh>
 #include <skipllm/policy/bundle.hpp>
 
 namespace cu = skipllm::cuda;
@@ -263,4 +268,117 @@ BOOST_AUTO_TEST_CASE(options_shared_with_the_cpu_stack_plan_the_workspace) {
   // Recording the trace needs room for it on the device.
   BOOST_CHECK_THROW(Stack::shape_for({.stack = {.record_trace = true}, .hidden = 8}, 4), std::invalid_argument);
   BOOST_CHECK_NO_THROW(Stack::shape_for({.stack = {.record_trace = true}, .hidden = 8, .trace_capacity = 1}, 4));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hazards the backend guards against, decided by host logic.
+
+BOOST_AUTO_TEST_CASE(device_probe_skips_only_when_there_is_nothing_to_run_on) {
+  using S = cu::DeviceStatus;
+  // No driver installed (this machine, CI): the runtime says "insufficient driver" and the
+  // driver version is 0. Skip.
+  BOOST_TEST((cu::classify_device(0, cudaErrorInsufficientDriver, 0) == S::kNoDriver));
+  BOOST_TEST((cu::classify_device(0, cudaErrorNoDevice, 0) == S::kNoDriver));
+  // A driver, no device. Skip.
+  BOOST_TEST((cu::classify_device(12080, cudaErrorNoDevice, 0) == S::kNoDevice));
+  BOOST_TEST((cu::classify_device(13000, cudaSuccess, 0) == S::kNoDevice));
+  // A driver too old for this runtime, or otherwise broken: an error, never a skip.
+  BOOST_TEST((cu::classify_device(12020, cudaErrorInsufficientDriver, 0) == S::kUnusable));
+  BOOST_TEST((cu::classify_device(13000, cudaErrorSystemDriverMismatch, 0) == S::kUnusable));
+  BOOST_TEST((cu::classify_device(13000, cudaErrorInitializationError, 0) == S::kUnusable));
+  BOOST_TEST((cu::classify_device(13000, cudaSuccess, 2) == S::kUsable));
+  // What this machine reports: whatever it is, the probe's message names it.
+  cu::DeviceProbe const probe = cu::probe_device();
+  BOOST_TEST(!probe.message.empty());
+  BOOST_TEST_MESSAGE("this machine: " << probe.message);
+}
+
+BOOST_AUTO_TEST_CASE(if_capture_problems_are_named) {
+  // A body with nodes, the outer capture continuing after the node alone: fine.
+  BOOST_TEST(cu::if_capture_problem(3, 1, true) == nullptr);
+  // The body enqueued on another stream: nothing in the node.
+  char const* const empty = cu::if_capture_problem(0, 1, true);
+  BOOST_TEST_REQUIRE(empty != nullptr);
+  BOOST_TEST(std::string(empty).find("nothing on the stream it was given") != std::string::npos);
+  // The body enqueued on the capturing stream: the frontier moved past the node.
+  char const* const outer = cu::if_capture_problem(1, 1, false);
+  BOOST_TEST_REQUIRE(outer != nullptr);
+  BOOST_TEST(std::string(outer).find("capturing stream") != std::string::npos);
+  BOOST_TEST(cu::if_capture_problem(1, 2, true) != nullptr);
+  // The layer's own check: an FFN that left no node in its body (the residual kernel the layer
+  // adds after it would otherwise hide that) is an error naming the layer.
+  using Layer = cu::DecoderLayer<GoodHost, skipllm::policy::RuntimePolicies>;
+  BOOST_CHECK_NO_THROW(Layer::check_ffn_captured(4, 2));
+  BOOST_CHECK_EXCEPTION(Layer::check_ffn_captured(4, 0), std::logic_error, [](std::logic_error const& e) {
+    return std::string(e.what()).find("ffn_block of layer 4") != std::string::npos;
+  });
+}
+
+BOOST_AUTO_TEST_CASE(policy_updates_keep_the_warmup_length) {
+  BOOST_CHECK_NO_THROW(cu::check_same_warmup(6, 6));
+  BOOST_CHECK_THROW(cu::check_same_warmup(6, 0), std::invalid_argument);
+  BOOST_CHECK_THROW(cu::check_same_warmup(0, 16), std::invalid_argument);
+}
+
+BOOST_AUTO_TEST_CASE(rows_written_on_the_device_are_validated) {
+  constexpr int kSlots = 4;
+  std::vector<int> const rows = {2, -1, 0, 2, 7, -1, 3, 0};
+  std::vector<bool> bad;
+  for (int r = 0; r < static_cast<int>(rows.size()); ++r) bad.push_back(cu::row_slot_is_bad(rows.data(), r, kSlots));
+  // 2 (first), padding, 0, 2 again, out of range, padding, 3, 0 again.
+  std::vector<bool> const expected = {false, false, false, true, true, false, false, true};
+  BOOST_TEST(bad == expected, boost::test_tools::per_element());
+  BOOST_CHECK_NO_THROW(cu::check_no_bad_rows(0));
+  BOOST_CHECK_THROW(cu::check_no_bad_rows(3), std::runtime_error);
+}
+
+// The GPU's summation order, replicated on the host, stays within the stated bound of the CPU
+// backend's score, for both metrics, both block sizes and both chunk widths, on rows built to
+// score near a threshold. The bound must also be tight enough to matter (well below the gaps
+// between thresholds a calibration tries).
+template <class Metric>
+void check_gpu_order_within_bound(std::int64_t n, int elem_bytes, float update_scale, std::uint32_t seed) {
+  std::mt19937 gen(seed);
+  std::normal_distribution<float> d(0.0f, 1.0f);
+  std::vector<float> before(static_cast<std::size_t>(n)), f(before.size()), after(before.size());
+  for (std::size_t i = 0; i < before.size(); ++i) {
+    before[i] = d(gen) * (i % 7 == 0 ? 40.0f : 1.0f);  // outliers, as real residual streams have
+    f[i] = update_scale * d(gen);
+    after[i] = before[i] + f[i];
+  }
+  std::vector<float> x = before;
+  float const cpu = skipllm::cpu::residual_add_similarity<Metric>(x.data(), f.data(), n);
+  int const threads = cu::residual_block_threads(n, elem_bytes);
+  float const gpu = Metric::finalize(
+      cu::gpu_order_aggregate<Metric>(before.data(), after.data(), n, threads, cu::row_chunk_width(elem_bytes)));
+  double const bound = cu::residual_score_bound<Metric>(cpu, n, elem_bytes);
+  BOOST_TEST(std::fabs(static_cast<double>(gpu) - cpu) <= bound,
+             "n=" << n << " elem=" << elem_bytes << " cpu=" << cpu << " gpu=" << gpu << " bound=" << bound);
+  BOOST_TEST(bound < 5e-4, "n=" << n << " bound=" << bound);
+}
+
+BOOST_AUTO_TEST_CASE(gpu_order_scores_within_the_stated_bound) {
+  std::uint32_t seed = 1;
+  for (std::int64_t n : {1, 7, 64, 576, 577, 2048, 4096, 5120, 8192}) {
+    for (int elem : {2, 4}) {
+      for (float scale : {0.01f, 0.3f, 1.0f}) {
+        check_gpu_order_within_bound<skipllm::policy::Cosine>(n, elem, scale, seed++);
+        check_gpu_order_within_bound<skipllm::policy::RelativeUpdate>(n, elem, scale, seed++);
+      }
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(gpu_order_is_a_fixed_tree) {
+  // Four threads, chunks of two: thread t folds elements {2t, 2t+1} then {2t+8, 2t+9}; the tree
+  // combines (0+2) with (1+3). Integers keep every sum exact, so the expected value is plain.
+  using M = skipllm::policy::RelativeUpdate;
+  std::vector<float> before(12, 1.0f), after(12);
+  for (std::size_t i = 0; i < after.size(); ++i) after[i] = 1.0f + static_cast<float>(i);
+  M::Accumulator const a = cu::gpu_order_aggregate<M>(before.data(), after.data(), 12, 4, 2);
+  BOOST_TEST(a.before_sq == 12.0f);
+  BOOST_TEST(a.update_sq == 506.0f);  // sum of i^2 for i < 12
+  // The stated depth of the GPU sum: 2 chunks of 2 per thread for 16 elements, then 2 levels.
+  BOOST_TEST(cu::detail::gpu_sum_depth(16, 4, 2) == 6.0);
+  BOOST_TEST(cu::detail::cpu_sum_depth(16) == 5.0);
 }

@@ -266,33 +266,55 @@ using Storages = boost::mpl::list<float, skipllm::half_t, skipllm::bfloat16_t>;
 
 }  // namespace
 
-BOOST_TEST_DECORATOR(*test::gpu())
-BOOST_AUTO_TEST_CASE_TEMPLATE(graph_replay_matches_the_cpu_stack, T, Storages) {
-  constexpr int kLayers = 12, kHidden = 100, kTokens = 24;  // 100: not a multiple of the vector width
-  Model const model = make_model(kLayers, kHidden, 3);
+namespace {
+
+// The statistics a trace's tokens add up to, over the tokens where `keep[i]`.
+skipllm::SkipStatistics statistics_of(skipllm::DecisionTrace const& trace, int layers, int warmup,
+                                      std::vector<bool> const& keep) {
+  skipllm::SkipStatistics s(layers, warmup);
+  for (std::size_t i = 0; i < trace.size(); ++i) {
+    if (keep[i]) s.record_token(trace.token(i).decode_index, trace.decisions(i));
+  }
+  return s;
+}
+
+// Always-on statistics checks: the device counters add up to the GPU's own trace, and the two
+// stacks' statistics agree over the tokens whose decisions agreed (the others differ only by a
+// near-tau flip, which compare_traces has judged).
+void check_statistics(skipllm::SkipStatistics const& gpu_stats, skipllm::DecisionTrace const& gpu,
+                      skipllm::DecisionTrace const& cpu, int layers, std::vector<bool> const& ok) {
+  int const warmup = gpu_stats.warmup_tokens();
+  std::vector<bool> const all(gpu.size(), true);
+  BOOST_TEST(stats_json(gpu_stats) == stats_json(statistics_of(gpu, layers, warmup, all)));
+  BOOST_TEST(stats_json(statistics_of(gpu, layers, warmup, ok)) == stats_json(statistics_of(cpu, layers, warmup, ok)));
+}
+
+// One sequence, a graph captured once and replayed `tokens` times, against the CPU stack.
+template <class T>
+void check_graph_replay(int layers, int hidden, int tokens) {
+  Model const model = make_model(layers, hidden, 3);
   Stream stream;
 
   GpuHost<T> gpu_host(model, 1);
   using GpuStack = cu::DecoderStack<GpuHost<T>, Runtime>;
   cu::StackOptions const options{
-      .stack = {.max_sequences = 1, .record_trace = true}, .hidden = kHidden, .trace_capacity = kTokens};
+      .stack = {.max_sequences = 1, .record_trace = true}, .hidden = hidden, .trace_capacity = tokens};
   test::DeviceBuffer<unsigned char> ws(GpuStack::workspace_bytes(gpu_host, options));
   GpuStack gpu(gpu_host, runtime_policies(), options, ws.get(), ws.size(), stream.s);
-  test::DeviceBuffer<T> x(static_cast<std::size_t>(kHidden));
-  typename GpuHost<T>::Step step{skipllm::RowView<T>{x.get(), 1, kHidden, kHidden}};
+  test::DeviceBuffer<T> x(static_cast<std::size_t>(hidden));
+  typename GpuHost<T>::Step step{skipllm::RowView<T>{x.get(), 1, hidden, hidden}};
   gpu.begin_sequence(0, stream.s);
   gpu.set_rows(std::vector<int>{0}, stream.s);
-  cu::Graph token = gpu.capture_decode(step, stream.s);                        // captured once
-  BOOST_TEST(token.num_nodes() == static_cast<std::size_t>(kLayers * 3 + 1));  // attention, gate, IF; token end
+  cu::Graph token = gpu.capture_decode(step, stream.s);                       // captured once
+  BOOST_TEST(token.num_nodes() == static_cast<std::size_t>(layers * 3 + 1));  // attention, gate, IF; token end
 
   CpuHost<T> cpu_host(model);
   skipllm::DecoderStack<CpuHost<T>, Runtime> cpu(cpu_host, runtime_policies(), {.record_trace = true});
   cpu.begin_sequence(0);
 
-  int legit = 0;
-  float max_x_diff = 0;
-  for (int t = 0; t < kTokens; ++t) {
-    auto const x0 = embeddings<T>(kHidden, {0}, {t});
+  std::vector<float> x_diff;  // per token
+  for (int t = 0; t < tokens; ++t) {
+    auto const x0 = embeddings<T>(hidden, {0}, {t});
     TEST_CUDA(cudaStreamSynchronize(stream.s));
     x.upload(x0);
     token.launch(stream.s);
@@ -300,18 +322,26 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(graph_replay_matches_the_cpu_stack, T, Storages) {
     cpu.decode(cs);
     TEST_CUDA(cudaStreamSynchronize(stream.s));
     auto const gx = x.download();
+    float d = 0;
     for (std::size_t i = 0; i < gx.size(); ++i) {
-      max_x_diff = std::max(max_x_diff, std::fabs(skipllm::to_float(gx[i]) - skipllm::to_float(cs.x[i])));
+      d = std::max(d, std::fabs(skipllm::to_float(gx[i]) - skipllm::to_float(cs.x[i])));
     }
+    x_diff.push_back(d);
   }
   gpu.collect(stream.s);
   std::vector<bool> ok;
-  legit = compare_traces<T>(gpu.trace(), cpu.trace(), ok);
-  BOOST_TEST_MESSAGE("graph replay, " << sizeof(T) * 8 << "-bit: " << legit << " near-tau decision differences in "
-                                      << kTokens * kLayers << " decisions; max |x difference| " << max_x_diff);
+  int const legit = compare_traces<T>(gpu.trace(), cpu.trace(), ok);
+  float max_x_diff = 0;
+  for (std::size_t t = 0; t < x_diff.size(); ++t) {
+    if (ok[t]) max_x_diff = std::max(max_x_diff, x_diff[t]);
+  }
+  BOOST_TEST_MESSAGE("graph replay, " << sizeof(T) * 8 << "-bit, " << layers << " layers, hidden " << hidden << ": "
+                                      << legit << " near-tau decision differences in " << tokens * layers
+                                      << " decisions; max |x difference| " << max_x_diff << " on agreeing tokens");
+  check_statistics(gpu.statistics(), gpu.trace(), cpu.trace(), layers, ok);
+  BOOST_TEST(max_x_diff < 0.05f);
   if (legit == 0) {
-    BOOST_TEST(stats_json(gpu.statistics()) == stats_json(cpu.statistics()));
-    for (int l = 0; l < kLayers; ++l) {
+    for (int l = 0; l < layers; ++l) {
       // The FFN kernel ran exactly when the CPU called ffn_block (the IF body ran), and was not
       // even entered otherwise.
       BOOST_TEST(gpu_host.runs.download()[static_cast<std::size_t>(l)] ==
@@ -319,19 +349,38 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(graph_replay_matches_the_cpu_stack, T, Storages) {
       BOOST_TEST(gpu_host.entries.download()[static_cast<std::size_t>(l)] ==
                  cpu_host.ffn_calls[static_cast<std::size_t>(l)]);
     }
-    BOOST_TEST(max_x_diff < 0.05f);
   }
-  BOOST_TEST(gpu.statistics().tokens() == static_cast<std::uint64_t>(kTokens));
+  BOOST_TEST(gpu.statistics().tokens() == static_cast<std::uint64_t>(tokens));
   BOOST_TEST(gpu.statistics().skipped_blocks() > 0u);  // the model does skip
   BOOST_TEST(gpu.dropped_trace_records() == 0u);
   auto const states = gpu.download_states(stream.s);
-  BOOST_TEST(states[0].decode_index == kTokens);
+  BOOST_TEST(states[0].decode_index == tokens);
 }
 
+}  // namespace
+
+// Even and odd layer counts (the states are double-buffered across layers: an odd count ends
+// in the other buffer); hidden 100 is not a multiple of the vector width.
 BOOST_TEST_DECORATOR(*test::gpu())
-BOOST_AUTO_TEST_CASE(batched_steps_with_mixed_decisions) {
-  using T = skipllm::bfloat16_t;
-  constexpr int kLayers = 10, kHidden = 64, kSlots = 6, kRows = 5, kTokens = 14;
+BOOST_AUTO_TEST_CASE_TEMPLATE(graph_replay_matches_the_cpu_stack, T, Storages) {
+  check_graph_replay<T>(12, 100, 24);
+  check_graph_replay<T>(11, 100, 24);
+}
+
+// Hidden 2052: 257 vectors of bf16 (513 of fp32), past the 128-thread block, so the residual
+// kernel inside the stack runs with 512 threads.
+BOOST_TEST_DECORATOR(*test::gpu())
+BOOST_AUTO_TEST_CASE(graph_replay_with_wide_rows) {
+  BOOST_TEST(cu::residual_block_threads(2052, 2) == cu::kResidualThreadsLarge);
+  check_graph_replay<skipllm::bfloat16_t>(7, 2052, 6);
+  check_graph_replay<float>(7, 2052, 6);
+}
+
+// Every storage type; 9 rows (gathered into a compacted FFN batch); an odd layer count; the
+// residual rows checked against the CPU's after every step.
+BOOST_TEST_DECORATOR(*test::gpu())
+BOOST_AUTO_TEST_CASE_TEMPLATE(batched_steps_with_mixed_decisions, T, Storages) {
+  constexpr int kLayers = 11, kHidden = 72, kSlots = 10, kRows = 9, kTokens = 14;
   Model const model = make_model(kLayers, kHidden, 11);
   Stream stream;
   GpuHost<T> gpu_host(model, kRows);
@@ -347,14 +396,15 @@ BOOST_AUTO_TEST_CASE(batched_steps_with_mixed_decisions) {
   CpuHost<T> cpu_host(model);
   skipllm::DecoderStack<CpuHost<T>, Runtime> cpu(cpu_host, runtime_policies(),
                                                  {.max_sequences = kSlots, .record_trace = true});
-  for (int s : {0, 1, 2, 4}) {
+  for (int s : {0, 1, 2, 4, 6, 7, 8, 9}) {
     gpu.begin_sequence(s, stream.s);
     cpu.begin_sequence(s);
   }
   std::vector<int> index(kSlots, 0);
-  // Rows 0..4: slots 2, 0, padding, 4, 1 at first; slot 5 joins at token 5 in the padding row;
-  // slot 0 leaves at token 9 (its row becomes padding).
-  std::vector<int> slots = {2, 0, -1, 4, 1};
+  // Rows 0..8: slots 2, 0, padding, 4, 1, 9, 6, 7, 8 at first; slot 5 joins at token 5 in the
+  // padding row; slot 0 leaves at token 9 (its row becomes padding).
+  std::vector<int> slots = {2, 0, -1, 4, 1, 9, 6, 7, 8};
+  std::vector<float> x_diff;  // per active row of each step: the order the trace appends in
   gpu.set_rows(slots, stream.s);
   cu::Graph token = gpu.capture_decode(step, stream.s);
   int legit = 0;
@@ -386,6 +436,15 @@ BOOST_AUTO_TEST_CASE(batched_steps_with_mixed_decisions) {
     std::size_t const first_call = cpu_host.ffn_rows.size();
     cpu.decode(cs, active);
     TEST_CUDA(cudaStreamSynchronize(stream.s));
+    auto const gx = x.download();
+    for (std::size_t k = 0; k < active_rows.size(); ++k) {
+      float d = 0;
+      for (int i = 0; i < kHidden; ++i) {
+        std::size_t const g = static_cast<std::size_t>(active_rows[k] * kHidden + i);
+        d = std::max(d, std::fabs(skipllm::to_float(gx[g]) - skipllm::to_float(cs.x[k * kHidden + i])));
+      }
+      x_diff.push_back(d);
+    }
 
     // Per layer: the FFN kernel saw exactly the CPU's running rows (mapped to GPU rows), in
     // order, or did not run when the CPU skipped every row.
@@ -412,13 +471,20 @@ BOOST_AUTO_TEST_CASE(batched_steps_with_mixed_decisions) {
   gpu.collect(stream.s);
   std::vector<bool> ok;
   legit = compare_traces<T>(gpu.trace(), cpu.trace(), ok);
-  BOOST_TEST_MESSAGE("batched: " << legit << " near-tau decision differences; " << rows_checked
-                                 << " FFN batch rows checked against the CPU's row lists");
-  if (legit == 0) BOOST_TEST(stats_json(gpu.statistics()) == stats_json(cpu.statistics()));
+  BOOST_TEST_REQUIRE(x_diff.size() == ok.size());
+  float max_x_diff = 0;
+  for (std::size_t i = 0; i < ok.size(); ++i) {
+    if (ok[i]) max_x_diff = std::max(max_x_diff, x_diff[i]);
+  }
+  BOOST_TEST_MESSAGE("batched, " << sizeof(T) * 8 << "-bit: " << legit << " near-tau decision differences; "
+                                 << rows_checked << " FFN batch rows checked against the CPU's row lists; max |x "
+                                 << "difference| " << max_x_diff << " on agreeing tokens");
+  check_statistics(gpu.statistics(), gpu.trace(), cpu.trace(), kLayers, ok);
+  BOOST_TEST(max_x_diff < 0.05f);
   BOOST_TEST(rows_checked > 0);
   // Mixed: some steps ran the FFN for some rows only.
   bool partial = false;
-  for (auto const& rows : cpu_host.ffn_rows) partial = partial || (rows.size() > 0 && rows.size() < 4);
+  for (auto const& rows : cpu_host.ffn_rows) partial = partial || (rows.size() > 0 && rows.size() < 7);
   BOOST_TEST(partial);
 }
 
@@ -601,4 +667,109 @@ BOOST_AUTO_TEST_CASE(bad_rows_are_rejected_on_the_host) {
   test::DeviceBuffer<T> x(48);
   typename GpuHost<T>::Step wrong{skipllm::RowView<T>{x.get(), 3, 16, 16}};
   BOOST_CHECK_THROW(gpu.decode(wrong, stream.s), std::invalid_argument);
+}
+
+BOOST_TEST_DECORATOR(*test::gpu())
+BOOST_AUTO_TEST_CASE(trace_overflow_is_counted_and_recovers) {
+  using T = float;
+  constexpr int kLayers = 3, kHidden = 24, kRows = 2, kCapacity = 5, kTokens = 4;  // 8 records, room for 5
+  Model const model = make_model(kLayers, kHidden, 5);
+  Stream stream;
+  GpuHost<T> host(model, kRows);
+  using Stack = cu::DecoderStack<GpuHost<T>, Runtime>;
+  cu::StackOptions const options{
+      .stack = {.max_sequences = kRows, .record_trace = true}, .hidden = kHidden, .trace_capacity = kCapacity};
+  test::DeviceBuffer<unsigned char> ws(Stack::workspace_bytes(host, options));
+  Stack gpu(host, runtime_policies(), options, ws.get(), ws.size(), stream.s);
+  test::DeviceBuffer<T> x(static_cast<std::size_t>(kRows * kHidden));
+  typename GpuHost<T>::Step step{skipllm::RowView<T>{x.get(), kRows, kHidden, kHidden}};
+  std::vector<int> const slots = {0, 1};
+  for (int s : slots) gpu.begin_sequence(s, stream.s);
+  gpu.set_rows(slots, stream.s);
+  cu::Graph token = gpu.capture_decode(step, stream.s);
+  auto run = [&](int first, int count) {
+    for (int t = first; t < first + count; ++t) {
+      TEST_CUDA(cudaStreamSynchronize(stream.s));
+      x.upload(embeddings<T>(kHidden, slots, {t, t}));
+      token.launch(stream.s);
+    }
+    gpu.collect(stream.s);
+  };
+  run(0, kTokens);
+  BOOST_TEST(gpu.trace().size() == static_cast<std::size_t>(kCapacity));  // the first records, in order
+  BOOST_TEST(gpu.dropped_trace_records() == static_cast<std::uint64_t>(kRows * kTokens - kCapacity));
+  BOOST_TEST(gpu.trace().token(0).slot == 0);
+  BOOST_TEST(gpu.trace().token(1).slot == 1);
+  BOOST_TEST(gpu.trace().token(4).decode_index == 2);
+  BOOST_TEST(gpu.statistics().tokens() == static_cast<std::uint64_t>(kRows * kTokens));  // counters never drop
+  // After a collect the device buffer has room again.
+  run(kTokens, 2);
+  BOOST_TEST(gpu.trace().size() == static_cast<std::size_t>(kCapacity + kRows * 2));
+  BOOST_TEST(gpu.dropped_trace_records() == static_cast<std::uint64_t>(kRows * kTokens - kCapacity));
+}
+
+namespace {
+
+// A host whose FFN launches on a stream of its own instead of the one it is given: the IF
+// body would hold only the residual kernel, which would add a stale FFN output.
+struct StrayFfnHost : GpuHost<float> {
+  cudaStream_t own = nullptr;
+  StrayFfnHost(Model const& m, int rows) : GpuHost<float>(m, rows) { TEST_CUDA(cudaStreamCreate(&own)); }
+  ~StrayFfnHost() { (void)cudaStreamDestroy(own); }
+  void ffn_block(int layer, Step& s, cu::FfnBatch<float> const& b, cudaStream_t) {
+    GpuHost<float>::ffn_block(layer, s, b, own);
+  }
+};
+
+}  // namespace
+
+BOOST_TEST_DECORATOR(*test::gpu())
+BOOST_AUTO_TEST_CASE(misuse_of_streams_and_rows_is_reported) {
+  Model const model = make_model(3, 16, 9);
+  Stream stream;
+  {
+    StrayFfnHost host(model, 1);
+    using Stack = cu::DecoderStack<StrayFfnHost, Runtime>;
+    cu::StackOptions const options{.stack = {.max_sequences = 1}, .hidden = 16};
+    test::DeviceBuffer<unsigned char> ws(Stack::workspace_bytes(host, options));
+    Stack gpu(host, runtime_policies(), options, ws.get(), ws.size(), stream.s);
+    test::DeviceBuffer<float> x(16);
+    StrayFfnHost::Step step{skipllm::RowView<float>{x.get(), 1, 16, 16}};
+    gpu.set_rows(std::vector<int>{0}, stream.s);
+    BOOST_CHECK_EXCEPTION(gpu.capture_decode(step, stream.s), std::logic_error, [](std::logic_error const& e) {
+      return std::string(e.what()).find("enqueued nothing on the stream it was given") != std::string::npos;
+    });
+    TEST_CUDA(cudaStreamSynchronize(host.own));
+  }
+  GpuHost<float> host(model, 3);
+  using Stack = cu::DecoderStack<GpuHost<float>, Runtime>;
+  cu::StackOptions const options{.stack = {.max_sequences = 3}, .hidden = 16};
+  test::DeviceBuffer<unsigned char> ws(Stack::workspace_bytes(host, options));
+  Stack gpu(host, runtime_policies(), options, ws.get(), ws.size(), stream.s);
+  test::DeviceBuffer<float> x(48);
+  GpuHost<float>::Step step{skipllm::RowView<float>{x.get(), 3, 16, 16}};
+  // Host copies inside a capture: refused.
+  TEST_CUDA(cudaStreamBeginCapture(stream.s, cudaStreamCaptureModeThreadLocal));
+  BOOST_CHECK_THROW(gpu.set_policies(runtime_policies(), stream.s), std::logic_error);
+  BOOST_CHECK_THROW(gpu.record_trace(false, stream.s), std::logic_error);
+  BOOST_CHECK_THROW(gpu.set_rows(std::vector<int>{0}, stream.s), std::logic_error);
+  cudaGraph_t partial = nullptr;
+  TEST_CUDA(cudaStreamEndCapture(stream.s, &partial));
+  if (partial != nullptr) TEST_CUDA(cudaGraphDestroy(partial));
+  // A new warm-up length: refused (the statistics and captured graphs keep the old one).
+  Runtime other = runtime_policies();
+  other.warmup.tokens += 1;
+  BOOST_CHECK_THROW(gpu.set_policies(other, stream.s), std::invalid_argument);
+  // Rows written on the device with a slot twice: reported by collect, counters kept back.
+  std::vector<int> const twice = {1, 1, -1};
+  TEST_CUDA(cudaMemcpy(gpu.row_slots(), twice.data(), sizeof(int) * twice.size(), cudaMemcpyHostToDevice));
+  gpu.set_row_count(3);
+  gpu.begin_sequence(1, stream.s);
+  TEST_CUDA(cudaStreamSynchronize(stream.s));
+  x.upload(embeddings<float>(16, {1, 2, -1}, {0, 0, 0}));
+  gpu.decode(step, stream.s);
+  BOOST_CHECK_EXCEPTION(gpu.collect(stream.s), std::runtime_error, [](std::runtime_error const& e) {
+    return std::string(e.what()).find("1 decode rows named a slot") != std::string::npos;
+  });
+  BOOST_TEST(gpu.statistics().tokens() == 0u);
 }

@@ -60,7 +60,8 @@ bool same_state(skipllm::SkipState const& a, skipllm::SkipState const& b) {
 }
 
 template <class Policies, class T>
-void check_gate(int rows, int layer, int num_layers, bool gather, std::uint32_t seed) {
+// Returns the rows the gate decided to skip (the test must reach the skip path).
+int check_gate(int rows, int layer, int num_layers, bool gather, std::uint32_t seed) {
   using D = cu::device_storage_t<T>;
   constexpr std::int64_t kHidden = 37;  // odd: misaligned rows, head and tail
   int const slots = rows + 3;
@@ -132,6 +133,7 @@ void check_gate(int rows, int layer, int num_layers, bool gather, std::uint32_t 
 
   // The CPU: the same protocol on the same states.
   std::vector<int> expected_rows;
+  int skipped = 0;
   std::vector<bool> in_batch(static_cast<std::size_t>(slots), false);
   for (int r = 0; r < rows; ++r) {
     auto const ru = static_cast<std::size_t>(r);
@@ -149,6 +151,7 @@ void check_gate(int rows, int layer, int num_layers, bool gather, std::uint32_t 
     BOOST_TEST(row_runs[ru] == (skipllm::runs_ffn(d) ? 1 : 0), "row " << r);
     BOOST_TEST(same_state(states_out[static_cast<std::size_t>(slot)], s), "slot " << slot);
     if (skipllm::runs_ffn(d)) expected_rows.push_back(r);
+    skipped += d == skipllm::FfnDecision::kSkip ? 1 : 0;
   }
   // Slots outside the batch were not written.
   skipllm::SkipState sentinel;
@@ -176,6 +179,7 @@ void check_gate(int rows, int layer, int num_layers, bool gather, std::uint32_t 
       }
     }
   }
+  return skipped;
 }
 
 using Bundles = boost::mpl::list<p::RuntimePolicies, p::PaperPolicies, MaskPolicies>;
@@ -184,10 +188,16 @@ using Bundles = boost::mpl::list<p::RuntimePolicies, p::PaperPolicies, MaskPolic
 
 BOOST_TEST_DECORATOR(*test::gpu())
 BOOST_AUTO_TEST_CASE_TEMPLATE(gate_matches_the_cpu_protocol, P, Bundles) {
+  // 24 layers: PaperPolicies keeps 5 cold layers at each end, so layers 5..18 reach its greedy
+  // skip path (at 10 layers every layer was cold and nothing was ever skipped).
   std::uint32_t seed = 1;
+  int skipped = 0;
   for (int rows : {1, 2, 7, 64, 129, 300}) {
-    for (int layer : {0, 1, 3, 5, 8}) { check_gate<P, skipllm::bfloat16_t>(rows, layer, 10, rows > 1, seed++); }
+    for (int layer : {0, 1, 3, 5, 8, 12, 18, 23}) {
+      skipped += check_gate<P, skipllm::bfloat16_t>(rows, layer, 24, rows > 1, seed++);
+    }
   }
+  BOOST_TEST(skipped > 0);
 }
 
 BOOST_TEST_DECORATOR(*test::gpu())

@@ -75,7 +75,9 @@ class BlockGate {
     int const tid = static_cast<int>(threadIdx.x);
     if (tid == 0) storage_.source_row = -1;
     __syncthreads();
-    Policies const policies = *a.policies;
+    // Read in place: a bundle with LayerThresholds is ~1 KiB, which a per-thread copy would
+    // spill to local memory in every thread (tests/device/check_ptx.cmake guards this).
+    Policies const& policies = *a.policies;
     int total = 0;
     for (int base = 0; base < a.rows; base += Threads) {
       int const r = base + tid;

@@ -2,24 +2,23 @@
 //! BlockResidualSimilarity: the residual add after an FFN, fused with the similarity metric,
 //! for one row, by one thread block.
 //!
-//! Every thread walks its share of the row (16-byte vectors where alignment allows), forms
+//! Every thread walks its chunks of the row (16-byte vectors where alignment allows), forms
 //! after = before + f in fp32, stores it back in x's storage type and folds (before, after)
-//! into its own `Metric::Accumulator`. One `cub::BlockReduce` over the accumulators, with
-//! `Metric::combine` as the operator, then gives the row's aggregate; `Metric::finalize` turns
-//! it into the score. The metric is any `SimilarityMetric` (policy/similarity.hpp): the kernel
-//! never knows what it measures.
+//! into its own `Metric::Accumulator`. A fixed pairwise tree over the accumulators, with
+//! `Metric::combine`, then gives the row's aggregate; `Metric::finalize` turns it into the
+//! score. The metric is any `SimilarityMetric` (policy/similarity.hpp): the kernel never knows
+//! what it measures.
 //!
-//! Numerics: the CPU backend sums eight interleaved lanes, this sums one strided run per
-//! thread and then a tree; both are fp32, so scores agree within fp32 reduction error, not
-//! bit for bit, and the stored x agrees bit for bit (the same fp32 add, rounded to nearest
-//! even).
+//! Numerics: the order is row_reduction.cuh's, independent of the row's alignment and
+//! replicated on the host (`gpu_order_aggregate`); the CPU backend sums eight interleaved lanes
+//! instead, so scores agree within `score_difference_bound`, not bit for bit. The stored x
+//! agrees bit for bit (the same fp32 add, rounded to nearest even).
 #pragma once
-
-#include <cub/block/block_reduce.cuh>
 
 #include <cstdint>
 
 #include "../concepts.hpp"
+#include "row_reduction.cuh"
 #include "storage.cuh"
 
 namespace skipllm::cuda {
@@ -56,15 +55,6 @@ struct AddAccumulate {
 
 }  // namespace detail
 
-//! `Metric::combine` as a binary functor, the reduction operator of `cub::BlockReduce`.
-template <class Metric>
-struct CombineAccumulators {
-  __device__ __forceinline__ typename Metric::Accumulator operator()(typename Metric::Accumulator const& a,
-                                                                     typename Metric::Accumulator const& b) const {
-    return Metric::combine(a, b);
-  }
-};
-
 //! Block-wide x <- x + f over one row, returning the metric's aggregate of (x, x + f).
 //!
 //! @tparam Metric  a SimilarityMetric
@@ -82,7 +72,7 @@ class BlockResidualSimilarity {
   using Accumulator = typename Metric::Accumulator;
 
  private:
-  using Reduce = cub::BlockReduce<Accumulator, Threads>;
+  using Reduce = BlockTreeReduce<Metric, Threads>;
 
  public:
   using TempStorage = typename Reduce::TempStorage;
@@ -93,8 +83,9 @@ class BlockResidualSimilarity {
   template <class T>
   __device__ __forceinline__ Accumulator add(T* __restrict__ x, T const* __restrict__ f, std::int64_t n) {
     detail::AddAccumulate<Metric, T> op{x, f, Accumulator{}};
-    for_each_in_row<Threads>(split_row(x, f, n), n, static_cast<int>(threadIdx.x), op);
-    return Reduce(storage_).Reduce(op.acc, CombineAccumulators<Metric>{});
+    RowSplit const split = split_row(x, f, n);
+    for_each_chunk_in_row<Threads>(split.vectorized && split.head == 0, n, static_cast<int>(threadIdx.x), op);
+    return Reduce(storage_).reduce(op.acc);
   }
 
   //! `add`, then the row's score (`Metric::finalize`), valid in thread 0.

@@ -77,7 +77,40 @@ inline void continue_after(cudaStream_t stream, cudaGraphNode_t node) {
 #endif
 }
 
+//! Nodes in `graph` (cudaGraphGetNodes' count).
+inline std::size_t node_count(cudaGraph_t graph) {
+  std::size_t count = 0;
+  check(cudaGraphGetNodes(graph, nullptr, &count), "cudaGraphGetNodes");
+  return count;
+}
+
 }  // namespace detail
+
+//! What went wrong capturing an IF node, from what the capture left: `body_nodes` in its body,
+//! and the capture frontier of the outer stream afterwards (`frontier_count` nodes, and whether
+//! they are just the IF node). nullptr when nothing did. Host logic, tested without a GPU.
+//!  - an empty body: the body enqueued nothing on the stream it was given (its work went to
+//!    another stream, so it ran at capture time or lands outside the node); drivers before
+//!    r570 also hang on an empty body;
+//!  - a frontier that moved: the body enqueued work on the outer, capturing stream, which the
+//!    graph then runs after the node, unconditionally and too late for what follows in the body.
+constexpr char const* if_capture_problem(std::size_t body_nodes, std::size_t frontier_count,
+                                         bool frontier_is_node) noexcept {
+  if (frontier_count != 1 || !frontier_is_node) {
+    return "the IF body enqueued work on the capturing stream instead of the stream it was given";
+  }
+  if (body_nodes == 0) {
+    return "the IF body enqueued nothing on the stream it was given (work on any other stream is not captured "
+           "into the node)";
+  }
+  return nullptr;
+}
+
+//! Nodes captured so far by `stream`, which must be capturing (e.g. a body stream inside
+//! capture_if): lets a caller check that a callback enqueued something on the stream it gave.
+inline std::size_t captured_node_count(cudaStream_t stream) {
+  return detail::node_count(detail::capture_frontier(stream).graph);
+}
 
 //! True when `stream` is capturing into a graph now.
 inline bool is_capturing(cudaStream_t stream) {
@@ -101,7 +134,8 @@ inline cudaGraphConditionalHandle make_conditional_handle(cudaStream_t stream, u
 
 //! Appends an IF node on `handle` to the capture in `stream`, after everything captured so far;
 //! `body(body_stream)` is captured into its body; the capture in `stream` then continues after
-//! the node. Returns the node.
+//! the node. Returns the node. Throws `Error` (cudaErrorStreamCaptureUnjoined) when the body
+//! left its node empty or enqueued on `stream` (if_capture_problem).
 template <class Body>
 cudaGraphNode_t capture_if(cudaStream_t stream, cudaGraphConditionalHandle handle, cudaStream_t body_stream,
                            Body&& body) {
@@ -129,6 +163,10 @@ cudaGraphNode_t capture_if(cudaStream_t stream, cudaGraphConditionalHandle handl
   }
   cudaGraph_t captured = nullptr;
   check(cudaStreamEndCapture(body_stream, &captured), "cudaStreamEndCapture (IF body)");
+  detail::CaptureFrontier const after = detail::capture_frontier(stream);
+  char const* const problem =
+      if_capture_problem(detail::node_count(body_graph), after.count, after.count == 1 && after.nodes[0] == node);
+  if (problem != nullptr) throw Error(cudaErrorStreamCaptureUnjoined, problem);
   return node;
 }
 

@@ -115,6 +115,8 @@ class DecoderLayer {
 
       auto body = [&](cudaStream_t s) {
         host_->ffn_block(layer, step, batch, s);
+        // The residual add below would otherwise hide an ffn_block that enqueued nothing here.
+        if (conditional) check_ffn_captured(layer, captured_node_count(s));
         launch_residual_similarity<metric>(r, rows, s);
       };
       if (conditional) {
@@ -122,6 +124,16 @@ class DecoderLayer {
       } else {
         body(stream);
       }
+    }
+  }
+
+  //! Throws when the FFN of `layer` left no node in its IF body: it launched on a stream other
+  //! than the one it was given, and the residual kernel would add a stale output. Host logic.
+  static void check_ffn_captured(int layer, std::size_t ffn_nodes) {
+    if (ffn_nodes == 0) {
+      throw std::logic_error("skipllm: ffn_block of layer " + std::to_string(layer) +
+                             " enqueued nothing on the stream it was given; launch the FFN on that stream only "
+                             "(work on another stream is not captured into the IF node)");
     }
   }
 

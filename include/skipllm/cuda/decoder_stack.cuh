@@ -49,6 +49,38 @@ struct StackOptions {
   SkipMechanism mechanism = SkipMechanism::kConditionalNode;
 };
 
+//! Throws std::invalid_argument when a policy update changes the warm-up length: the token-end
+//! kernel of every captured graph and the stack's SkipStatistics keep the length the stack was
+//! built with, so counting on would mix two definitions of "after warm-up". Host logic.
+inline void check_same_warmup(int built_with, int update) {
+  if (update != built_with) {
+    throw std::invalid_argument("skipllm: set_policies cannot change the warm-up length (" +
+                                std::to_string(built_with) + " -> " + std::to_string(update) +
+                                " tokens): captured graphs and the statistics keep it; build a new stack");
+  }
+}
+
+//! Throws std::logic_error when `stream` is capturing: `what` copies from host memory, which a
+//! graph would replay from a stale (or freed) host buffer.
+inline void check_not_capturing(cudaStream_t stream, char const* what) {
+  if (is_capturing(stream)) {
+    throw std::logic_error(std::string("skipllm: ") + what +
+                           " copies from host memory and cannot be captured; call it before capturing or "
+                           "launching the step");
+  }
+}
+
+//! Throws std::runtime_error when the device saw rows whose slot was out of range or named twice
+//! in one step (row_slots() written by the engine, which the host cannot check). Host logic.
+inline void check_no_bad_rows(unsigned long long bad_rows) {
+  if (bad_rows != 0) {
+    throw std::runtime_error("skipllm: " + std::to_string(bad_rows) +
+                             " decode rows named a slot out of range or already named by an earlier row of the same "
+                             "step (row_slots() written by the engine); their states raced, so the counters since "
+                             "the last collect are not folded");
+  }
+}
+
 template <class Host, class... P>
 class DecoderStack {
  public:
@@ -121,8 +153,11 @@ class DecoderStack {
   // ------------------------------------------------------------------------------------------
   // Sequences and rows (host calls between steps; not captured)
 
-  //! Uploads new runtime policy parameters (a threshold sweep needs no re-capture).
+  //! Uploads new runtime policy parameters (a threshold sweep needs no re-capture). The warm-up
+  //! length must stay (check_same_warmup); not capturable.
   void set_policies(policies_type const& policies, cudaStream_t stream) {
+    check_not_capturing(stream, "set_policies");
+    check_same_warmup(statistics_.warmup_tokens(), warmup_tokens_of(policies.warmup));
     policies_ = policies;
     check(cudaMemcpyAsync(buffers_.policies, &policies_, sizeof(policies_type), cudaMemcpyHostToDevice, stream),
           "cudaMemcpyAsync(policies)");
@@ -135,12 +170,9 @@ class DecoderStack {
 
   //! The rows of the next decode steps: row r belongs to the sequence in `slots[r]`; a negative
   //! slot marks a padding row (no decision, no FFN, not counted). Checked here, on the host.
+  //! Uploaded only when the rows differ from the last upload: steady decoding copies nothing.
   void set_rows(std::span<int const> slots, cudaStream_t stream) {
-    if (is_capturing(stream)) {
-      throw std::logic_error(
-          "skipllm: set_rows copies from host memory and cannot be captured; call it "
-          "before capturing or launching the step");
-    }
+    check_not_capturing(stream, "set_rows");
     if (slots.size() > static_cast<std::size_t>(buffers_.shape.max_rows)) {
       throw std::invalid_argument("skipllm: decode step has " + std::to_string(slots.size()) +
                                   " rows; the stack was built for at most " + std::to_string(buffers_.shape.max_rows));
@@ -153,19 +185,23 @@ class DecoderStack {
         throw std::invalid_argument("skipllm: slot " + std::to_string(slot) + " appears twice in one decode step");
       seen[s] = true;
     }
+    rows_ = static_cast<int>(slots.size());
+    if (uploaded_ && std::ranges::equal(slots, staged_slots_)) return;
     staged_slots_.assign(slots.begin(), slots.end());
+    uploaded_ = true;
     if (!staged_slots_.empty()) {
       check(cudaMemcpyAsync(buffers_.row_slots, staged_slots_.data(), sizeof(int) * staged_slots_.size(),
                             cudaMemcpyHostToDevice, stream),
             "cudaMemcpyAsync(row_slots)");
     }
-    rows_ = static_cast<int>(slots.size());
   }
 
   //! Device array [max_rows] of row slots, for engines that write it themselves (then call
-  //! `set_row_count`).
+  //! `set_row_count`). The host cannot check such rows: the token-end kernel counts rows with a
+  //! slot out of range or named twice, and `collect` throws when there were any.
   int* row_slots() const noexcept { return buffers_.row_slots; }
   void set_row_count(int rows) {
+    uploaded_ = false;  // the device array may no longer hold what set_rows uploaded
     if (rows < 0 || rows > buffers_.shape.max_rows) {
       throw std::invalid_argument("skipllm: row count " + std::to_string(rows) + " is outside [0, " +
                                   std::to_string(buffers_.shape.max_rows) + "]");
@@ -237,6 +273,7 @@ class DecoderStack {
   //! Turns the device-side trace on or off (only with trace_capacity > 0). Enqueued; takes
   //! effect for later steps without re-capturing.
   void record_trace(bool on, cudaStream_t stream) {
+    check_not_capturing(stream, "record_trace");
     trace_flag_ = on && buffers_.trace.capacity > 0 ? 1ull : 0ull;
     check(cudaMemcpyAsync(buffers_.totals + kTraceEnabled, &trace_flag_, sizeof trace_flag_, cudaMemcpyHostToDevice,
                           stream),
@@ -275,7 +312,8 @@ class DecoderStack {
             "cudaMemcpyAsync(trace scores)");
       check(cudaStreamSynchronize(stream), "cudaStreamSynchronize(collect trace)");
     }
-    // Add first: add_counts validates and throws, and counts it refuses must stay on the device.
+    // Check and add first: both throw, and counts refused must stay on the device.
+    check_no_bad_rows(totals[kBadRows]);
     statistics_.add_counts(to_layer_counts(counts), totals[kTokensAfterWarmup]);
     // Clear what was downloaded (kTraceEnabled, the last total, stays).
     check(cudaMemsetAsync(buffers_.layer_counts, 0, sizeof(unsigned long long) * counts.size(), stream),
@@ -342,7 +380,8 @@ class DecoderStack {
   layer_type layer_;
   SkipStatistics statistics_;
   DecisionTrace trace_;
-  std::vector<int> staged_slots_;
+  std::vector<int> staged_slots_;  //!< what set_rows last uploaded, when `uploaded_`
+  bool uploaded_ = false;
   int rows_ = 0;
   unsigned long long trace_flag_ = 0;
   std::uint64_t dropped_trace_records_ = 0;

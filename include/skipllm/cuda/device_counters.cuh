@@ -21,8 +21,9 @@ enum TotalIndex : int {
   kTokensAfterWarmup = 0,  //!< decoded tokens with decode_index >= the warm-up length
   kTraceCount = 1,         //!< records in the trace buffer
   kTraceDropped = 2,       //!< records that found the trace buffer full
-  kTraceEnabled = 3,       //!< non-zero: append to the trace buffer
-  kNumTotals = 4,
+  kBadRows = 3,            //!< rows whose slot was out of range or taken by an earlier row of the step
+  kTraceEnabled = 4,       //!< non-zero: append to the trace buffer (the last: collect keeps it)
+  kNumTotals = 5,
 };
 
 //! Elements of the layer counters of a `num_layers`-layer model.

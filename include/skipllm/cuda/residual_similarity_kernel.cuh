@@ -20,6 +20,7 @@
 #include "../decision.hpp"
 #include "../row_view.hpp"
 #include "block_residual_similarity.cuh"
+#include "row_reduction.cuh"
 #include "storage.cuh"
 
 namespace skipllm::cuda {
@@ -32,6 +33,14 @@ inline constexpr int kResidualThreadsLarge = 512;
 constexpr int residual_block_threads(std::int64_t hidden, int elem_bytes) noexcept {
   std::int64_t const vectors = (hidden * elem_bytes + kVectorBytes - 1) / kVectorBytes;
   return vectors <= 2 * kResidualThreadsSmall ? kResidualThreadsSmall : kResidualThreadsLarge;
+}
+
+//! The stated CPU/GPU score bound (row_reduction.cuh) for rows of `hidden` elements of
+//! `elem_bytes` bytes, with the block size this kernel uses for them.
+template <class Metric>
+double residual_score_bound(double score, std::int64_t hidden, int elem_bytes) {
+  return score_difference_bound<Metric>(score, hidden, residual_block_threads(hidden, elem_bytes),
+                                        row_chunk_width(elem_bytes));
 }
 
 //! One launch's arguments. `T` is the kernel-side storage type.

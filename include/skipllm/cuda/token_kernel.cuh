@@ -21,6 +21,19 @@
 
 namespace skipllm::cuda {
 
+//! Whether row `r` of a step names a usable slot of its own: negative (padding) is fine; a slot
+//! at or past `num_slots`, or one an earlier row already names, is not (two rows on one slot
+//! race on its state). O(r) per row: steps have a few hundred rows at most. Host and device.
+SKIPLLM_HOST_DEVICE inline bool row_slot_is_bad(int const* row_slots, int r, int num_slots) noexcept {
+  int const slot = row_slots[r];
+  if (slot < 0) return false;
+  if (slot >= num_slots) return true;
+  for (int earlier = 0; earlier < r; ++earlier) {
+    if (row_slots[earlier] == slot) return true;
+  }
+  return false;
+}
+
 //! Threads of the one token-end block.
 inline constexpr int kTokenEndThreads = 256;
 
@@ -45,6 +58,7 @@ SKIPLLM_KERNEL void __launch_bounds__(Threads) token_end_kernel(TokenEndParams c
   __shared__ typename Scan::TempStorage scan;
   __shared__ unsigned long long trace_base;
   __shared__ unsigned int after_warmup;
+  __shared__ unsigned int bad_rows;
   int const tid = static_cast<int>(threadIdx.x);
   auto const active = [&](int r) {
     int const slot = p.row_slots[r];
@@ -68,8 +82,13 @@ SKIPLLM_KERNEL void __launch_bounds__(Threads) token_end_kernel(TokenEndParams c
   if (tid == 0) {
     trace_base = p.totals[kTraceCount];
     after_warmup = 0;
+    bad_rows = 0;
   }
   __syncthreads();
+  // Rows the host could not check (an engine writing row_slots() itself): reported by collect.
+  for (int r = tid; r < p.rows; r += Threads) {
+    if (row_slot_is_bad(p.row_slots, r, p.num_slots)) atomicAdd(&bad_rows, 1u);
+  }
   int appended = 0;
   for (int base = 0; base < p.rows; base += Threads) {
     int const r = base + tid;
@@ -98,6 +117,7 @@ SKIPLLM_KERNEL void __launch_bounds__(Threads) token_end_kernel(TokenEndParams c
   }
   if (tid == 0) {
     p.totals[kTokensAfterWarmup] += after_warmup;
+    p.totals[kBadRows] += bad_rows;
     if (tracing) {
       unsigned long long const room =
           trace_base < static_cast<unsigned long long>(p.trace.capacity) ? p.trace.capacity - trace_base : 0ull;

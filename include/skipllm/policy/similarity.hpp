@@ -9,7 +9,12 @@
 //! *When to use which.* `Cosine` is the paper's metric (cos(h, h + f)). `RelativeUpdate`
 //! scores 1 - |f| / |h|, which also notices an FFN that rescales h without turning it.
 //!
-//! *What it costs.* Three (or two) fused multiply-adds per element on data already in
+//! *Rounding.* Products and sums go through `detail::mul_rn`/`detail::add_rn`, which round each
+//! operation on its own on host and device alike (no FMA contraction, IEEE sqrt and division even under --use_fast_math), so the CPU and GPU
+//! backends form identical per-element terms and differ only in summation order
+//! (cuda/row_reduction.cuh states and tests the bound).
+//!
+//! *What it costs.* Three (or two) multiply-adds per element on data already in
 //! registers; a block reduction of a small aggregate on the GPU.
 //!
 //! A metric is a stateless type with a trivially copyable `Accumulator` and three static
@@ -32,12 +37,15 @@ struct Cosine {
     float after_sq = 0.0f;   //!< sum x_i^2
   };
 
-  SKIPLLM_HOST_DEVICE static constexpr Accumulator accumulate(Accumulator a, float before, float after) noexcept {
-    return {a.dot + before * after, a.before_sq + before * before, a.after_sq + after * after};
+  SKIPLLM_HOST_DEVICE static Accumulator accumulate(Accumulator a, float before, float after) noexcept {
+    using skipllm::detail::add_rn, skipllm::detail::mul_rn;
+    return {add_rn(a.dot, mul_rn(before, after)), add_rn(a.before_sq, mul_rn(before, before)),
+            add_rn(a.after_sq, mul_rn(after, after))};
   }
 
-  SKIPLLM_HOST_DEVICE static constexpr Accumulator combine(Accumulator a, Accumulator b) noexcept {
-    return {a.dot + b.dot, a.before_sq + b.before_sq, a.after_sq + b.after_sq};
+  SKIPLLM_HOST_DEVICE static Accumulator combine(Accumulator a, Accumulator b) noexcept {
+    using skipllm::detail::add_rn;
+    return {add_rn(a.dot, b.dot), add_rn(a.before_sq, b.before_sq), add_rn(a.after_sq, b.after_sq)};
   }
 
   SKIPLLM_HOST_DEVICE static float finalize(Accumulator a) noexcept {
@@ -45,7 +53,8 @@ struct Cosine {
     if (!is_finite(a.dot) || !is_finite(a.before_sq) || !is_finite(a.after_sq)) { return skipllm::detail::quiet_nan(); }
     if (a.before_sq <= 0.0f || a.after_sq <= 0.0f) return skipllm::detail::quiet_nan();
     // sqrt each norm separately: the product before_sq * after_sq overflows far sooner.
-    return a.dot / (skipllm::detail::sqrt(a.before_sq) * skipllm::detail::sqrt(a.after_sq));
+    using skipllm::detail::div_rn, skipllm::detail::mul_rn, skipllm::detail::sqrt;
+    return div_rn(a.dot, mul_rn(sqrt(a.before_sq), sqrt(a.after_sq)));
   }
 };
 
@@ -57,20 +66,23 @@ struct RelativeUpdate {
     float before_sq = 0.0f;  //!< sum h_i^2
   };
 
-  SKIPLLM_HOST_DEVICE static constexpr Accumulator accumulate(Accumulator a, float before, float after) noexcept {
+  SKIPLLM_HOST_DEVICE static Accumulator accumulate(Accumulator a, float before, float after) noexcept {
+    using skipllm::detail::add_rn, skipllm::detail::mul_rn;
     float const update = after - before;
-    return {a.update_sq + update * update, a.before_sq + before * before};
+    return {add_rn(a.update_sq, mul_rn(update, update)), add_rn(a.before_sq, mul_rn(before, before))};
   }
 
-  SKIPLLM_HOST_DEVICE static constexpr Accumulator combine(Accumulator a, Accumulator b) noexcept {
-    return {a.update_sq + b.update_sq, a.before_sq + b.before_sq};
+  SKIPLLM_HOST_DEVICE static Accumulator combine(Accumulator a, Accumulator b) noexcept {
+    using skipllm::detail::add_rn;
+    return {add_rn(a.update_sq, b.update_sq), add_rn(a.before_sq, b.before_sq)};
   }
 
   SKIPLLM_HOST_DEVICE static float finalize(Accumulator a) noexcept {
     if (!is_finite(a.update_sq) || !is_finite(a.before_sq) || a.before_sq <= 0.0f) {
       return skipllm::detail::quiet_nan();
     }
-    return 1.0f - skipllm::detail::sqrt(a.update_sq) / skipllm::detail::sqrt(a.before_sq);
+    using skipllm::detail::add_rn, skipllm::detail::div_rn, skipllm::detail::sqrt;
+    return add_rn(1.0f, -div_rn(sqrt(a.update_sq), sqrt(a.before_sq)));
   }
 };
 
