@@ -269,6 +269,7 @@ void print_generate_report(std::ostream& err, RunSummary const& s, skipllm::Skip
 
 int run_generate(CommandLine const& cl, std::ostream& out, std::ostream& err) {
   GenerateOptions const& o = cl.generate;
+  require_device(o.device);
   RunSummary s;
   s.command = std::string(command_name(cl.command));
   s.options = o;

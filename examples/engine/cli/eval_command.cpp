@@ -139,6 +139,7 @@ bool parse_eval_options(std::vector<std::string> const& raw_args, std::size_t fi
       {"--system", 0, true, [&](OptionArg const& a) { o.system = a.value; }},
       {"--plot", 0, true, [&](OptionArg const& a) { o.plot = file_value(a); }},
       {"--json", 0, true, [&](OptionArg const& a) { o.json = file_value(a); }},
+      {"--device", 0, true, [&](OptionArg const& a) { o.device = parse_device_option(a); }},
       {"--threads", 't', true,
        [&](OptionArg const& a) { o.threads = static_cast<int>(parse_int_option(a, 0, 1'024)); }},
       {"--ctx", 0, true, [&](OptionArg const& a) { o.ctx = static_cast<int>(parse_int_option(a, 2, 1 << 20)); }},
@@ -214,7 +215,8 @@ std::string eval_help_text() {
          "      --paper             the paper's rule with the options above: eval's default (unlike\n"
          "                          generate, eval never picks a shipped config by itself)\n"
          "\n"
-         "Runtime and output:\n"
+         "Runtime and output:\n" +
+         device_option_help() +
          "  -t, --threads N         worker threads, 0 = one per hardware thread (default 0)\n"
          "      --ctx N             context limit in tokens (default 2048)\n"
          "      --json [FILE]       JSON summary (schema skipllm.eval/1); no FILE or - = stdout, the\n"
@@ -286,6 +288,7 @@ void plan_run(EvalOptions const& o, TaskRow const& task, eng::LlamaConfig const&
 
 int run_eval(EvalOptions const& o, std::ostream& out, std::ostream& err) {
   try {
+    require_device(o.device);
     TaskRow const& task = task_row(*o.task);
     for (auto const& w : o.warnings) err << "skipllm: warning: " << w << "\n";
     fs::path const data_file = data_path(o, task);

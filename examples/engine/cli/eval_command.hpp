@@ -33,6 +33,7 @@ struct EvalOptions : PolicyOptions {
   std::optional<std::string> system;  //!< --system: system message (factoid)
   std::optional<std::string> plot;    //!< --plot FILE.svg (profile)
   std::optional<std::string> json;    //!< --json [FILE]; "-" = stdout
+  std::string device = "cpu";         //!< --device: cpu or cuda
   int threads = 0;
   int ctx = 2048;
   bool progress = false;              //!< --progress: the progress bar even when stderr is no TTY

@@ -226,6 +226,7 @@ std::vector<Option> generate_options(GenerateOptions& o) {
   };
   add_policy_options(options, o);
   std::vector<Option> const rest = {
+      {"--device", 0, true, [&o](OptionArg const& g) { o.device = parse_device_option(g); }},
       {"--threads", 't', true, [&o](OptionArg const& g) { o.threads = parse_int<int>(g, 0, 1'024); }},
       {"--ctx", 0, true, [&o](OptionArg const& g) { o.ctx = parse_int<int>(g, 2, 1 << 20); }},
       {"--json", 0, true,
@@ -445,6 +446,17 @@ float parse_float_option(OptionArg const& arg, float lo, float hi, bool open_low
   return parse_float(arg, lo, hi, open_low);
 }
 
+std::string parse_device_option(OptionArg const& arg) {
+  if (arg.value != "cpu" && arg.value != "cuda") {
+    fail(arg, "invalid value '" + arg.value + "' for " + arg.name + ": expected cpu or cuda");
+  }
+  return arg.value;
+}
+
+std::string device_option_help() {
+  return "      --device D          cpu or cuda (default cpu); cuda reports why it cannot run here\n";
+}
+
 void check_policy_options(PolicyOptions const& o, std::set<std::string> const& given, Command command,
                           std::vector<std::string>& warnings) {
   if (o.dense && given.count("--spans-per-token")) {
@@ -510,7 +522,8 @@ std::string help_text(Command command) {
              "  Without --config, --paper or any policy option, the default model (SmolLM2-135M-Instruct)\n"
              "  uses its shipped calibrated config (examples/engine/configs/smollm2-135m-instruct.json).\n"
              "\n"
-             "Runtime:\n"
+             "Runtime:\n" +
+             device_option_help() +
              "  -t, --threads N         worker threads, 0 = one per hardware thread (default 0)\n"
              "      --ctx N             context length in tokens (default 2048, at most the model's)\n"
              "\n"

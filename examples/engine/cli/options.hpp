@@ -63,8 +63,9 @@ struct GenerateOptions : PolicyOptions {
   std::set<std::string> given_options;  //!< long names of the options given (for the overrides)
 
   // Runtime.
-  int threads = 0;  //!< 0: one per hardware thread
-  int ctx = 2048;   //!< clamped to the model's context length
+  std::string device = "cpu";  //!< --device: cpu or cuda
+  int threads = 0;             //!< 0: one per hardware thread
+  int ctx = 2048;              //!< clamped to the model's context length
 
   // Outputs ("-" = stdout, which then carries no streamed text).
   std::optional<std::string> json;
@@ -158,6 +159,10 @@ bool parse_option_list(std::vector<std::string> const& args, std::size_t first, 
 //! Value checks; they throw UsageError naming the option and the value.
 std::int64_t parse_int_option(OptionArg const& arg, std::int64_t lo, std::int64_t hi);
 float parse_float_option(OptionArg const& arg, float lo, float hi, bool open_low = false);
+//! --device: "cpu" or "cuda".
+std::string parse_device_option(OptionArg const& arg);
+//! The help line of --device.
+std::string device_option_help();
 
 //! " (see 'skipllm COMMAND --help')".
 std::string help_hint(Command command);

@@ -9,9 +9,17 @@
 #include <skipllm/config.hpp>
 
 #include "cli/commands.hpp"
+#include "cuda/device.hpp"
 #include "format/model_cache.hpp"
 
 namespace skipllm::cli {
+
+void require_device(std::string const& device) {
+  if (device != "cuda") return;
+  if (std::optional<std::string> const problem = engine::cuda_device_problem()) {
+    throw std::runtime_error("--device cuda: " + *problem);
+  }
+}
 
 namespace fs = std::filesystem;
 namespace eng = skipllm::engine;

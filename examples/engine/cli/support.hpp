@@ -21,6 +21,10 @@ struct Failure {
   std::string message;
 };
 
+//! Throws std::runtime_error, before any model is read, when `device` ("cpu" or "cuda") cannot
+//! run here: "--device cuda: " and why (built without CUDA, no driver, no device, ...).
+void require_device(std::string const& device);
+
 //! The model path for -m (or its absence): explicit and $SKIPLLM_MODEL paths must exist; the
 //! cached default is downloaded when missing. Throws Failure.
 std::filesystem::path find_model(std::optional<std::string> const& explicit_path, std::ostream& err);

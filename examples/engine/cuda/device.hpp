@@ -1,0 +1,14 @@
+// Whether `--device cuda` can run on this machine, for the command line. Plain C++: the CUDA
+// build implements it in device_probe.cu, a build without CUDA in device_none.cpp.
+#pragma once
+
+#include <optional>
+#include <string>
+
+namespace skipllm::engine {
+
+//! Why decoding on a CUDA device is not possible here (built without CUDA, no driver, no device,
+//! an unusable driver, ...), as a sentence; nothing when it is.
+std::optional<std::string> cuda_device_problem();
+
+}  // namespace skipllm::engine
