@@ -11,6 +11,12 @@
 //   3. the fused residual add + similarity kernel vs a plain residual add, hidden 576 to 8192.
 //   4. the gate kernel (decisions + compaction + gather) vs batch size 1..64, against the dense
 //      FFN step at the same batch.
+//   5. whole decode steps of 7B- and 8B-shaped models (attention stand-in + SwiGLU FFN, 32
+//      layers, weights generated on the device): dense tok/s and share of copy bandwidth,
+//      gated/dense with nothing skipped, and speedups at forced 10/20/25/30% skipping against
+//      the byte-ideal, at batch 1, 2, 4, 8 and 16.
+//   6. batch-1 GEMV over fp16 weights (dequantized at load) vs over Q4_1 blocks dequantized in
+//      registers, at 7B matrix shapes.
 //
 //   gpu_micro [--out DIR] [--commit SHA] [--reps N] [--quick]
 // Writes DIR/gpu_micro_<date>.md (default DIR: benchmarks/results) and prints it.
@@ -25,6 +31,7 @@
 #include <fstream>
 #include <functional>
 #include <iostream>
+#include <memory>
 #include <random>
 #include <sstream>
 #include <string>
@@ -522,6 +529,257 @@ std::string today() {
   return buf;
 }
 
+// ---------------------------------------------------------------------------------------------
+// 5. Whole decode steps of 7B/8B-shaped models with forced skipping, batch 1 to 16
+
+// A model shape: the FFN (SwiGLU) and the attention projections' weight rows (q, k, v, o
+// stacked: 4 hidden for multi-head 7B, 2.5 hidden for the grouped-query 8B).
+struct ModelShape {
+  char const* name;
+  int hidden, ffn, attention_rows;
+};
+
+// The attention stand-in: its projections' weights read once per step (one cuBLAS GEMM over
+// [attention_rows, hidden]) and the first `hidden` outputs added to x. No KV cache: at the short
+// contexts of this benchmark the cache is a few MiB against GiBs of weights.
+template <class D>
+struct AttentionStandIn {
+  int hidden, rows_out;
+  std::vector<std::unique_ptr<Buffer>> w;
+  Buffer out, workspace;
+  cublasHandle_t handle = nullptr;
+
+  AttentionStandIn(int hidden_, int rows_out_, int layers, int max_rows)
+      : hidden(hidden_),
+        rows_out(rows_out_),
+        out(std::size_t(max_rows) * rows_out_ * sizeof(D)),
+        workspace(std::size_t{32} << 20) {
+    for (int l = 0; l < layers; ++l) {
+      w.push_back(std::make_unique<Buffer>(std::size_t(rows_out) * hidden * sizeof(D)));
+      randomize<D>(*w.back(), 31u * unsigned(l) + 7);
+    }
+    check_cublas(cublasCreate(&handle), "cublasCreate");
+  }
+  ~AttentionStandIn() { (void)cublasDestroy(handle); }
+  std::size_t weight_bytes_per_layer() const { return std::size_t(rows_out) * hidden * sizeof(D); }
+
+  void enqueue(int l, skipllm::RowView<D> x, cudaStream_t s) {
+    check_cublas(cublasSetStream(handle, s), "cublasSetStream");
+    check_cublas(cublasSetWorkspace(handle, workspace.get(), workspace.bytes()), "cublasSetWorkspace");
+    float const one = 1.0f, zero = 0.0f;
+    int const rows = static_cast<int>(x.rows);
+    check_cublas(cublasGemmEx(handle, CUBLAS_OP_T, CUBLAS_OP_N, rows_out, rows, hidden, &one, w[std::size_t(l)]->get(),
+                              CublasFfn<D>::kType, hidden, x.data, CublasFfn<D>::kType, static_cast<int>(x.stride),
+                              &zero, out.get(), CublasFfn<D>::kType, rows_out, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                 "cublasGemmEx(attention)");
+    launch_plain_add<D>(x, skipllm::RowView<D const>{out.get<D>(), x.rows, hidden, rows_out}, s);
+  }
+};
+
+template <class D>
+struct DecodeHost {
+  struct Step {
+    skipllm::RowView<D> x;
+  };
+  AttentionStandIn<D>* attention;
+  CublasFfn<D>* ffn;
+  int num_layers() const { return ffn->layers; }
+  void attention_block(int l, Step& s, cudaStream_t stream) { attention->enqueue(l, s.x, stream); }
+  void ffn_block(int l, Step&, cu::FfnBatch<D> const& b, cudaStream_t s) {
+    ffn->enqueue(l, b.input.data, b.input.stride, b.output.data, b.output.stride, b.max_rows, s);
+  }
+  skipllm::RowView<D> residual(Step& s) { return s.x; }
+};
+
+// `skipped` of `layers` layers, spread evenly: what a StaticMask forces every row to skip.
+SkipAll forced_skip(int layers, int skipped) {
+  SkipAll policies;
+  for (int i = 0; i < skipped; ++i) policies.skip.layers.insert((2 * i + 1) * layers / (2 * skipped));
+  return policies;
+}
+
+template <class D>
+void bench_decode(Report& rep, Options const& o, cudaStream_t stream, double copy_bw, ModelShape const& shape) {
+  int const layers = o.quick ? 8 : 32;
+  constexpr int kMaxRows = 16;
+  CublasFfn<D> ffn(shape.hidden, shape.ffn, layers, kMaxRows);
+  AttentionStandIn<D> attention(shape.hidden, shape.attention_rows, layers, kMaxRows);
+  Buffer x(std::size_t(kMaxRows) * shape.hidden * sizeof(D)), f(std::size_t(kMaxRows) * shape.hidden * sizeof(D));
+  randomize<D>(x, 3);
+  BENCH_CUDA(cudaDeviceSynchronize());
+  double const a_bytes = double(attention.weight_bytes_per_layer()) * layers;
+  double const f_bytes = double(ffn.weight_bytes_per_layer());
+  std::vector<int> const percents = {10, 20, 25, 30};
+
+  for (int rows : {1, 2, 4, 8, 16}) {
+    skipllm::RowView<D> const xv{x.get<D>(), rows, shape.hidden, shape.hidden};
+    skipllm::RowView<D const> const fv{f.get<D>(), rows, shape.hidden, shape.hidden};
+    for (int l = 0; l < layers; ++l) {  // warm up every cuBLAS call before any capture
+      attention.enqueue(l, xv, stream);
+      ffn.enqueue(l, x.get<D>(), shape.hidden, f.get<D>(), shape.hidden, rows, stream);
+    }
+    BENCH_CUDA(cudaStreamSynchronize(stream));
+    cu::Graph plain = cu::capture_graph(stream, [&](cudaStream_t s) {
+      for (int l = 0; l < layers; ++l) {
+        attention.enqueue(l, xv, s);
+        ffn.enqueue(l, x.get<D>(), shape.hidden, f.get<D>(), shape.hidden, rows, s);
+        launch_plain_add<D>(xv, fv, s);
+      }
+    });
+
+    // One stack per forced rate (0% first): each graph reads its own policies.
+    DecodeHost<D> host{&attention, &ffn};
+    using Stack = cu::DecoderStack<DecodeHost<D>, SkipAll>;
+    cu::StackOptions const options{.stack = {.max_sequences = rows}, .hidden = shape.hidden};
+    std::vector<int> slots(static_cast<std::size_t>(rows));
+    for (int r = 0; r < rows; ++r) slots[std::size_t(r)] = r;
+    typename DecodeHost<D>::Step step{xv};
+    std::vector<std::unique_ptr<Buffer>> workspaces;
+    std::vector<std::unique_ptr<Stack>> stacks;
+    std::vector<cu::Graph> graphs;
+    std::vector<int> skipped = {0};
+    for (int pct : percents) skipped.push_back((pct * layers + 50) / 100);
+    for (int k : skipped) {
+      workspaces.push_back(std::make_unique<Buffer>(Stack::workspace_bytes(host, options)));
+      stacks.push_back(std::make_unique<Stack>(host, forced_skip(layers, k), options, workspaces.back()->get(),
+                                               workspaces.back()->bytes(), stream));
+      for (int r = 0; r < rows; ++r) stacks.back()->begin_sequence(r, stream);
+      stacks.back()->set_rows(slots, stream);
+      graphs.push_back(stacks.back()->capture_decode(step, stream));
+    }
+    std::vector<cu::Graph const*> arms = {&plain};
+    for (auto const& g : graphs) arms.push_back(&g);
+    auto const t = time_arms(arms, stream, o.quick ? 10 : std::max(20, o.reps / 8));
+
+    double const dense_bytes = a_bytes + f_bytes * layers;
+    char line[768];
+    int n = std::snprintf(line, sizeof line, "| %s | %d | %.1f | %.1f%% | **%.3f** |", shape.name, rows, rows / t[0],
+                          100.0 * dense_bytes / t[0] / copy_bw, t[1] / t[0]);
+    for (std::size_t i = 1; i < skipped.size(); ++i) {
+      double const ideal = dense_bytes / (a_bytes + f_bytes * (layers - skipped[i]));
+      double const speedup = t[0] / t[i + 1];
+      n += std::snprintf(line + n, sizeof line - std::size_t(n), " %.3f / %.3f (%.0f%%) |", speedup, ideal,
+                         100.0 * (speedup - 1.0) / (ideal - 1.0));
+    }
+    rep.md << line << "\n";
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. Weights at batch 1: fp16 dequantized at load vs Q4_1 dequantized inside the GEMV
+
+// ggml's Q4_1 block: 32 weights w = d * q + m, q in 0..15, two per byte (low nibbles are
+// weights 0..15, high nibbles 16..31). 20 bytes.
+struct BlockQ4_1 {
+  __half d, m;
+  unsigned char qs[16];
+};
+static_assert(sizeof(BlockQ4_1) == 20);
+
+__global__ void fill_q4_1(BlockQ4_1* blocks, std::size_t n, unsigned seed) {
+  for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < n;
+       i += std::size_t(gridDim.x) * blockDim.x) {
+    unsigned h = static_cast<unsigned>(i) * 2654435761u ^ seed;
+    BlockQ4_1 b;
+    b.d = __float2half_rn(0.002f + 0.001f * float(h & 7));
+    b.m = __float2half_rn(-0.016f);
+    for (int j = 0; j < 16; ++j) {
+      h = h * 1664525u + 1013904223u;
+      b.qs[j] = static_cast<unsigned char>(h >> 24);
+    }
+    blocks[i] = b;
+  }
+}
+
+// y[r] = W[r] . x, one warp per output row. fp16 weights: 16-byte loads of 8 weights.
+template <int Warps>
+__global__ void __launch_bounds__(Warps * 32) gemv_f16(__half const* w, float const* x, float* y, int rows, int cols) {
+  int const lane = static_cast<int>(threadIdx.x) % 32;
+  int const r = static_cast<int>(blockIdx.x) * Warps + static_cast<int>(threadIdx.x) / 32;
+  if (r >= rows) return;
+  __half const* wr = w + std::size_t(r) * cols;
+  float acc = 0;
+  for (int k = lane * 8; k + 8 <= cols; k += 32 * 8) {
+    cu::Vector<__half> const wv = *reinterpret_cast<cu::Vector<__half> const*>(wr + k);
+#pragma unroll
+    for (int j = 0; j < 8; ++j) acc += __half2float(wv.v[j]) * x[k + j];
+  }
+  for (int o = 16; o > 0; o /= 2) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+  if (lane == 0) y[r] = acc;
+}
+
+// The same product reading Q4_1 blocks: each lane dequantizes whole blocks in registers.
+template <int Warps>
+__global__ void __launch_bounds__(Warps * 32)
+    gemv_q4_1(BlockQ4_1 const* w, float const* x, float* y, int rows, int cols) {
+  int const lane = static_cast<int>(threadIdx.x) % 32;
+  int const r = static_cast<int>(blockIdx.x) * Warps + static_cast<int>(threadIdx.x) / 32;
+  if (r >= rows) return;
+  int const blocks = cols / 32;
+  BlockQ4_1 const* wr = w + std::size_t(r) * blocks;
+  float acc = 0;
+  for (int b = lane; b < blocks; b += 32) {
+    BlockQ4_1 const blk = wr[b];
+    float const d = __half2float(blk.d), m = __half2float(blk.m);
+    float const* xb = x + b * 32;
+    float dot = 0, sum = 0;
+#pragma unroll
+    for (int j = 0; j < 16; ++j) {
+      float const lo = float(blk.qs[j] & 15), hi = float(blk.qs[j] >> 4);
+      dot += lo * xb[j] + hi * xb[j + 16];
+      sum += xb[j] + xb[j + 16];
+    }
+    acc += d * dot + m * sum;
+  }
+  for (int o = 16; o > 0; o /= 2) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+  if (lane == 0) y[r] = acc;
+}
+
+void bench_weight_formats(Report& rep, Options const& o, cudaStream_t stream, double copy_bw) {
+  constexpr int kWarps = 4;
+  struct Shape {
+    char const* name;
+    int rows, cols;
+  };
+  int const layers = o.quick ? 4 : 16;  // enough weights per graph to leave the L2 cache behind
+  for (Shape const shape : {Shape{"FFN gate/up 7B", 2 * 11008, 4096}, Shape{"FFN down 7B", 4096, 11008},
+                            Shape{"attention q 7B", 4096, 4096}}) {
+    std::size_t const elems = std::size_t(shape.rows) * shape.cols;
+    std::vector<std::unique_ptr<Buffer>> f16, q41;
+    for (int l = 0; l < layers; ++l) {
+      f16.push_back(std::make_unique<Buffer>(elems * sizeof(__half)));
+      randomize<__half>(*f16.back(), 11u * unsigned(l) + 1);
+      q41.push_back(std::make_unique<Buffer>(elems / 32 * sizeof(BlockQ4_1)));
+      fill_q4_1<<<1024, 256, 0, stream>>>(q41.back()->get<BlockQ4_1>(), elems / 32, 13u * unsigned(l) + 2);
+      BENCH_CUDA(cudaGetLastError());
+    }
+    Buffer x(std::size_t(shape.cols) * sizeof(float)), y(std::size_t(shape.rows) * sizeof(float));
+    BENCH_CUDA(cudaMemsetAsync(x.get(), 0, x.bytes(), stream));
+    BENCH_CUDA(cudaStreamSynchronize(stream));
+    unsigned const grid = static_cast<unsigned>((shape.rows + kWarps - 1) / kWarps);
+    cu::Graph dense = cu::capture_graph(stream, [&](cudaStream_t s) {
+      for (auto const& w : f16) {
+        gemv_f16<kWarps>
+            <<<grid, kWarps * 32, 0, s>>>(w->get<__half>(), x.get<float>(), y.get<float>(), shape.rows, shape.cols);
+      }
+    });
+    cu::Graph quant = cu::capture_graph(stream, [&](cudaStream_t s) {
+      for (auto const& w : q41) {
+        gemv_q4_1<kWarps>
+            <<<grid, kWarps * 32, 0, s>>>(w->get<BlockQ4_1>(), x.get<float>(), y.get<float>(), shape.rows, shape.cols);
+      }
+    });
+    auto const t = time_arms({&dense, &quant}, stream, o.quick ? 20 : std::max(50, o.reps / 4));
+    double const f16_bytes = double(elems) * sizeof(__half) * layers;
+    double const q41_bytes = double(elems / 32) * sizeof(BlockQ4_1) * layers;
+    char line[512];
+    std::snprintf(line, sizeof line, "| %s | %d x %d | %.1f | %.1f%% | %.1f | %.1f%% | **%.3f** |\n", shape.name,
+                  shape.rows, shape.cols, 1e6 * t[0] / layers, 100.0 * f16_bytes / t[0] / copy_bw, 1e6 * t[1] / layers,
+                  100.0 * q41_bytes / t[1] / copy_bw, t[1] / t[0]);
+    rep.md << line;
+  }
+}
+
 Options parse(int argc, char** argv) {
   Options o;
   for (int i = 1; i < argc; ++i) {
@@ -601,6 +859,33 @@ int main(int argc, char** argv) try {
          << "Half the rows run. Against one dense cuBLAS FFN step (7B shape) at the same batch.\n\n"
          << "| rows | gate us | dense FFN us | gate / FFN |\n|---|---|---|---|\n";
   bench_compaction<__nv_bfloat16>(rep, o, stream);
+
+  rep.md
+      << "\n## 5. Whole decode steps with forced skipping (bf16, " << (o.quick ? 8 : 32)
+      << " layers, synthetic weights generated on the device)\n\n"
+      << "Per layer: an attention stand-in (one cuBLAS GEMM over the q/k/v/o weights, no KV cache) and the SwiGLU "
+         "FFN.\n"
+      << "dense = the plain graph without skipllm; gated = cuda::DecoderStack with nothing skipped; then a StaticMask\n"
+      << "forcing every row to skip 10/20/25/30% of the FFNs. Cells: speedup over dense / byte-ideal speedup\n"
+      << "(weight bytes of dense over weight bytes read) (share of the ideal gain reached). Every row skips the same\n"
+      << "layers here; at batch >= 2 the FFN runs whenever any row runs (docs/cuda.md), so mixed decisions save\n"
+      << "nothing. Goals: dense >= 75% of copy bandwidth at batch 1; gated/dense <= 1.02; >= 90% of the ideal at\n"
+      << "25%; never slower than dense at batch 2-16.\n\n"
+      << "| model | batch | dense tok/s | dense % of copy BW | gated / dense | 10% | 20% | 25% | 30% |\n"
+      << "|---|---|---|---|---|---|---|---|---|\n";
+  bench_decode<__nv_bfloat16>(rep, o, stream, bw, {"7B (MHA)", 4096, 11008, 4 * 4096});
+  bench_decode<__nv_bfloat16>(rep, o, stream, bw, {"8B (GQA)", 4096, 14336, 4096 * 5 / 2});
+
+  rep.md
+      << "\n## 6. Weights at batch 1: fp16 dequantized at load vs Q4_1 dequantized in the GEMV\n\n"
+      << "The choice a GPU engine makes for a Q4_1 GGUF (the default model's type): expand to fp16 at load (3.6x the\n"
+      << "bytes, plain loads) or read the 20-byte blocks and dequantize in registers. One warp per output row, fp32\n"
+      << "activations, " << (o.quick ? 4 : 16)
+      << " distinct weight matrices per graph. Bandwidth shares count the bytes each\n"
+      << "format reads.\n\n"
+      << "| matrix | shape | fp16 us | fp16 % of copy BW | Q4_1 us | Q4_1 % of copy BW | Q4_1 / fp16 time |\n"
+      << "|---|---|---|---|---|---|---|\n";
+  bench_weight_formats(rep, o, stream, bw);
 
   std::string const text = rep.md.str();
   std::cout << text;
