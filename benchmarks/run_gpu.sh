@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The GPU run in one command, on a machine with a CUDA device (nvcc >= 12.4 unless a build
-# directory made elsewhere is given):
-#   configure with CUDA for the device's architecture -> build every CUDA test and gpu_micro ->
+# directory made elsewhere is given) and the default model (SmolLM2-135M-Instruct.Q4_1.gguf in
+# ~/.cache/skipllm/models, or SKIPLLM_MODEL; the machine may have no network):
+#   configure with CUDA for the device's architecture -> build every CUDA test, the engine's
+#   CUDA test against the CPU engine, and gpu_micro ->
 #   ctest -L 'gpu|cuda' (every GPU test must run: a skipped one fails the run) -> gpu_micro
 #   (synthetic 7B/8B-shaped weights generated on the device) -> one results file.
 # Writes benchmarks/results/gpu_run_<date>.md (device, driver, date, commit, the tests' summary and
@@ -10,7 +12,8 @@
 # benchmark still runs after a test failure, so one run gives both).
 #   SKIPLLM_BUILD_DIR   build directory (default: build-gpu)
 #   SKIPLLM_BUILD_ONLY=1  configure and build, then stop: prepares SKIPLLM_BUILD_DIR on a machine
-#                       without a GPU (set SKIPLLM_CUDA_ARCHS to the target's, e.g. 90)
+#                       without a GPU (set SKIPLLM_CUDA_ARCHS to the target's, e.g. 90, and
+#                       SKIPLLM_MODEL to the model's path on the GPU machine: the test keeps it)
 #   SKIPLLM_PREBUILT=1  use SKIPLLM_BUILD_DIR as it is (built on another machine): no configure,
 #                       no build
 #   SKIPLLM_JOBS        parallel jobs (default: number of cores)
@@ -29,7 +32,8 @@ if [ -n "$(git -C "$root" status --porcelain --untracked-files=no 2>/dev/null)" 
 
 # Every CUDA test target; ctest then runs the labels gpu and cuda.
 targets=(unit_cuda_host_side device_ptx_default device_ptx_fast_math gpu_residual_similarity gpu_gate
-         gpu_conditional_node gpu_decoder_stack gpu_micro)
+         gpu_conditional_node gpu_decoder_stack engine_gpu_cuda_generator gpu_micro)
+model=${SKIPLLM_MODEL:-$HOME/.cache/skipllm/models/SmolLM2-135M-Instruct.Q4_1.gguf}
 
 say() { echo "run_gpu: $*" >&2; }
 elapsed() { echo $(($(date +%s) - started)); }
@@ -49,13 +53,19 @@ fi
 archs=${archs:-80;90}
 say "device: $device; commit $commit"
 
+if [ "$build_only" != 1 ] && [ ! -f "$model" ]; then
+  say "the default model is missing: $model (copy it there or set SKIPLLM_MODEL); the engine's GPU test needs it"
+  exit 2
+fi
+
 if [ "${SKIPLLM_PREBUILT:-0}" = 1 ]; then
   [ -f "$build/CMakeCache.txt" ] || { say "SKIPLLM_PREBUILT=1 but $build holds no build"; exit 2; }
   say "using the build in $build as it is"
 else
   [ "${SKIPLLM_NO_DEPS:-0}" = 1 ] || "$root/tests/deps.sh"
   cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DSKIPLLM_ENABLE_CUDA=ON -DSKIPLLM_BUILD_TESTS=ON \
-        -DSKIPLLM_BUILD_EXAMPLES=OFF -DSKIPLLM_BUILD_BENCHMARKS=ON "-DCMAKE_CUDA_ARCHITECTURES=$archs"
+        -DSKIPLLM_BUILD_EXAMPLES=ON -DSKIPLLM_BUILD_BENCHMARKS=ON "-DCMAKE_CUDA_ARCHITECTURES=$archs" \
+        "-DSKIPLLM_TEST_MODEL=$model"
   cmake --build "$build" -j "$jobs" --target "${targets[@]}"
   say "built in $(elapsed) s"
 fi
@@ -66,7 +76,7 @@ fi
 
 status=0
 log=$(mktemp)
-ctest --test-dir "$build" -L 'gpu|cuda' --output-on-failure 2>&1 | tee "$log" || status=1
+SKIPLLM_MODEL=$model ctest --test-dir "$build" -L 'gpu|cuda' --output-on-failure 2>&1 | tee "$log" || status=1
 # A skipped GPU test means the device was not used: the run proves nothing, so it fails.
 if grep -q "(Skipped)" "$log"; then
   say "GPU tests were skipped (no usable device from the tests' point of view):"
@@ -74,7 +84,8 @@ if grep -q "(Skipped)" "$log"; then
   status=1
 fi
 # The measured near-threshold CPU/GPU differences (reported, not hidden).
-near_tau=$(grep -hE "near-t(au|hreshold)|batched|graph replay" "$build/Testing/Temporary/LastTest.log" 2>/dev/null || true)
+near_tau=$(grep -hE "near-t(au|hreshold)|batched|graph replay|greedy tokens|fp16 weights|skipping on" \
+  "$build/Testing/Temporary/LastTest.log" 2>/dev/null || true)
 
 mkdir -p "$results"
 bench_status=0

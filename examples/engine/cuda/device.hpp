@@ -7,8 +7,8 @@
 
 namespace skipllm::engine {
 
-//! Why decoding on a CUDA device is not possible here (built without CUDA, no driver, no device,
-//! an unusable driver, ...), as a sentence; nothing when it is.
+//! Why no CUDA device can be used here (built without CUDA, no driver, no device, an unusable
+//! driver), as a sentence; nothing when one can.
 std::optional<std::string> cuda_device_problem();
 
 }  // namespace skipllm::engine

@@ -1,4 +1,4 @@
-// A tiny LLaMA model written as GGUF bytes in memory: 2 layers, width 8, 2 query heads and 1
+// A tiny LLaMA model written as GGUF bytes in memory: 2 layers (or spec.layers), width 8, 2 query heads and 1
 // KV head, FFN 16, a 16-token vocabulary ("a".."p", byte-level BPE without merges), context 32,
 // F32 weights from a fixed formula. Small enough to build per test, so the engine's handling of
 // bad runtime input (long prompts, a full KV cache, bad token ids, NaN weights) is tested without
@@ -21,6 +21,7 @@ namespace engine_test {
 
 struct TinyLlamaSpec {
   int context_length = 32;
+  int layers = 2;
   //! The tensor whose element `poisoned_element` is replaced by `poison_value`, when given.
   std::optional<std::string> poisoned_tensor;
   float poison_value = std::numeric_limits<float>::quiet_NaN();
@@ -29,7 +30,8 @@ struct TinyLlamaSpec {
 
 //! The GGUF v3 bytes of the tiny model.
 inline std::string tiny_llama_gguf(TinyLlamaSpec const& spec = {}) {
-  constexpr int kLayers = 2, kEmbd = 8, kHeads = 2, kKvHeads = 1, kFf = 16, kVocab = 16;
+  int const kLayers = spec.layers;
+  constexpr int kEmbd = 8, kHeads = 2, kKvHeads = 1, kFf = 16, kVocab = 16;
   constexpr int kKvDim = kEmbd / kHeads * kKvHeads;
   constexpr std::uint32_t kU32 = 4, kF32 = 6, kString = 8, kArray = 9;
 
@@ -80,7 +82,7 @@ inline std::string tiny_llama_gguf(TinyLlamaSpec const& spec = {}) {
   str("general.architecture");
   raw(kString);
   str("llama");
-  meta_u32("llama.block_count", kLayers);
+  meta_u32("llama.block_count", static_cast<std::uint32_t>(kLayers));
   meta_u32("llama.embedding_length", kEmbd);
   meta_u32("llama.attention.head_count", kHeads);
   meta_u32("llama.attention.head_count_kv", kKvHeads);

@@ -1,0 +1,205 @@
+// The engine's CUDA decoding (examples/engine/cuda/cuda_generator.hpp) against the CPU engine
+// (model/generator.hpp), on the real default model and on tiny synthetic models of odd and even
+// depth. Label gpu: every case skips with "no CUDA device: SKIPPED (reason)" where there is no
+// usable device, and the real-model cases need SKIPLLM_MODEL as the other engine tests do.
+//
+// Stated tolerances (the first GPU run measures the actual differences and reports them):
+//   fp32 weights, dense: greedy tokens identical for 32 steps; every logit within
+//     kLogitTolerance * max(1, max |logit|) of the CPU's (same dequantized weights, different
+//     summation orders and expf);
+//   fp16 weights, dense: the prompt's top token identical, logits within kHalfLogitTolerance *
+//     max(1, max |logit|) (fp16 rounds every weight by up to 2^-11 relative);
+//   skipping (fp32): both engines fed the same tokens; decisions identical except where the
+//     deciding score (the previous layer's) of either lies within kTauBand of tau.
+#define BOOST_TEST_MODULE engine_cuda_generator
+#include <boost/test/unit_test.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "cuda/cuda_generator.hpp"
+#include "cuda/device.hpp"
+#include "engine_test_support.hpp"
+#include "eval/calibrate.hpp"
+#include "eval/generation.hpp"
+#include "format/gguf.hpp"
+#include "format/tokenizer.hpp"
+#include "model/generator.hpp"
+#include "model/thread_pool.hpp"
+#include "model/tiny_llama.hpp"
+
+namespace eng = skipllm::engine;
+namespace pol = skipllm::policy;
+
+namespace {
+
+constexpr float kLogitTolerance = 2e-3f;
+constexpr float kHalfLogitTolerance = 5e-2f;
+constexpr float kTau = 0.95f;
+constexpr float kTauBand = 1e-3f;
+constexpr int kSteps = 32;
+constexpr int kContext = 256;
+
+boost::test_tools::assertion_result has_device(boost::unit_test::test_unit_id) {
+  if (std::optional<std::string> const problem = eng::cuda_device_problem()) {
+    boost::test_tools::assertion_result r(false);
+    r.message() << "no CUDA device: SKIPPED (" << *problem << ")";
+    return r;
+  }
+  return true;
+}
+
+// A missing model skips too, and says so in the words run_gpu.sh counts as a skip.
+boost::test_tools::assertion_result has_device_and_model(boost::unit_test::test_unit_id id) {
+  boost::test_tools::assertion_result const device = has_device(id);
+  if (!device) return device;
+  boost::test_tools::assertion_result const model = engine_test::model_available(id);
+  if (!model) {
+    boost::test_tools::assertion_result r(false);
+    r.message() << "no model: SKIPPED (" << model.message() << ")";
+    return r;
+  }
+  return true;
+}
+
+std::size_t argmax(std::span<float const> v) {
+  return static_cast<std::size_t>(std::max_element(v.begin(), v.end()) - v.begin());
+}
+
+// max |a - b| / max(1, max |b|).
+float relative_logit_difference(std::span<float const> a, std::span<float const> b) {
+  float diff = 0, scale = 1;
+  for (std::size_t i = 0; i < b.size(); ++i) {
+    diff = std::max(diff, std::fabs(a[i] - b[i]));
+    scale = std::max(scale, std::fabs(b[i]));
+  }
+  return diff / scale;
+}
+
+pol::ConfigurablePolicies dense_policies(int layers) {
+  return eng::eval::dense_version(eng::calibrate::greedy_policy(kTau, 8, 1, {}, layers, 16, 6));
+}
+
+// Dense greedy decoding on both engines from `prompt`; checks tokens and logits step by step.
+void check_dense_greedy(eng::LlamaModel const& model, std::vector<std::int32_t> const& prompt, int steps,
+                        eng::DeviceWeights weights) {
+  int const layers = model.config().n_layers;
+  int const context = std::min(kContext, model.config().context_length);
+  eng::ThreadPool pool(2);
+  eng::Generator cpu(model, pool, dense_policies(layers), context);
+  eng::CudaGenerator gpu(model, dense_policies(layers), context, {.weights = weights});
+  std::span<float const> const first = cpu.prefill(prompt);
+  std::vector<float> cpu_logits(first.begin(), first.end());
+  std::span<float const> gpu_logits = gpu.prefill(prompt);
+  float worst = relative_logit_difference(gpu_logits, cpu_logits);
+  BOOST_TEST(argmax(gpu_logits) == argmax(cpu_logits), "prompt's top token");
+  if (weights == eng::DeviceWeights::kFloat16) {
+    BOOST_TEST(worst <= kHalfLogitTolerance);
+    BOOST_TEST_MESSAGE("fp16 weights: prompt logits differ by " << worst << " of max(1, max |logit|)");
+    return;
+  }
+  int agreed = 0;
+  for (int t = 0; t < steps; ++t) {
+    auto const token = static_cast<std::int32_t>(argmax(cpu_logits));
+    BOOST_TEST_REQUIRE(static_cast<std::size_t>(token) == argmax(gpu_logits), "step " << t);
+    std::span<float const> const c = cpu.decode(token);
+    cpu_logits.assign(c.begin(), c.end());
+    gpu_logits = gpu.decode(token);
+    worst = std::max(worst, relative_logit_difference(gpu_logits, cpu_logits));
+    ++agreed;
+  }
+  BOOST_TEST(worst <= kLogitTolerance);
+  BOOST_TEST(gpu.statistics().tokens() == static_cast<std::uint64_t>(steps));
+  BOOST_TEST(gpu.statistics().skipped_blocks() == 0u);
+  BOOST_TEST_MESSAGE(layers << " layers, fp32 weights: " << agreed << " greedy tokens identical; logits differ by at "
+                            << "most " << worst << " of max(1, max |logit|)");
+}
+
+engine_test::TinyLlamaSpec tiny_spec(int context, int layers) {
+  engine_test::TinyLlamaSpec spec;
+  spec.context_length = context;
+  spec.layers = layers;
+  return spec;
+}
+
+std::vector<std::int32_t> encode(eng::GgufFile const& file, std::string const& text) {
+  return eng::tokenizer_from_gguf(file).encode(text, false);
+}
+
+}  // namespace
+
+BOOST_TEST_DECORATOR(*boost::unit_test::precondition(&has_device_and_model))
+BOOST_AUTO_TEST_CASE(dense_greedy_matches_the_cpu_engine_on_the_default_model) {
+  eng::GgufFile const file = eng::GgufFile::open(engine_test::model_path());
+  eng::LlamaModel const model(file);
+  for (std::string const prompt : {"The capital of France is", "def fibonacci(n):", "Water boils at a temperature of",
+                                   "Once upon a time, in a small village,"}) {
+    BOOST_TEST_CONTEXT("prompt: " << prompt) {
+      check_dense_greedy(model, encode(file, prompt), kSteps, eng::DeviceWeights::kFloat32);
+      check_dense_greedy(model, encode(file, prompt), 0, eng::DeviceWeights::kFloat16);
+    }
+  }
+}
+
+BOOST_TEST_DECORATOR(*boost::unit_test::precondition(&has_device))
+BOOST_AUTO_TEST_CASE(dense_greedy_matches_the_cpu_engine_at_odd_and_even_depth) {
+  for (int layers : {1, 2, 3, 4, 7}) {
+    engine_test::TinyLlama const tiny(tiny_spec(64, layers));
+    BOOST_TEST_CONTEXT(layers << " layers") {
+      check_dense_greedy(tiny.model, {1, 5, 2, 9}, 24, eng::DeviceWeights::kFloat32);
+    }
+  }
+}
+
+BOOST_TEST_DECORATOR(*boost::unit_test::precondition(&has_device_and_model))
+BOOST_AUTO_TEST_CASE(skip_decisions_match_the_cpu_engine_outside_the_band) {
+  eng::GgufFile const file = eng::GgufFile::open(engine_test::model_path());
+  eng::LlamaModel const model(file);
+  int const layers = model.config().n_layers;
+  pol::ConfigurablePolicies const policies = eng::calibrate::greedy_policy(kTau, 8, 1, {}, layers, 16, 6);
+  eng::ThreadPool pool(2);
+  eng::Generator cpu(model, pool, policies, kContext, {.record_trace = true});
+  eng::CudaGenerator gpu(model, policies, kContext, {.record_trace = true, .weights = eng::DeviceWeights::kFloat32});
+  std::vector<std::int32_t> const prompt = encode(file, "List three facts about the Moon:");
+  std::span<float const> logits = cpu.prefill(prompt);
+  (void)gpu.prefill(prompt);
+  for (int t = 0; t < 48; ++t) {  // both fed the CPU's greedy tokens: the sequences stay the same
+    auto const token = static_cast<std::int32_t>(argmax(logits));
+    logits = cpu.decode(token);
+    (void)gpu.decode(token);
+  }
+  skipllm::DecisionTrace const& g = gpu.trace();
+  skipllm::DecisionTrace const& c = cpu.stack().trace();
+  BOOST_TEST_REQUIRE(g.size() == c.size());
+  int near_tau = 0;
+  for (std::size_t i = 0; i < g.size(); ++i) {
+    auto const gd = g.decisions(i), cd = c.decisions(i);
+    auto const gs = g.scores(i), cs = c.scores(i);
+    for (std::size_t l = 0; l < gd.size(); ++l) {
+      if (gd[l] == cd[l]) continue;
+      bool const in_band =
+          l > 0 && (std::fabs(cs[l - 1] - kTau) <= kTauBand || std::fabs(gs[l - 1] - kTau) <= kTauBand);
+      BOOST_TEST(in_band,
+                 "token " << i << " layer " << l << ": scores before gpu " << gs[l - 1] << " cpu " << cs[l - 1]);
+      near_tau += in_band ? 1 : 0;
+      break;  // later layers of this token follow from the flip
+    }
+  }
+  BOOST_TEST(gpu.statistics().skipped_blocks() > 0u);
+  BOOST_TEST_MESSAGE("skipping on the default model: " << near_tau << " tokens with a decision flip inside +-"
+                                                       << kTauBand << " of tau, of " << g.size());
+}
+
+BOOST_TEST_DECORATOR(*boost::unit_test::precondition(&has_device))
+BOOST_AUTO_TEST_CASE(bad_input_is_refused) {
+  engine_test::TinyLlama const tiny(tiny_spec(8, 2));
+  eng::CudaGenerator gpu(tiny.model, dense_policies(2), 8);
+  BOOST_CHECK_THROW(gpu.prefill(std::vector<std::int32_t>{}), std::invalid_argument);
+  BOOST_CHECK_THROW(gpu.prefill(std::vector<std::int32_t>{1, 99}), std::out_of_range);
+  BOOST_CHECK_THROW(gpu.prefill(std::vector<std::int32_t>(8, 1)), std::invalid_argument);  // no room left
+  (void)gpu.prefill(std::vector<std::int32_t>{1, 2});
+  for (int t = 0; t < 6; ++t) (void)gpu.decode(3);
+  BOOST_CHECK_THROW(gpu.decode(3), std::length_error);
+}
