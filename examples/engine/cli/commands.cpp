@@ -14,6 +14,7 @@
 #include <limits>
 #include <map>
 #include <memory>
+#include <optional>
 #include <random>
 #include <span>
 #include <sstream>
@@ -27,6 +28,7 @@
 #include "cli/eval_command.hpp"
 #include "cli/summary_json.hpp"
 #include "cli/support.hpp"
+#include "cuda/cuda_generator.hpp"
 #include "eval/heatmap.hpp"
 #include "eval/timing.hpp"
 #include "format/gguf.hpp"
@@ -197,7 +199,9 @@ eng::SamplingOptions sampling_options(GenerateOptions const& o, std::optional<st
 // Prefill (dense), then one decode step per generated token until an end-of-generation token,
 // --max-tokens or a full KV cache. Streams the text to `stream` when given; fills the text,
 // stop reason, counts and timings of `s`.
-void generate_tokens(eng::Generator& generator, eng::Tokenizer const& tokenizer, std::span<std::int32_t const> prompt,
+// Gen: eng::Generator (CPU) or eng::CudaGenerator (--device cuda): prefill, decode, position.
+template <class Gen>
+void generate_tokens(Gen& generator, eng::Tokenizer const& tokenizer, std::span<std::int32_t const> prompt,
                      eng::SamplingOptions const& sampling, int kv_tokens, std::ostream* stream, RunSummary& s) {
   Clock::time_point const prefill_start = Clock::now();
   std::span<float const> logits = generator.prefill(prompt);
@@ -236,7 +240,8 @@ void generate_tokens(eng::Generator& generator, eng::Tokenizer const& tokenizer,
 // generate_tokens, except that NaN or Inf in a hidden state or the logits ends the run as
 // "non_finite" with the error kept in `s`: the text so far, the statistics and the JSON summary
 // are still written, and run_generate then fails.
-void generate(eng::Generator& generator, eng::Tokenizer const& tokenizer, std::span<std::int32_t const> prompt,
+template <class Gen>
+void generate(Gen& generator, eng::Tokenizer const& tokenizer, std::span<std::int32_t const> prompt,
               eng::SamplingOptions const& sampling, int kv_tokens, std::ostream* stream, RunSummary& s) {
   try {
     generate_tokens(generator, tokenizer, prompt, sampling, kv_tokens, stream, s);
@@ -303,28 +308,41 @@ int run_generate(CommandLine const& cl, std::ostream& out, std::ostream& err) {
 
   for (auto const& w : cl.warnings) err << "skipllm: warning: " << w << "\n";
 
-  eng::ThreadPool pool(o.threads);
+  eng::ThreadPool pool(o.device == "cuda" ? 1 : o.threads);
   s.threads = pool.size();
   bool const record_trace = static_cast<bool>(trace_out) || static_cast<bool>(heatmap);
-  eng::Generator generator(loaded->model, pool, policy.policies, kv_tokens,
-                           {.record_trace = record_trace, .skip_attention = policy.config.skip_attention});
-  if (record_trace) generator.stack().trace().reserve(static_cast<std::size_t>(std::min(o.max_tokens, kv_tokens)));
-  generate(generator, tokenizer, ids, sampling, kv_tokens, o.writes_stdout() ? nullptr : &out, s);
-
-  skipllm::SkipStatistics const& stats = generator.stack().statistics();
+  std::ostream* const stream = o.writes_stdout() ? nullptr : &out;
+  std::optional<eng::Generator> cpu;
+  std::optional<eng::CudaGenerator> cuda;
+  if (o.device == "cuda") {
+    if (policy.config.skip_attention) {
+      throw Failure{kExitUsage, "--device cuda does not run the layer-skip baseline (skip_attention) yet"};
+    }
+    // fp32 weights: the same dequantized values as the CPU engine, so the same greedy text.
+    cuda.emplace(loaded->model, policy.policies, kv_tokens,
+                 eng::CudaGeneratorOptions{.record_trace = record_trace, .weights = eng::DeviceWeights::kFloat32});
+    generate(*cuda, tokenizer, ids, sampling, kv_tokens, stream, s);
+  } else {
+    cpu.emplace(loaded->model, pool, policy.policies, kv_tokens,
+                eng::GeneratorOptions{.record_trace = record_trace, .skip_attention = policy.config.skip_attention});
+    if (record_trace) cpu->stack().trace().reserve(static_cast<std::size_t>(std::min(o.max_tokens, kv_tokens)));
+    generate(*cpu, tokenizer, ids, sampling, kv_tokens, stream, s);
+  }
+  skipllm::SkipStatistics const& stats = cuda ? cuda->statistics() : cpu->stack().statistics();
+  skipllm::DecisionTrace const& trace = cuda ? cuda->trace() : cpu->stack().trace();
   if (!o.quiet) print_generate_report(err, s, stats);
   if (json) {
     write_summary_json(json.stream(), s, policy.config, stats);
     json.finish();
   }
   if (trace_out) {
-    skipllm::write_json(trace_out.stream(), stats, s.policy_description, &generator.stack().trace());
+    skipllm::write_json(trace_out.stream(), stats, s.policy_description, &trace);
     trace_out.finish();
   }
   if (heatmap) {
     eng::HeatmapOptions h;
     h.subtitle = "model: " + model_path.filename().string() + "\npolicy: " + s.policy_description;
-    eng::write_heatmap_svg(heatmap.stream(), generator.stack().trace(), h);
+    eng::write_heatmap_svg(heatmap.stream(), trace, h);
     heatmap.finish();
   }
   if (s.error) throw Failure{kExitRuntime, *s.error};

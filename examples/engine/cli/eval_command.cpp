@@ -289,6 +289,10 @@ void plan_run(EvalOptions const& o, TaskRow const& task, eng::LlamaConfig const&
 int run_eval(EvalOptions const& o, std::ostream& out, std::ostream& err) {
   try {
     require_device(o.device);
+    if (o.device == "cuda") {
+      throw std::runtime_error(
+          "--device cuda: eval does not drive the CUDA engine yet (generate does); use --device cpu");
+    }
     TaskRow const& task = task_row(*o.task);
     for (auto const& w : o.warnings) err << "skipllm: warning: " << w << "\n";
     fs::path const data_file = data_path(o, task);

@@ -22,8 +22,7 @@ struct Failure {
 };
 
 //! Throws std::runtime_error, before any model is read, when `device` ("cpu" or "cuda") cannot
-//! run here: "--device cuda: " and why (built without CUDA, no driver, no device, ...; with a
-//! usable device: the command line does not drive the CUDA engine yet).
+//! run here: "--device cuda: " and why (built without CUDA, no driver, no device, ...).
 void require_device(std::string const& device);
 
 //! The model path for -m (or its absence): explicit and $SKIPLLM_MODEL paths must exist; the

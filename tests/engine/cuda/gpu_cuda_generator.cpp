@@ -14,11 +14,16 @@
 #define BOOST_TEST_MODULE engine_cuda_generator
 #include <boost/test/unit_test.hpp>
 
+#include <boost/property_tree/json_parser.hpp>
+
 #include <algorithm>
 #include <cmath>
+#include <sstream>
 #include <string>
 #include <vector>
 
+#include "cli/commands.hpp"
+#include "cli/options.hpp"
 #include "cuda/cuda_generator.hpp"
 #include "cuda/device.hpp"
 #include "engine_test_support.hpp"
@@ -202,4 +207,42 @@ BOOST_AUTO_TEST_CASE(bad_input_is_refused) {
   (void)gpu.prefill(std::vector<std::int32_t>{1, 2});
   for (int t = 0; t < 6; ++t) (void)gpu.decode(3);
   BOOST_CHECK_THROW(gpu.decode(3), std::length_error);
+}
+
+namespace {
+
+// `skipllm generate ... --json -` in process: the JSON summary (stdout).
+std::string generate_json(std::string const& device) {
+  std::vector<std::string> const args = {"generate",
+                                         "-m",
+                                         engine_test::model_path().string(),
+                                         "-p",
+                                         "Name the planets of the solar system.",
+                                         "-n",
+                                         "32",
+                                         "--dense",
+                                         "--json",
+                                         "-",
+                                         "-q",
+                                         "--device",
+                                         device};
+  std::ostringstream out, err;
+  int const status = skipllm::cli::run(skipllm::cli::parse_command_line(args), out, err);
+  BOOST_TEST(status == 0, device << ": " << err.str());
+  return out.str();
+}
+
+}  // namespace
+
+// The command line end to end: --device cuda gives the CPU's text and statistics (dense).
+BOOST_TEST_DECORATOR(*boost::unit_test::precondition(&has_device_and_model))
+BOOST_AUTO_TEST_CASE(generate_on_cuda_gives_the_cpu_text_and_statistics) {
+  auto const cpu = engine_test::parse_json(generate_json("cpu"));
+  auto const gpu = engine_test::parse_json(generate_json("cuda"));
+  BOOST_TEST(gpu.get<std::string>("text") == cpu.get<std::string>("text"));
+  BOOST_TEST(gpu.get<int>("tokens.generated") == cpu.get<int>("tokens.generated"));
+  std::ostringstream a, b;
+  boost::property_tree::write_json(a, gpu.get_child("statistics"));
+  boost::property_tree::write_json(b, cpu.get_child("statistics"));
+  BOOST_TEST(a.str() == b.str());
 }
