@@ -1,5 +1,7 @@
 #include "model/llama_host.hpp"
 
+#include "format/int8_dot.hpp"
+
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -38,20 +40,50 @@ void rms_norm(float const* x, float const* weight, float* y, int n, float eps) {
   for (int i = 0; i < n; ++i) y[i] = x[i] * scale * weight[i];
 }
 
+namespace {
+
+// The decode-time activations of a matmul group in the formats its weight types take, quantized
+// once by the calling thread before the parallel pass.
+struct GroupActivations {
+  std::array<std::int64_t, kMaxMatmulOutputs> block{};  // per output: 32, 256, or 0 for fp32
+  std::vector<Int8Activations>* blocks32 = nullptr;     // [rows] when some output takes them
+  std::vector<Int8KActivations>* blocks256 = nullptr;   // [rows] likewise
+
+  GroupActivations(std::span<MatmulOutput const> outputs, float const* x, int rows, bool int8) {
+    std::int64_t const in = outputs.front().w->cols;
+    // The calling thread's scratch, reused; reached through pointers because a lambda does not
+    // capture a thread_local: the workers would see their own, empty, instances.
+    thread_local std::vector<Int8Activations> scratch32;
+    thread_local std::vector<Int8KActivations> scratch256;
+    for (std::size_t k = 0; k < outputs.size(); ++k) {
+      std::int64_t const b = int8 ? int8_activation_block(outputs[k].w->type) : 0;
+      block[k] = b != 0 && in % b == 0 ? b : 0;
+      if (block[k] == 32) blocks32 = &scratch32;
+      if (block[k] == 256) blocks256 = &scratch256;
+    }
+    auto const n = static_cast<std::size_t>(rows);
+    if (blocks32 != nullptr) {
+      if (blocks32->size() < n) blocks32->resize(n);
+      for (std::size_t r = 0; r < n; ++r) quantize_activations(x + r * in, in, (*blocks32)[r]);
+    }
+    if (blocks256 != nullptr) {
+      if (blocks256->size() < n) blocks256->resize(n);
+      for (std::size_t r = 0; r < n; ++r) quantize_activations(x + r * in, in, (*blocks256)[r]);
+    }
+  }
+};
+
+}  // namespace
+
 void matmul(ThreadPool& pool, std::span<MatmulOutput const> outputs, float const* x, int rows,
             ActivationPrecision precision) {
+  if (outputs.empty() || outputs.size() > kMaxMatmulOutputs)
+    throw std::invalid_argument("engine: a matmul group holds 1 to " + std::to_string(kMaxMatmulOutputs) + " products");
   std::int64_t const in = outputs.front().w->cols;
   std::array<std::int64_t, kMaxMatmulOutputs + 1> first{};  // outputs[k] owns rows first[k] .. first[k+1]-1
   for (std::size_t k = 0; k < outputs.size(); ++k) first[k + 1] = first[k] + outputs[k].w->rows;
-  bool const int8 = precision == ActivationPrecision::kInt8 && rows < kDequantizeRows && in % 32 == 0;
-  // The calling thread's scratch, reused; named through references because a lambda does not
-  // capture a thread_local: the workers would see their own, empty, instances.
-  thread_local std::vector<Int8Activations> quantized_scratch;
-  std::vector<Int8Activations>& quantized = quantized_scratch;
-  if (int8) {
-    if (quantized.size() < static_cast<std::size_t>(rows)) quantized.resize(static_cast<std::size_t>(rows));
-    for (int r = 0; r < rows; ++r) quantize_activations(x + r * in, in, quantized[static_cast<std::size_t>(r)]);
-  }
+  bool const decode = rows < kDequantizeRows;
+  GroupActivations const act(outputs, x, rows, decode && precision == ActivationPrecision::kInt8);
   pool.parallel_for(first[outputs.size()], [&](std::int64_t begin, std::int64_t end) {
     thread_local std::vector<float> dequantized;
     std::size_t k = 0;
@@ -60,14 +92,17 @@ void matmul(ThreadPool& pool, std::span<MatmulOutput const> outputs, float const
       WeightMatrix const& w = *outputs[k].w;
       std::int64_t const o = i - first[k];
       float* y = outputs[k].y;
-      if (rows >= kDequantizeRows) {  // prefill: dequantize the weight row once for all rows
+      if (!decode) {  // prefill: dequantize the weight row once for all rows
         dequantized.resize(static_cast<std::size_t>(in));
         dequantize_row(w.type, w.row(o), dequantized.data(), in);
         auto const* bytes = reinterpret_cast<std::byte const*>(dequantized.data());
         for (int r = 0; r < rows; ++r) y[r * w.rows + o] = dot_row(GgmlType::F32, bytes, x + r * in, in);
-      } else if (int8 && supports_int8_dot(w.type)) {
+      } else if (act.block[k] == 32) {
         for (int r = 0; r < rows; ++r)
-          y[r * w.rows + o] = dot_row_int8(w.type, w.row(o), quantized[static_cast<std::size_t>(r)]);
+          y[r * w.rows + o] = dot_row_int8(w.type, w.row(o), (*act.blocks32)[static_cast<std::size_t>(r)]);
+      } else if (act.block[k] == 256) {
+        for (int r = 0; r < rows; ++r)
+          y[r * w.rows + o] = dot_row_int8(w.type, w.row(o), (*act.blocks256)[static_cast<std::size_t>(r)]);
       } else {
         for (int r = 0; r < rows; ++r) y[r * w.rows + o] = dot_row(w.type, w.row(o), x + r * in, in);
       }
