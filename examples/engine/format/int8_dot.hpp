@@ -88,4 +88,15 @@ float dot_row_int8(GgmlType type, std::byte const* row, Int8KActivations const& 
 float dot_row_int8(GgmlType type, std::byte const* row, Int8Activations const& x, DotIsa isa);
 float dot_row_int8(GgmlType type, std::byte const* row, Int8KActivations const& x, DotIsa isa);
 
+//! A resolved kernel: dot_row_int8 without its per-call checks and dispatch, for a caller that
+//! dots many rows of one matrix with the same activations (the matmul resolves one per matrix).
+using Int8RowDot = float (*)(std::byte const* row, Int8Activations const& x);
+using Int8KRowDot = float (*)(std::byte const* row, Int8KActivations const& x);
+
+//! The kernel dot_row_int8 runs for `type` on int8_dot_isa(), for activations in blocks of 32
+//! (int8_row_dot) or 256 (int8k_row_dot). Throws std::invalid_argument when the type takes the
+//! other blocks or none.
+Int8RowDot int8_row_dot(GgmlType type);
+Int8KRowDot int8k_row_dot(GgmlType type);
+
 }  // namespace skipllm::engine
