@@ -17,7 +17,7 @@ of real shapes written by make_synthetic_gguf.py (1B, 7B, 8B; generated on first
 Example (from the repository root, after building skipllm_tool and cpu_decode in build/):
   python3 benchmarks/compare_llama_cpp.py --out benchmarks/results/compare.md
   python3 benchmarks/compare_llama_cpp.py --quick           # 135M and 1B, 5 pairs, fewer tokens
-  python3 benchmarks/compare_llama_cpp.py --also-passive    # and llama.cpp with OMP_WAIT_POLICY=PASSIVE
+  python3 benchmarks/compare_llama_cpp.py --llama-wait active,passive   # also OMP_WAIT_POLICY=PASSIVE
 """
 
 from __future__ import annotations
@@ -183,9 +183,10 @@ def parse_args(argv):
     p.add_argument("--tokens", type=int, default=32, help="timed greedy decode tokens per run (default 32)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--precision", help="ours: skipllm generate --precision (default: the engine's default)")
-    p.add_argument("--also-passive", action="store_true",
-                   help="a third run per round: llama.cpp with OMP_WAIT_POLICY=PASSIVE (its OpenMP threads "
-                        "spin-wait by default, which costs it dearly when other processes share the cores)")
+    p.add_argument("--llama-wait", default="active",
+                   help="llama.cpp's OpenMP wait policies to run, each a side of every round: active (its "
+                        "default: threads spin between operations, which costs it dearly when other processes "
+                        "share the cores), passive (OMP_WAIT_POLICY=PASSIVE), or active,passive (default: active)")
     p.add_argument("--quick", action="store_true", help="smollm2-135m and llama3.2-1b only, 16 tokens")
     p.add_argument("--venv", type=Path, default=ROOT / "build/bench-llama-venv")
     p.add_argument("--models-dir", type=Path, default=ROOT / "build/models")
@@ -195,8 +196,10 @@ def parse_args(argv):
     if a.quick:
         a.models, a.tokens = "smollm2-135m,llama3.2-1b", 16
     a.models = [m for m in a.models.split(",") if m]
-    a.variants = [("llama.cpp", {})] + ([("llama.cpp passive", {"OMP_WAIT_POLICY": "PASSIVE"})]
-                                        if a.also_passive else [])
+    waits = {"active": ("llama.cpp", {}), "passive": ("llama.cpp passive", {"OMP_WAIT_POLICY": "PASSIVE"})}
+    if not a.llama_wait or any(w not in waits for w in a.llama_wait.split(",")):
+        p.error("--llama-wait is active, passive or active,passive")
+    a.variants = [waits[w] for w in a.llama_wait.split(",")]
     for m in a.models:
         if m not in MODELS:
             p.error(f"unknown model {m}; choose from {', '.join(MODELS)}")
@@ -251,7 +254,7 @@ def main(argv=None) -> int:
         f"- CPU: {cpu.group(1) if cpu else 'unknown'}, {os.cpu_count()} cores; load average "
         f"{' '.join(load_start)} at start, {' '.join(load_end)} at end",
         f"- llama.cpp: {LLAMA_CPP_PYTHON} (built from source, {CMAKE_ARGS}), `Llama.eval` one token at a "
-        "time, greedy" + ("; `llama.cpp passive`: the same with OMP_WAIT_POLICY=PASSIVE" if a.also_passive else ""),
+        "time, greedy; `llama.cpp passive`: the same with OMP_WAIT_POLICY=PASSIVE",
         f"- ours: `skipllm generate --dense --raw -t {a.threads} -n {a.tokens + 1}`"
         + (f" `--precision {a.precision}`" if a.precision else ""),
         f"- {a.threads} threads each, {a.pairs} interleaved rounds per model ({', '.join(sides)}; each run a "
