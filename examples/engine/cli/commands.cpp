@@ -30,6 +30,7 @@
 #include "eval/heatmap.hpp"
 #include "eval/timing.hpp"
 #include "format/gguf.hpp"
+#include "format/int8_dot.hpp"
 #include "format/model_cache.hpp"
 #include "format/policy_config.hpp"
 #include "format/tokenizer.hpp"
@@ -264,7 +265,9 @@ void print_generate_report(std::ostream& err, RunSummary const& s, skipllm::Skip
       << "model: " << s.model_path << " (" << s.layers << " layers, load " << fixed(s.load_s, 3)
       << " s), threads: " << s.threads << ", ctx: " << s.ctx;
   if (s.seed) err << ", seed: " << *s.seed;
-  err << "\n";
+  err << "\narithmetic: " << eng::precision_name(s.options.precision);
+  if (s.options.precision == eng::ActivationPrecision::kInt8) err << " (" << s.int8_isa << " kernels)";
+  err << ", KV cache " << eng::kv_cache_type_name(s.options.kv_cache) << " (" << human_bytes(s.kv_cache_bytes) << ")\n";
 }
 
 int run_generate(CommandLine const& cl, std::ostream& out, std::ostream& err) {
@@ -306,7 +309,12 @@ int run_generate(CommandLine const& cl, std::ostream& out, std::ostream& err) {
   s.threads = pool.size();
   bool const record_trace = static_cast<bool>(trace_out) || static_cast<bool>(heatmap);
   eng::Generator generator(loaded->model, pool, policy.policies, kv_tokens,
-                           {.record_trace = record_trace, .skip_attention = policy.config.skip_attention});
+                           {.record_trace = record_trace,
+                            .skip_attention = policy.config.skip_attention,
+                            .precision = o.precision,
+                            .kv_cache = o.kv_cache});
+  s.int8_isa = std::string(eng::isa_name(eng::int8_dot_isa()));
+  s.kv_cache_bytes = generator.host().kv_cache().bytes();
   if (record_trace) generator.stack().trace().reserve(static_cast<std::size_t>(std::min(o.max_tokens, kv_tokens)));
   generate(generator, tokenizer, ids, sampling, kv_tokens, o.writes_stdout() ? nullptr : &out, s);
 
@@ -403,6 +411,18 @@ int run_info(InfoOptions const& o, std::ostream& out, std::ostream& err) {
           fixed(per_token ? 100.0 * static_cast<double>(ffn) / static_cast<double>(per_token) : 0, 1) +
           "%), output head " + human_bytes(m.output().bytes()));
   row("FFN per layer:", human_bytes(m.ffn_bytes_per_layer()) + " (saved by each skipped FFN block)");
+  // The KV cache: 2 (K and V) x layers x kv heads x head dim x bytes per value, per token.
+  std::size_t const kv16 = eng::kv_bytes_per_token(c, eng::KvCacheType::kFloat16);
+  std::size_t const kv32 = eng::kv_bytes_per_token(c, eng::KvCacheType::kFloat32);
+  auto const context = static_cast<std::uint64_t>(std::max(c.context_length, 0));
+  row("KV cache per token:", human_bytes(kv16) + " fp16 (default), " + human_bytes(kv32) +
+                                 " fp32 (--kv-cache fp32): 2 x " + std::to_string(c.n_layers) + " layers x " +
+                                 std::to_string(c.n_kv_heads) + " kv heads x " + std::to_string(c.head_dim) +
+                                 " dims x 2 or 4 bytes");
+  row("KV cache at context:", human_bytes(kv16 * context) + " fp16, " + human_bytes(kv32 * context) + " fp32 for " +
+                                  std::to_string(context) + " tokens (--ctx limits it)");
+  row("int8 kernels:", std::string(eng::isa_name(eng::int8_dot_isa())) + " (--precision int8; " +
+                           std::string(eng::dot_row_isa()) + " for --precision fp32)");
   int const cold = default_cold_layers(c.n_layers);
   row("default cold layers:", std::to_string(cold) + " first + " + std::to_string(cold) + " last (round(" +
                                   std::to_string(c.n_layers) + "/6)), " +
@@ -514,7 +534,16 @@ void write_summary_json(std::ostream& os, RunSummary const& s, engine::PolicyCon
   else
     os << "null";
   os << "},\n  \"runtime\": {\"max_tokens\": " << o.max_tokens << ", \"ctx\": " << s.ctx
-     << ", \"threads\": " << s.threads << "},\n  \"policy\": {\"description\": ";
+     << ", \"threads\": " << s.threads << ", \"precision\": ";
+  write_json_string(os, std::string(eng::precision_name(o.precision)));
+  os << ", \"int8_isa\": ";
+  if (o.precision == eng::ActivationPrecision::kInt8)
+    write_json_string(os, s.int8_isa);
+  else
+    os << "null";
+  os << ", \"kv_cache\": ";
+  write_json_string(os, std::string(eng::kv_cache_type_name(o.kv_cache)));
+  os << ", \"kv_cache_bytes\": " << s.kv_cache_bytes << "},\n  \"policy\": {\"description\": ";
   write_json_string(os, s.policy_description);
   os << ", \"config\": ";
   write_json_optional_string(os, s.policy_config);

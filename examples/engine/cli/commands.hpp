@@ -50,6 +50,8 @@ struct RunSummary {
   std::optional<std::uint64_t> seed;  //!< the seed used when sampling
   int threads = 0;
   int ctx = 0;                               //!< effective context limit
+  std::string int8_isa;                      //!< the integer kernels' instruction set (--precision int8)
+  std::size_t kv_cache_bytes = 0;            //!< the KV cache allocated for this run
   std::string policy_description;            //!< the policies that ran (engine::describe_policies)
   std::optional<std::string> policy_config;  //!< where they came from, when from a config file
 };

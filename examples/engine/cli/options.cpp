@@ -228,6 +228,16 @@ std::vector<Option> generate_options(GenerateOptions& o) {
   std::vector<Option> const rest = {
       {"--threads", 't', true, [&o](OptionArg const& g) { o.threads = parse_int<int>(g, 0, 1'024); }},
       {"--ctx", 0, true, [&o](OptionArg const& g) { o.ctx = parse_int<int>(g, 2, 1 << 20); }},
+      {"--precision", 0, true,
+       [&o](OptionArg const& g) {
+         if (g.value != "int8" && g.value != "fp32") fail(g, g.name + " is int8 or fp32, not '" + g.value + "'");
+         o.precision = g.value == "int8" ? engine::ActivationPrecision::kInt8 : engine::ActivationPrecision::kFloat32;
+       }},
+      {"--kv-cache", 0, true,
+       [&o](OptionArg const& g) {
+         if (g.value != "fp16" && g.value != "fp32") fail(g, g.name + " is fp16 or fp32, not '" + g.value + "'");
+         o.kv_cache = g.value == "fp16" ? engine::KvCacheType::kFloat16 : engine::KvCacheType::kFloat32;
+       }},
       {"--json", 0, true,
        [&o](OptionArg const& g) {
          if (g.value.empty()) fail(g, "--json needs a file name (or - for stdout)");
@@ -513,6 +523,10 @@ std::string help_text(Command command) {
              "Runtime:\n"
              "  -t, --threads N         worker threads, 0 = one per hardware thread (default 0)\n"
              "      --ctx N             context length in tokens (default 2048, at most the model's)\n"
+             "      --precision P       decode arithmetic: fp32 (exact against the dequantized weights;\n"
+             "                          default) or int8 (activations rounded to int8 per block for\n"
+             "                          integer dot products, as llama.cpp does: faster, less exact)\n"
+             "      --kv-cache T        KV cache storage: fp16 (default; half the memory) or fp32\n"
              "\n"
              "Output:\n"
              "      --json FILE         write a JSON summary (text, counts, timings, policy, statistics);\n"

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "format/policy_config.hpp"
+#include "model/llama_host.hpp"
 
 namespace skipllm::cli {
 
@@ -65,6 +66,8 @@ struct GenerateOptions : PolicyOptions {
   // Runtime.
   int threads = 0;  //!< 0: one per hardware thread
   int ctx = 2048;   //!< clamped to the model's context length
+  engine::ActivationPrecision precision = engine::ActivationPrecision::kFloat32;  //!< --precision
+  engine::KvCacheType kv_cache = engine::KvCacheType::kFloat16;                   //!< --kv-cache
 
   // Outputs ("-" = stdout, which then carries no streamed text).
   std::optional<std::string> json;

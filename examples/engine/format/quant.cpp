@@ -7,6 +7,8 @@
 // bits (fp16 subnormals are normal in fp32). Rounding once or twice then gives the same float.
 #include "format/quant.hpp"
 
+#include "format/cpu_features.hpp"
+
 #include <algorithm>
 #include <array>
 #include <bit>
@@ -16,7 +18,6 @@
 #include <string>
 
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
-#  include <cpuid.h>
 #  include <immintrin.h>
 #  define SKIPLLM_ENGINE_X86_SIMD 1
 #  define SKIPLLM_TARGET_AVX2 __attribute__((target("avx2,fma,f16c")))
@@ -110,17 +111,6 @@ void dequant_q8_0(std::byte const* b, float* y) {
   float const d = load_half(b);
   auto const qs = load_array<std::int8_t, qk>(b + 2);
   for (int j = 0; j < qk; ++j) y[j] = d * static_cast<float>(qs[j]);
-}
-
-// The 6-bit scale and min of K-quant sub-block j (0..7) from the 12 packed bytes: sub-blocks 0..3
-// use the low 6 bits of bytes j and j+4; sub-blocks 4..7 take a nibble of byte j+4 and borrow the
-// top 2 bits of bytes j-4 (scale) and j (min).
-struct ScaleMin {
-  int scale, min;
-};
-ScaleMin k_scale_min(std::array<std::uint8_t, 12> const& s, int j) {
-  if (j < 4) return {s[j] & 63, s[j + 4] & 63};
-  return {(s[j + 4] & 0xF) | ((s[j - 4] >> 6) << 4), (s[j + 4] >> 4) | ((s[j] >> 6) << 4)};
 }
 
 // Q4_K and Q5_K: fp16 d, fp16 dmin, 12 scale bytes, [Q5_K: qh[32]], qs[128]. Sub-block j
@@ -431,18 +421,16 @@ float dot_unchecked_avx2(TypeTraits const& t, std::byte const* row, float const*
   }
 }
 
-bool cpu_has_avx2() {
-  static bool const ok = [] {
-    // F16C straight from CPUID: clang's __builtin_cpu_supports does not know "f16c".
-    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
-    const bool f16c = __get_cpuid(1, &eax, &ebx, &ecx, &edx) != 0 && (ecx & bit_F16C) != 0;
-    return f16c && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  }();
-  return ok;
-}
 #endif  // SKIPLLM_ENGINE_X86_SIMD
 
 }  // namespace
+
+KScaleMin k_scale_min(std::array<std::uint8_t, 12> const& s, int j) {
+  // Sub-blocks 0..3 use the low 6 bits of bytes j and j+4; sub-blocks 4..7 take a nibble of byte
+  // j+4 and borrow the top 2 bits of bytes j-4 (scale) and j (min).
+  if (j < 4) return {s[j] & 63, s[j + 4] & 63};
+  return {(s[j + 4] & 0xF) | ((s[j - 4] >> 6) << 4), (s[j + 4] >> 4) | ((s[j] >> 6) << 4)};
+}
 
 std::string_view type_name(GgmlType type) {
   // Every id ggml has assigned, so refusals can name what a file holds. Ids 4, 5, 31-33 and 36-38
@@ -491,144 +479,6 @@ float dot_row(GgmlType type, std::byte const* row, float const* x, std::int64_t 
   if (cpu_has_avx2()) return dot_unchecked_avx2(t, row, x, n);
 #endif
   return dot_via_chunks(t, row, x, n, dot_f32_portable);
-}
-
-// ---- 8-bit activations ----
-
-namespace {
-
-// Per block: the integer dot sum_j w_j * q_j of the block's quantized weights (Q4: unsigned
-// nibbles, Q8_0: signed bytes) with the activation block, then the scales applied in fp32.
-std::int32_t nibble_dot_portable(std::byte const* qs, std::int8_t const* q) {
-  std::int32_t sum = 0;
-  for (int j = 0; j < 16; ++j) {
-    auto const b = static_cast<std::uint8_t>(qs[j]);
-    sum += (b & 0x0F) * q[j] + (b >> 4) * q[j + 16];
-  }
-  return sum;
-}
-
-float dot_int8_portable(GgmlType type, std::byte const* row, Int8Activations const& x) {
-  float acc = 0;
-  std::int64_t const blocks = x.n / qk;
-  for (std::int64_t b = 0; b < blocks; ++b) {
-    std::int8_t const* q = &x.q[static_cast<std::size_t>(b * qk)];
-    float const d = x.d[static_cast<std::size_t>(b)];
-    switch (type) {
-      case GgmlType::Q4_0: {  // w = (nibble - 8) * dw
-        std::byte const* blk = row + b * 18;
-        std::int32_t qsum = 0;
-        for (int j = 0; j < qk; ++j) qsum += q[j];
-        acc += load_half(blk) * d * static_cast<float>(nibble_dot_portable(blk + 2, q) - 8 * qsum);
-        break;
-      }
-      case GgmlType::Q4_1: {  // w = nibble * dw + mw
-        std::byte const* blk = row + b * 20;
-        acc += load_half(blk) * d * static_cast<float>(nibble_dot_portable(blk + 4, q)) +
-               load_half(blk + 2) * x.sum[static_cast<std::size_t>(b)];
-        break;
-      }
-      default: {  // Q8_0: w = qw * dw
-        std::byte const* blk = row + b * 34;
-        std::int32_t sum = 0;
-        for (int j = 0; j < qk; ++j) sum += static_cast<std::int8_t>(blk[2 + j]) * q[j];
-        acc += load_half(blk) * d * static_cast<float>(sum);
-      }
-    }
-  }
-  return acc;
-}
-
-#if SKIPLLM_ENGINE_X86_SIMD
-// 32 unsigned nibbles of a Q4 block in element order: low nibbles are elements 0..15, high
-// nibbles 16..31.
-SKIPLLM_TARGET_AVX2 __m256i q4_nibbles(std::byte const* qs) {
-  __m128i const packed = _mm_loadu_si128(reinterpret_cast<__m128i const*>(qs));
-  __m128i const mask = _mm_set1_epi8(0x0F);
-  return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(packed, 4), mask), _mm_and_si128(packed, mask));
-}
-
-// sum of u8 x s8 products as 8 int32 lanes, converted to float.
-SKIPLLM_TARGET_AVX2 __m256 dot_u8_s8(__m256i u, __m256i s) {
-  __m256i const pairs = _mm256_maddubs_epi16(u, s);
-  return _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
-}
-
-SKIPLLM_TARGET_AVX2 float dot_int8_avx2(GgmlType type, std::byte const* row, Int8Activations const& x) {
-  __m256 acc = _mm256_setzero_ps();
-  float offset = 0;  // Q4_1's min term, and Q4_0's -8 shift
-  std::int64_t const blocks = x.n / qk;
-  std::size_t const stride = type == GgmlType::Q4_0 ? 18 : type == GgmlType::Q4_1 ? 20 : 34;
-  for (std::int64_t b = 0; b < blocks; ++b, row += stride) {
-    prefetch_ahead(row);
-    __m256i const q = _mm256_loadu_si256(reinterpret_cast<__m256i const*>(&x.q[static_cast<std::size_t>(b * qk)]));
-    float const dx = x.d[static_cast<std::size_t>(b)];
-    if (type == GgmlType::Q8_0) {
-      // maddubs wants an unsigned operand: |w| times q carrying w's sign.
-      __m256i const w = _mm256_loadu_si256(reinterpret_cast<__m256i const*>(row + 2));
-      __m256 const dots = dot_u8_s8(_mm256_sign_epi8(w, w), _mm256_sign_epi8(q, w));
-      acc = _mm256_fmadd_ps(_mm256_set1_ps(half_avx2(row) * dx), dots, acc);
-    } else {
-      bool const q41 = type == GgmlType::Q4_1;
-      __m256 const dots = dot_u8_s8(q4_nibbles(row + (q41 ? 4 : 2)), q);
-      float const dw = half_avx2(row);
-      acc = _mm256_fmadd_ps(_mm256_set1_ps(dw * dx), dots, acc);
-      // Q4_1: + mw * dx * sum(q); Q4_0: - 8 * dw * dx * sum(q). x.sum holds dx * sum(q).
-      offset += (q41 ? half_avx2(row + 2) : -8.0f * dw) * x.sum[static_cast<std::size_t>(b)];
-    }
-  }
-  return hsum(acc) + offset;
-}
-#endif
-
-void check_int8(GgmlType type, Int8Activations const& x) {
-  if (!supports_int8_dot(type)) {
-    throw std::invalid_argument("dot_row_int8: weight type " + std::string(type_name(type)) +
-                                " is not Q4_0, Q4_1 or Q8_0");
-  }
-  if (x.n <= 0 || x.n % qk != 0) throw std::invalid_argument("dot_row_int8: activations not quantized");
-}
-
-}  // namespace
-
-void quantize_activations(float const* x, std::int64_t n, Int8Activations& out) {
-  if (n <= 0 || n % qk != 0) throw std::invalid_argument("quantize_activations: n must be a positive multiple of 32");
-  out.n = n;
-  out.q.resize(static_cast<std::size_t>(n));
-  out.d.resize(static_cast<std::size_t>(n / qk));
-  out.sum.resize(static_cast<std::size_t>(n / qk));
-  for (std::int64_t b = 0; b < n / qk; ++b) {
-    float const* xb = x + b * qk;
-    float amax = 0;
-    for (int j = 0; j < qk; ++j) amax = std::max(amax, std::fabs(xb[j]));
-    float const d = amax / 127.0f;
-    float const inv = d > 0 ? 1.0f / d : 0.0f;
-    std::int32_t qsum = 0;
-    for (int j = 0; j < qk; ++j) {
-      auto const v = static_cast<std::int8_t>(std::nearbyint(xb[j] * inv));
-      out.q[static_cast<std::size_t>(b * qk + j)] = v;
-      qsum += v;
-    }
-    out.d[static_cast<std::size_t>(b)] = d;
-    out.sum[static_cast<std::size_t>(b)] = d * static_cast<float>(qsum);
-  }
-}
-
-bool supports_int8_dot(GgmlType type) {
-  return type == GgmlType::Q4_0 || type == GgmlType::Q4_1 || type == GgmlType::Q8_0;
-}
-
-float dot_row_int8_portable(GgmlType type, std::byte const* row, Int8Activations const& x) {
-  check_int8(type, x);
-  return dot_int8_portable(type, row, x);
-}
-
-float dot_row_int8(GgmlType type, std::byte const* row, Int8Activations const& x) {
-  check_int8(type, x);
-#if SKIPLLM_ENGINE_X86_SIMD
-  if (cpu_has_avx2()) return dot_int8_avx2(type, row, x);
-#endif
-  return dot_int8_portable(type, row, x);
 }
 
 std::string_view dot_row_isa() {

@@ -6,6 +6,7 @@
 //! Python package's reference (`tests/engine/fixtures/make_quant_golden.py`).
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
@@ -65,31 +66,11 @@ float dot_row_portable(GgmlType type, std::byte const* row, float const* x, std:
 //! Which code dot_row runs on this machine: "avx2" or "portable".
 std::string_view dot_row_isa();
 
-// ---- 8-bit activations (the arithmetic llama.cpp uses on CPU) ----
-//
-// Rounding the activation vector to int8 in blocks of 32 (one fp32 scale each) lets a Q4_0,
-// Q4_1 or Q8_0 weight row be dotted with integer multiply-adds instead of dequantizing every
-// weight to fp32: about twice the throughput, at the cost of a small activation rounding error
-// (logits move by ~1e-1 on SmolLM2-135M, as they do in llama.cpp).
-
-//! x rounded to int8 per block of 32: q[i] = round(x[i] / d_b), d_b = max|x| / 127 over block b.
-struct Int8Activations {
-  std::vector<std::int8_t> q;  //!< [n]
-  std::vector<float> d;        //!< [n / 32] block scales
-  std::vector<float> sum;      //!< [n / 32] d_b * sum of the block's q (for Q4_1's offset term)
-  std::int64_t n = 0;
+//! The 6-bit scale and min of sub-block j (0..7) of a Q4_K or Q5_K block, from its 12 packed
+//! scale bytes (block bytes 4..15).
+struct KScaleMin {
+  int scale, min;
 };
-
-//! Quantizes `n` (a multiple of 32) values of x into `out`, reusing its storage.
-void quantize_activations(float const* x, std::int64_t n, Int8Activations& out);
-
-//! True for the weight types dot_row_int8 accepts: Q4_0, Q4_1, Q8_0.
-bool supports_int8_dot(GgmlType type);
-
-//! Dot product of one weight row with quantized activations (x.n elements).
-float dot_row_int8(GgmlType type, std::byte const* row, Int8Activations const& x);
-
-//! The portable path of dot_row_int8, for tests.
-float dot_row_int8_portable(GgmlType type, std::byte const* row, Int8Activations const& x);
+KScaleMin k_scale_min(std::array<std::uint8_t, 12> const& packed, int j);
 
 }  // namespace skipllm::engine

@@ -76,7 +76,7 @@ std::int32_t sample(std::span<float const> logits, SamplingOptions const& o, std
 
 Generator::Generator(LlamaModel const& model, ThreadPool& pool, skipllm::policy::ConfigurablePolicies const& policies,
                      int max_context, GeneratorOptions const& options)
-    : host_(model, pool, 1, max_context, options.precision),
+    : host_(model, pool, 1, max_context, options.precision, options.kv_cache),
       stack_(host_, policies, {.max_sequences = 1, .record_trace = options.record_trace}),
       prefill_step_(host_.make_step(kPrefillChunk)),
       decode_step_(host_.make_step(1)),

@@ -51,6 +51,7 @@ struct GeneratorOptions {
   //! how much of the layer a skip covers.
   bool skip_attention = false;
   ActivationPrecision precision = ActivationPrecision::kFloat32;
+  KvCacheType kv_cache = KvCacheType::kFloat16;  //!< fp32 keeps K and V unrounded
 };
 
 //! One sequence at a time (slot 0): feed a prompt, then decode token by token.

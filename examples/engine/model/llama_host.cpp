@@ -1,9 +1,10 @@
 #include "model/llama_host.hpp"
 
+#include "format/int8_dot.hpp"
+
 #include <algorithm>
 #include <array>
 #include <cmath>
-#include <limits>
 #include <stdexcept>
 #include <string>
 
@@ -18,17 +19,6 @@ constexpr int kDequantizeRows = 4;
 constexpr std::int64_t kSerialAttentionWork = 1 << 12;
 
 float silu(float v) { return v / (1.0f + std::exp(-v)); }
-
-// Eight independent partial sums: a loop the compiler vectorizes without -ffast-math.
-float dot_f32(float const* a, float const* b, std::size_t n) {
-  float lanes[8] = {};
-  std::size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    for (std::size_t j = 0; j < 8; ++j) lanes[j] += a[i + j] * b[i + j];
-  }
-  for (; i < n; ++i) lanes[0] += a[i] * b[i];
-  return ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
-}
 }  // namespace
 
 void rms_norm(float const* x, float const* weight, float* y, int n, float eps) {
@@ -38,20 +28,50 @@ void rms_norm(float const* x, float const* weight, float* y, int n, float eps) {
   for (int i = 0; i < n; ++i) y[i] = x[i] * scale * weight[i];
 }
 
+namespace {
+
+// The decode-time activations of a matmul group in the formats its weight types take, quantized
+// once by the calling thread before the parallel pass.
+struct GroupActivations {
+  std::array<std::int64_t, kMaxMatmulOutputs> block{};  // per output: 32, 256, or 0 for fp32
+  std::vector<Int8Activations>* blocks32 = nullptr;     // [rows] when some output takes them
+  std::vector<Int8KActivations>* blocks256 = nullptr;   // [rows] likewise
+
+  GroupActivations(std::span<MatmulOutput const> outputs, float const* x, int rows, bool int8) {
+    std::int64_t const in = outputs.front().w->cols;
+    // The calling thread's scratch, reused; reached through pointers because a lambda does not
+    // capture a thread_local: the workers would see their own, empty, instances.
+    thread_local std::vector<Int8Activations> scratch32;
+    thread_local std::vector<Int8KActivations> scratch256;
+    for (std::size_t k = 0; k < outputs.size(); ++k) {
+      std::int64_t const b = int8 ? int8_activation_block(outputs[k].w->type) : 0;
+      block[k] = b != 0 && in % b == 0 ? b : 0;
+      if (block[k] == 32) blocks32 = &scratch32;
+      if (block[k] == 256) blocks256 = &scratch256;
+    }
+    auto const n = static_cast<std::size_t>(rows);
+    if (blocks32 != nullptr) {
+      if (blocks32->size() < n) blocks32->resize(n);
+      for (std::size_t r = 0; r < n; ++r) quantize_activations(x + r * in, in, (*blocks32)[r]);
+    }
+    if (blocks256 != nullptr) {
+      if (blocks256->size() < n) blocks256->resize(n);
+      for (std::size_t r = 0; r < n; ++r) quantize_activations(x + r * in, in, (*blocks256)[r]);
+    }
+  }
+};
+
+}  // namespace
+
 void matmul(ThreadPool& pool, std::span<MatmulOutput const> outputs, float const* x, int rows,
             ActivationPrecision precision) {
+  if (outputs.empty() || outputs.size() > kMaxMatmulOutputs)
+    throw std::invalid_argument("engine: a matmul group holds 1 to " + std::to_string(kMaxMatmulOutputs) + " products");
   std::int64_t const in = outputs.front().w->cols;
   std::array<std::int64_t, kMaxMatmulOutputs + 1> first{};  // outputs[k] owns rows first[k] .. first[k+1]-1
   for (std::size_t k = 0; k < outputs.size(); ++k) first[k + 1] = first[k] + outputs[k].w->rows;
-  bool const int8 = precision == ActivationPrecision::kInt8 && rows < kDequantizeRows && in % 32 == 0;
-  // The calling thread's scratch, reused; named through references because a lambda does not
-  // capture a thread_local: the workers would see their own, empty, instances.
-  thread_local std::vector<Int8Activations> quantized_scratch;
-  std::vector<Int8Activations>& quantized = quantized_scratch;
-  if (int8) {
-    if (quantized.size() < static_cast<std::size_t>(rows)) quantized.resize(static_cast<std::size_t>(rows));
-    for (int r = 0; r < rows; ++r) quantize_activations(x + r * in, in, quantized[static_cast<std::size_t>(r)]);
-  }
+  bool const decode = rows < kDequantizeRows;
+  GroupActivations const act(outputs, x, rows, decode && precision == ActivationPrecision::kInt8);
   pool.parallel_for(first[outputs.size()], [&](std::int64_t begin, std::int64_t end) {
     thread_local std::vector<float> dequantized;
     std::size_t k = 0;
@@ -60,14 +80,17 @@ void matmul(ThreadPool& pool, std::span<MatmulOutput const> outputs, float const
       WeightMatrix const& w = *outputs[k].w;
       std::int64_t const o = i - first[k];
       float* y = outputs[k].y;
-      if (rows >= kDequantizeRows) {  // prefill: dequantize the weight row once for all rows
+      if (!decode) {  // prefill: dequantize the weight row once for all rows
         dequantized.resize(static_cast<std::size_t>(in));
         dequantize_row(w.type, w.row(o), dequantized.data(), in);
         auto const* bytes = reinterpret_cast<std::byte const*>(dequantized.data());
         for (int r = 0; r < rows; ++r) y[r * w.rows + o] = dot_row(GgmlType::F32, bytes, x + r * in, in);
-      } else if (int8 && supports_int8_dot(w.type)) {
+      } else if (act.block[k] == 32) {
         for (int r = 0; r < rows; ++r)
-          y[r * w.rows + o] = dot_row_int8(w.type, w.row(o), quantized[static_cast<std::size_t>(r)]);
+          y[r * w.rows + o] = dot_row_int8(w.type, w.row(o), (*act.blocks32)[static_cast<std::size_t>(r)]);
+      } else if (act.block[k] == 256) {
+        for (int r = 0; r < rows; ++r)
+          y[r * w.rows + o] = dot_row_int8(w.type, w.row(o), (*act.blocks256)[static_cast<std::size_t>(r)]);
       } else {
         for (int r = 0; r < rows; ++r) y[r * w.rows + o] = dot_row(w.type, w.row(o), x + r * in, in);
       }
@@ -82,17 +105,20 @@ void matmul(ThreadPool& pool, WeightMatrix const& w, float const* x, int rows, f
 }
 
 LlamaHost::LlamaHost(LlamaModel const& model, ThreadPool& pool, int max_slots, int max_context,
-                     ActivationPrecision precision)
-    : model_(model), pool_(pool), max_slots_(max_slots), max_context_(max_context), precision_(precision) {
+                     ActivationPrecision precision, KvCacheType kv_cache)
+    : model_(model),
+      pool_(pool),
+      max_slots_(max_slots),
+      max_context_(max_context),
+      precision_(precision),
+      kv_(model.config(), max_slots, max_context, kv_cache) {
   LlamaConfig const& c = model.config();
-  if (max_slots < 1 || max_context < 1) throw std::invalid_argument("engine: max_slots and max_context must be >= 1");
   int const half = c.head_dim / 2;
   inv_freq_.resize(static_cast<std::size_t>(half));
   for (int i = 0; i < half; ++i) {
     inv_freq_[static_cast<std::size_t>(i)] =
         static_cast<float>(std::pow(static_cast<double>(c.rope_base), -2.0 * i / c.head_dim));
   }
-  kv_cache_.assign(static_cast<std::size_t>(max_slots) * c.n_layers * 2 * max_context * c.kv_dim(), 0.0f);
 }
 
 LlamaHost::Step LlamaHost::make_step(int capacity) const {
@@ -148,17 +174,6 @@ void LlamaHost::set_tokens(Step& s, std::span<std::int32_t const> tokens, std::s
   }
 }
 
-float* LlamaHost::k_cache(int slot, int layer, int position) {
-  LlamaConfig const& c = model_.config();
-  std::size_t const plane = static_cast<std::size_t>(max_context_) * c.kv_dim();
-  std::size_t const base = ((static_cast<std::size_t>(slot) * c.n_layers + layer) * 2) * plane;
-  return &kv_cache_[base + static_cast<std::size_t>(position) * c.kv_dim()];
-}
-
-float* LlamaHost::v_cache(int slot, int layer, int position) {
-  return k_cache(slot, layer, position) + static_cast<std::size_t>(max_context_) * model_.config().kv_dim();
-}
-
 namespace {
 void apply_rope(float* v, float const* rope, int n_heads, int head_dim) {
   for (int h = 0; h < n_heads; ++h) {
@@ -188,10 +203,8 @@ void LlamaHost::attention_block(int layer, Step& s) {
     float const* rope = &s.rope[static_cast<std::size_t>(r) * c.head_dim];
     apply_rope(&s.q[r * d], rope, c.n_heads, c.head_dim);
     apply_rope(&k[r * kv], rope, c.n_kv_heads, c.head_dim);
-    std::copy_n(&k[r * kv], kv,
-                k_cache(s.slots[static_cast<std::size_t>(r)], layer, s.positions[static_cast<std::size_t>(r)]));
-    std::copy_n(&v[r * kv], kv,
-                v_cache(s.slots[static_cast<std::size_t>(r)], layer, s.positions[static_cast<std::size_t>(r)]));
+    kv_.store(s.slots[static_cast<std::size_t>(r)], layer, s.positions[static_cast<std::size_t>(r)], &k[r * kv],
+              &v[r * kv]);
   }
   auto attend_range = [&](std::int64_t begin, std::int64_t end) {
     thread_local std::vector<float> scores;
@@ -226,26 +239,15 @@ void LlamaHost::attend(Step& s, int layer, int row, int head, std::vector<float>
   float const* q = &s.q[ru * static_cast<std::size_t>(c.n_embd) + static_cast<std::size_t>(head) * hd];
   float const scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
   scores.resize(static_cast<std::size_t>(length));
-  float max_score = -std::numeric_limits<float>::infinity();
-  float const* k = k_cache(slot, layer, 0) + static_cast<std::size_t>(kv_head) * hd;
-  std::size_t const stride = static_cast<std::size_t>(c.kv_dim());
-  for (int t = 0; t < length; ++t) {
-    float const* kt = k + static_cast<std::size_t>(t) * stride;
-    float const dot = dot_f32(q, kt, hd);
-    scores[static_cast<std::size_t>(t)] = dot * scale;
-    max_score = std::max(max_score, dot * scale);
-  }
+  kv_.scores(slot, layer, kv_head, q, scale, length, scores.data());
+  float const max_score = *std::max_element(scores.begin(), scores.end());
   float sum = 0;
   for (float& sc : scores) sum += (sc = std::exp(sc - max_score));
+  float const inv_sum = 1.0f / sum;
+  for (float& sc : scores) sc *= inv_sum;
   float* out = &s.attn[ru * static_cast<std::size_t>(c.n_embd) + static_cast<std::size_t>(head) * hd];
   std::fill_n(out, hd, 0.0f);
-  float const* v = v_cache(slot, layer, 0) + static_cast<std::size_t>(kv_head) * hd;
-  float const inv_sum = 1.0f / sum;
-  for (int t = 0; t < length; ++t) {
-    float const p = scores[static_cast<std::size_t>(t)] * inv_sum;
-    float const* vt = v + static_cast<std::size_t>(t) * stride;
-    for (std::size_t i = 0; i < hd; ++i) out[i] += p * vt[i];
-  }
+  kv_.add_weighted_values(slot, layer, kv_head, scores.data(), length, out);
 }
 
 void LlamaHost::ffn_block(int layer, Step& s, std::span<int const> rows) {

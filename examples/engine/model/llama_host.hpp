@@ -7,20 +7,28 @@
 
 #include <cstdint>
 #include <span>
+#include <string_view>
 #include <vector>
 
 #include <skipllm/row_view.hpp>
 
+#include "model/kv_cache.hpp"
 #include "model/llama_model.hpp"
 #include "model/thread_pool.hpp"
 
 namespace skipllm::engine {
 
 //! How decode-time matrix products treat the activations: exact fp32 against dequantized weights
-//! (matches an fp32 reference to 1e-4), or rounded to int8 per block of 32 for integer dot
-//! products on Q4_0/Q4_1/Q8_0 weights (faster; llama.cpp's CPU arithmetic). Prefill always uses
-//! fp32.
+//! (matches an fp32 reference to 1e-4), or rounded to int8 (per block of 32, or of 256 for the
+//! K-quants) for integer dot products on every quantized weight type (faster; llama.cpp's CPU
+//! arithmetic; format/int8_dot.hpp). F32/F16/BF16 weights stay fp32 either way. Prefill always
+//! uses fp32.
 enum class ActivationPrecision { kFloat32, kInt8 };
+
+//! "fp32" or "int8" (the CLI's --precision values).
+constexpr std::string_view precision_name(ActivationPrecision p) {
+  return p == ActivationPrecision::kInt8 ? "int8" : "fp32";
+}
 
 class LlamaHost {
  public:
@@ -45,12 +53,14 @@ class LlamaHost {
   };
 
   LlamaHost(LlamaModel const& model, ThreadPool& pool, int max_slots, int max_context,
-            ActivationPrecision precision = ActivationPrecision::kFloat32);
+            ActivationPrecision precision = ActivationPrecision::kFloat32,
+            KvCacheType kv_cache = KvCacheType::kFloat16);
 
   LlamaModel const& model() const noexcept { return model_; }
   int max_context() const noexcept { return max_context_; }
   int max_slots() const noexcept { return max_slots_; }
   ActivationPrecision precision() const noexcept { return precision_; }
+  KvCache const& kv_cache() const noexcept { return kv_; }
 
   Step make_step(int capacity) const;
 
@@ -87,8 +97,6 @@ class LlamaHost {
   void final_hidden(Step const& step, int row, std::span<float> out) const;
 
  private:
-  float* k_cache(int slot, int layer, int position);
-  float* v_cache(int slot, int layer, int position);
   void attend(Step& step, int layer, int row, int head, std::vector<float>& scores);
 
   LlamaModel const& model_;
@@ -97,7 +105,7 @@ class LlamaHost {
   int max_context_;
   ActivationPrecision precision_;
   std::vector<float> inv_freq_;  // [head_dim / 2]
-  std::vector<float> kv_cache_;  // [slot][layer][k|v][position][kv_dim]
+  KvCache kv_;
   bool layer_skip_ = false;
 };
 

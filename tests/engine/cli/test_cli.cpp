@@ -192,6 +192,8 @@ BOOST_AUTO_TEST_CASE(generate_defaults) {
   BOOST_TEST(!o.dense);
   BOOST_TEST(o.threads == 0);
   BOOST_TEST(o.ctx == 2048);
+  BOOST_TEST((o.precision == skipllm::engine::ActivationPrecision::kFloat32));
+  BOOST_TEST((o.kv_cache == skipllm::engine::KvCacheType::kFloat16));
   BOOST_TEST(!o.json);
   BOOST_TEST(!o.writes_stdout());
   BOOST_TEST(cl.warnings.empty());
@@ -226,6 +228,9 @@ BOOST_AUTO_TEST_CASE(every_option_in_every_spelling) {
                                      "2",
                                      "--ctx",
                                      "512",
+                                     "--precision",
+                                     "int8",
+                                     "--kv-cache=fp32",
                                      "--json",
                                      "-",
                                      "--trace",
@@ -249,6 +254,8 @@ BOOST_AUTO_TEST_CASE(every_option_in_every_spelling) {
   BOOST_TEST(*o.cold_last == 4);
   BOOST_TEST(o.threads == 2);
   BOOST_TEST(o.ctx == 512);
+  BOOST_TEST((o.precision == skipllm::engine::ActivationPrecision::kInt8));
+  BOOST_TEST((o.kv_cache == skipllm::engine::KvCacheType::kFloat32));
   BOOST_TEST(*o.json == "-");
   BOOST_TEST(*o.trace == "t.json");
   BOOST_TEST(*o.heatmap == "h.svg");
@@ -298,6 +305,8 @@ BOOST_AUTO_TEST_CASE(bad_command_lines_name_the_problem) {
       {{"generate", "-p", "x", "--seed", "99999999999999999999"},
        {"--seed must be between 0 and 18446744073709551615"}},
       {{"generate", "-p", "x", "-t", "5000"}, {"-t/--threads must be between 0 and 1024"}},
+      {{"generate", "-p", "x", "--precision", "int4"}, {"--precision is int8 or fp32, not 'int4'"}},
+      {{"generate", "-p", "x", "--kv-cache", "q8"}, {"--kv-cache is fp16 or fp32, not 'q8'"}},
       {{"generate", "-p", "x", "-n", "5", "-n", "6"}, {"given more than once"}},
       {{"generate", "-p", "x", "--dense", "--spans-per-token", "2"}, {"--dense and --spans-per-token conflict"}},
       {{"generate", "-p", "x", "--raw", "--system", "s"}, {"--system", "--raw"}},
@@ -736,6 +745,10 @@ BOOST_AUTO_TEST_CASE(generate_streams_the_answer_and_writes_the_summary, *utf::p
   BOOST_TEST(s.get<int>("policy.cold_first") == 5);
   BOOST_TEST(s.get<int>("policy.cold_last") == 5);
   BOOST_TEST(s.get<int>("runtime.threads") == 2);
+  BOOST_TEST(s.get<std::string>("runtime.precision") == "fp32");
+  BOOST_TEST(s.get<std::string>("runtime.kv_cache") == "fp16");
+  // K and V of 30 layers x 3 kv heads x 64 dims in fp16, for the prompt and the 24 tokens.
+  BOOST_TEST(s.get<long>("runtime.kv_cache_bytes") == 2L * 30 * 3 * 64 * 2 * (s.get<long>("tokens.prompt") + 24));
   // The embedded skipllm statistics object.
   BOOST_TEST(s.get<std::string>("statistics.schema") == "skipllm.stats/1");
   BOOST_TEST(s.get<int>("statistics.num_layers") == 30);
@@ -778,6 +791,31 @@ BOOST_AUTO_TEST_CASE(dense_skips_nothing, *utf::precondition(cli_and_model_avail
   BOOST_TEST(s.get<int>("policy.spans_per_token") == 0);
   BOOST_TEST(s.get<int>("statistics.skipped_blocks") == 0);
   BOOST_TEST(s.get<int>("statistics.decode_tokens") > 0);
+}
+
+BOOST_AUTO_TEST_CASE(int8_with_an_fp32_kv_cache_reports_its_arithmetic, *utf::precondition(cli_and_model_available)) {
+  RunResult const r = run_cli({"generate", "-m", engine_test::model_path().string(), "-p", "Hello", "-n", "4", "-t",
+                               "2", "--dense", "--precision", "int8", "--kv-cache", "fp32", "--json", "-"});
+  BOOST_TEST_REQUIRE(r.status == 0, r.err);
+  pt::ptree const s = parse_json(r.out);
+  BOOST_TEST(s.get<int>("tokens.generated") >= 1);
+  BOOST_TEST(s.get<std::string>("runtime.precision") == "int8");
+  std::string const isa = s.get<std::string>("runtime.int8_isa");
+  BOOST_TEST((isa == "avx512-vnni" || isa == "avx2" || isa == "portable"), isa);
+  BOOST_TEST(s.get<std::string>("runtime.kv_cache") == "fp32");
+  BOOST_TEST(s.get<long>("runtime.kv_cache_bytes") == 2L * 30 * 3 * 64 * 4 * (s.get<long>("tokens.prompt") + 4));
+  BOOST_TEST(r.err.find("arithmetic: int8 (" + isa + " kernels), KV cache fp32") != std::string::npos, r.err);
+}
+
+BOOST_AUTO_TEST_CASE(info_states_the_kv_cache_per_token_of_context, *utf::precondition(cli_and_model_available)) {
+  RunResult const r = run_cli({"info", "-m", engine_test::model_path().string()});
+  BOOST_TEST_REQUIRE(r.status == 0, r.err);
+  // 2 x 30 layers x 3 kv heads x 64 dims x 2 bytes = 23,040 bytes; x 8,192 tokens = 188.7 MB.
+  for (char const* part :
+       {"KV cache per token:   23.0 kB fp16 (default), 46.1 kB fp32", "2 x 30 layers x 3 kv heads x 64 dims",
+        "KV cache at context:  188.7 MB fp16, 377.5 MB fp32 for 8192 tokens", "int8 kernels:"}) {
+    BOOST_TEST(r.out.find(part) != std::string::npos, part << " in\n" << r.out);
+  }
 }
 
 BOOST_AUTO_TEST_CASE(trace_and_heatmap_of_a_skipping_run, *utf::precondition(cli_and_model_available)) {

@@ -6,6 +6,7 @@
 
 #include "format/gguf.hpp"
 #include "format/quant.hpp"
+#include "format/random_blocks.hpp"
 
 #include <algorithm>
 #include <bit>
@@ -21,6 +22,7 @@
 
 namespace eng = skipllm::engine;
 using eng::GgmlType;
+using quant_test::random_row;
 
 namespace {
 
@@ -339,48 +341,6 @@ BOOST_AUTO_TEST_CASE(bad_arguments_throw) {
 
 namespace {
 
-// Random blocks with finite, realistic fp16 scales (random bytes there would be NaN or inf).
-std::vector<std::byte> random_row(GgmlType type, std::int64_t n, std::mt19937& rng) {
-  const std::size_t bytes = static_cast<std::size_t>(n) / eng::block_size(type) * eng::block_bytes(type);
-  std::vector<std::byte> row(bytes);
-  for (auto& b : row) b = static_cast<std::byte>(rng() & 0xFF);
-  std::uniform_real_distribution<float> value(-1.0f, 1.0f);
-  auto const put_half = [&](std::size_t at) {  // a random fp16 in [0.0039, 0.5): exponent 7..13
-    const auto h = static_cast<std::uint16_t>(((7 + rng() % 7) << 10) | (rng() & 0x3FF) | (rng() % 2 ? 0x8000 : 0));
-    std::memcpy(&row[at], &h, 2);
-  };
-  const std::size_t bb = eng::block_bytes(type);
-  switch (type) {
-    case GgmlType::F32:
-      for (std::size_t i = 0; i < bytes; i += 4) {
-        float const f = value(rng);
-        std::memcpy(&row[i], &f, 4);
-      }
-      break;
-    case GgmlType::F16:
-      for (std::size_t i = 0; i < bytes; i += 2) put_half(i);
-      break;
-    case GgmlType::BF16:
-      for (std::size_t i = 0; i < bytes; i += 2) {
-        auto const h = static_cast<std::uint16_t>(bits(value(rng)) >> 16);
-        std::memcpy(&row[i], &h, 2);
-      }
-      break;
-    case GgmlType::Q6_K:
-      for (std::size_t i = 0; i < bytes; i += bb) put_half(i + 208);
-      break;
-    case GgmlType::Q4_1:
-    case GgmlType::Q5_1:
-    case GgmlType::Q4_K:
-    case GgmlType::Q5_K:
-      for (std::size_t i = 0; i < bytes; i += bb) put_half(i), put_half(i + 2);  // d and m / dmin
-      break;
-    default:  // Q4_0, Q5_0, Q8_0
-      for (std::size_t i = 0; i < bytes; i += bb) put_half(i);
-  }
-  return row;
-}
-
 struct DotCheck {
   double error_dispatched, error_portable;  // relative to sum |w_i x_i|
 };
@@ -460,68 +420,4 @@ BOOST_AUTO_TEST_CASE(dot_row_on_the_golden_blocks) {
       }
     }
   }
-}
-
-// ---- int8 activations ----
-
-BOOST_AUTO_TEST_CASE(quantize_activations_rounds_each_block_to_its_own_scale) {
-  std::vector<float> x(64);
-  for (int i = 0; i < 64; ++i)
-    x[static_cast<std::size_t>(i)] = (i < 32 ? 0.01f : 3.0f) * std::sin(0.7f * static_cast<float>(i));
-  x[40] = -3.0f;  // block 1's largest magnitude
-  eng::Int8Activations q;
-  eng::quantize_activations(x.data(), 64, q);
-  BOOST_TEST(q.d[1] == 3.0f / 127.0f);
-  BOOST_TEST(q.q[40] == -127);
-  for (int i = 0; i < 64; ++i) {
-    float const d = q.d[static_cast<std::size_t>(i / 32)];
-    BOOST_TEST(std::abs(x[static_cast<std::size_t>(i)] - q.q[static_cast<std::size_t>(i)] * d) <= 0.5f * d * 1.0001f,
-               "element " << i);
-  }
-  for (int b = 0; b < 2; ++b) {
-    int sum = 0;
-    for (int j = 0; j < 32; ++j) sum += q.q[static_cast<std::size_t>(b * 32 + j)];
-    BOOST_TEST(q.sum[static_cast<std::size_t>(b)] == q.d[static_cast<std::size_t>(b)] * static_cast<float>(sum));
-  }
-  std::vector<float> zeros(32, 0.0f);
-  eng::quantize_activations(zeros.data(), 32, q);  // all-zero block: scale 0, no division by zero
-  BOOST_TEST(q.d[0] == 0.0f);
-  BOOST_TEST(q.q[0] == 0);
-  BOOST_CHECK_THROW(eng::quantize_activations(x.data(), 33, q), std::invalid_argument);
-}
-
-BOOST_AUTO_TEST_CASE(dot_row_int8_equals_the_exact_dot_of_the_rounded_operands) {
-  std::mt19937 rng(2024);
-  std::normal_distribution<float> dist(0.0f, 1.0f);
-  for (GgmlType type : {GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0}) {
-    for (std::int64_t n : {32, 96, 576, 1536}) {
-      auto const row = random_row(type, n, rng);
-      std::vector<float> x(static_cast<std::size_t>(n));
-      for (auto& v : x) v = dist(rng);
-      eng::Int8Activations q;
-      eng::quantize_activations(x.data(), n, q);
-      std::vector<float> w(static_cast<std::size_t>(n));
-      eng::dequantize_row(type, row.data(), w.data(), n);
-      double want = 0;  // what the integer path computes, in exact arithmetic
-      for (std::int64_t i = 0; i < n; ++i) {
-        want += static_cast<double>(w[static_cast<std::size_t>(i)]) * q.q[static_cast<std::size_t>(i)] *
-                q.d[static_cast<std::size_t>(i / 32)];
-      }
-      double scale = 0;
-      for (std::int64_t i = 0; i < n; ++i)
-        scale += std::abs(w[static_cast<std::size_t>(i)] * x[static_cast<std::size_t>(i)]);
-      BOOST_TEST_CONTEXT(type_name(type) << " n=" << n) {
-        BOOST_TEST(std::abs(eng::dot_row_int8(type, row.data(), q) - want) <= 1e-5 * scale + 1e-6);
-        BOOST_TEST(std::abs(eng::dot_row_int8_portable(type, row.data(), q) - want) <= 1e-5 * scale + 1e-6);
-        // and close to the fp32 product it approximates
-        BOOST_TEST(std::abs(eng::dot_row_int8(type, row.data(), q) - eng::dot_row(type, row.data(), x.data(), n)) <=
-                   0.02 * scale);
-      }
-    }
-  }
-  eng::Int8Activations q;
-  std::vector<float> x(256, 1.0f);
-  eng::quantize_activations(x.data(), 256, q);
-  std::vector<std::byte> f32(256 * 4);
-  BOOST_CHECK_THROW(eng::dot_row_int8(GgmlType::F32, f32.data(), q), std::invalid_argument);
 }
