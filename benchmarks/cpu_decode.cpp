@@ -63,6 +63,7 @@ struct Options {
   int rounds = 3;
   float threshold = 0.95f;
   engine::ActivationPrecision precision = engine::ActivationPrecision::kInt8;
+  engine::KvCacheType kv_cache = engine::KvCacheType::kFloat16;
   std::string out_dir;
   std::string config;
   std::vector<std::string> phases{"memory", "bandwidth", "policy", "forced", "batch"};
@@ -97,6 +98,7 @@ std::vector<int> int_list(std::string const& s, char const* option, int lo, int 
 
 char const* kUsage =
     "usage: cpu_decode [-m MODEL] [-t THREADS] [-n TOKENS] [--rounds R] [--precision int8|fp32]\n"
+    "                  [--kv-cache fp16|fp32]\n"
     "                  [--phases memory,bandwidth,policy,forced,batch] [--skip-ratios 0,10,20,30]\n"
     "                  [--batches 1,2,4,8] [--config FILE] [--memory-context N] [--memory-fill N]\n"
     "                  [--threshold TAU] [--out DIR]\n";
@@ -140,6 +142,10 @@ Options parse(int argc, char** argv) {
       o.memory_context = std::stoi(value());
     } else if (a == "--memory-fill") {
       o.memory_fill = std::stoi(value());
+    } else if (a == "--kv-cache") {
+      std::string const k = value();
+      if (k != "fp16" && k != "fp32") throw std::invalid_argument("--kv-cache is fp16 or fp32");
+      o.kv_cache = k == "fp16" ? engine::KvCacheType::kFloat16 : engine::KvCacheType::kFloat32;
     } else if (a == "--precision") {
       std::string const p = value();
       if (p != "int8" && p != "fp32") throw std::invalid_argument("--precision is int8 or fp32");
@@ -247,10 +253,10 @@ struct DecodeRun {
 // (timed, and the only ones counted in the statistics; EOG does not stop).
 DecodeRun decode(engine::LlamaModel const& model, engine::ThreadPool& pool,
                  policy::ConfigurablePolicies const& policies, std::vector<std::int32_t> const& prompt, int tokens,
-                 engine::ActivationPrecision precision, std::string const& label) {
+                 Options const& opt, std::string const& label) {
   int const warmup = policies.warmup.tokens;
   int const context = static_cast<int>(prompt.size()) + warmup + tokens + 1;
-  engine::Generator gen(model, pool, policies, context, {.precision = precision});
+  engine::Generator gen(model, pool, policies, context, {.precision = opt.precision, .kv_cache = opt.kv_cache});
   auto logits = gen.prefill(prompt);
   std::mt19937_64 rng(0);
   for (int i = 0; i < warmup; ++i) logits = gen.decode(engine::sample(logits, {}, rng));
@@ -276,14 +282,14 @@ struct BatchRun {
 
 BatchRun decode_batch(engine::LlamaModel const& model, engine::ThreadPool& pool,
                       policy::ConfigurablePolicies const& policies,
-                      std::vector<std::vector<std::int32_t>> const& prompts, int tokens,
-                      engine::ActivationPrecision precision, std::string const& label) {
+                      std::vector<std::vector<std::int32_t>> const& prompts, int tokens, Options const& opt,
+                      std::string const& label) {
   int const batch = static_cast<int>(prompts.size());
   int const warmup = policies.warmup.tokens;  // the policy's dense tokens run untimed
   std::size_t longest = 0;
   for (auto const& p : prompts) longest = std::max(longest, p.size());
   int const context = static_cast<int>(longest) + warmup + tokens + 1;
-  engine::LlamaHost host(model, pool, batch, context, precision);
+  engine::LlamaHost host(model, pool, batch, context, opt.precision, opt.kv_cache);
   engine::EngineStack stack(host, policies, {.max_sequences = batch, .record_trace = true});
   int const vocab = model.config().vocab;
 
@@ -418,7 +424,7 @@ int main(int argc, char** argv) try {
       engine::resolve_model(explicit_model, engine::ModelEnvironment::from_process(), std::cerr).string();
   int const threads =
       opt.threads > 0 ? opt.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  std::string const precision_name = opt.precision == engine::ActivationPrecision::kInt8 ? "int8" : "fp32";
+  std::string const precision_name(engine::precision_name(opt.precision));
 
   std::cerr << "[load] " << model_path << "\n";
   auto const load_start = Clock::now();
@@ -460,8 +466,9 @@ int main(int argc, char** argv) try {
           std::to_string(cfg.n_kv_heads) + " heads, vocab " + std::to_string(cfg.vocab) + ")");
   md.text("- weight bytes per dense token: " + fmt("%.2f MB", dense_bytes / 1e6) +
           "; one layer's FFN: " + fmt("%.2f MB", ffn_bytes(cold) / 1e6));
-  md.text("- activations: " + precision_name + "; " + std::to_string(opt.tokens) + " timed decode tokens per run, " +
-          std::to_string(opt.rounds) + " interleaved rounds, medians");
+  md.text("- activations: " + precision_name + ", KV cache: " + std::string(engine::kv_cache_type_name(opt.kv_cache)) +
+          "; " + std::to_string(opt.tokens) + " timed decode tokens per run, " + std::to_string(opt.rounds) +
+          " interleaved rounds, medians");
   md.text("- model load (GGUF open + tensor views + tokenizer): " + fmt("%.2f s", load_s));
   md.text("- command: `" + command + "`");
 
@@ -475,18 +482,20 @@ int main(int argc, char** argv) try {
     long const before_kib = status_kib("VmRSS:");
     {
       engine::Generator gen(model, pool, real_policy(opt, cfg.n_layers).policies, context,
-                            {.precision = opt.precision});
+                            {.precision = opt.precision, .kv_cache = opt.kv_cache});
       auto const start = Clock::now();
       auto logits = gen.prefill(fill);
       std::cerr << "    prefilled " << fill.size() << " tokens in " << fmt("%.1f s", seconds_since(start)) << "\n";
       std::mt19937_64 rng(0);
       for (int i = 0; i < 4; ++i) logits = gen.decode(engine::sample(logits, {}, rng));
     }
-    double const kv_bytes = 2.0 * cfg.n_layers * cfg.kv_dim() * sizeof(float) * context;
+    double const kv_per_token = static_cast<double>(engine::kv_bytes_per_token(cfg, opt.kv_cache));
     md.heading("Memory");
     md.table({"quantity", "value"});
     md.row({"context allocated / filled", std::to_string(context) + " / " + std::to_string(fill.size()) + " tokens"});
-    md.row({"KV cache of the full context (computed, fp32)", fmt("%.1f MB", kv_bytes / 1e6)});
+    md.row({"KV cache per token of context (" + std::string(engine::kv_cache_type_name(opt.kv_cache)) + ")",
+            fmt("%.3f MB", kv_per_token / 1e6)});
+    md.row({"KV cache of the full context", fmt("%.1f MB", kv_per_token * context / 1e6)});
     md.row({"resident before the generator", fmt("%.1f MB", before_kib * 1024.0 / 1e6)});
     md.row({"**peak resident memory**", fmt("%.1f MB", status_kib("VmHWM:") * 1024.0 / 1e6)});
     md.text(
@@ -516,8 +525,8 @@ int main(int argc, char** argv) try {
     DecodeRun skip_run;
     for (int r = 0; r < opt.rounds; ++r) {
       std::cerr << "[policy] round " << r + 1 << "/" << opt.rounds << ": dense, then " << real.source << "\n";
-      dense_tps.push_back(decode(model, pool, dense, prompt, opt.tokens, opt.precision, "dense").tokens_per_second);
-      skip_run = decode(model, pool, real.policies, prompt, opt.tokens, opt.precision, "skip");
+      dense_tps.push_back(decode(model, pool, dense, prompt, opt.tokens, opt, "dense").tokens_per_second);
+      skip_run = decode(model, pool, real.policies, prompt, opt.tokens, opt, "skip");
       skip_tps.push_back(skip_run.tokens_per_second);
       ratio.push_back(skip_tps.back() / dense_tps.back());
     }
@@ -554,9 +563,9 @@ int main(int argc, char** argv) try {
       for (std::size_t i = 0; i < n; ++i) {
         std::cerr << "[forced] round " << r + 1 << "/" << opt.rounds << ": " << chosen[i].size() << " of "
                   << cfg.n_layers << " FFNs skipped\n";
-        tps[i].push_back(decode(model, pool, masks[i], short_prompt, opt.tokens, opt.precision,
-                                std::to_string(chosen[i].size()) + " skipped")
-                             .tokens_per_second);
+        tps[i].push_back(
+            decode(model, pool, masks[i], short_prompt, opt.tokens, opt, std::to_string(chosen[i].size()) + " skipped")
+                .tokens_per_second);
       }
       for (std::size_t i = 0; i < n; ++i) ratio[i].push_back(tps[i].back() / tps[0].back());
     }
@@ -600,9 +609,8 @@ int main(int argc, char** argv) try {
       BatchRun skip_run;
       for (int r = 0; r < opt.rounds; ++r) {
         std::cerr << "[batch] " << b << " sequences, round " << r + 1 << "/" << opt.rounds << ": dense, policy\n";
-        dense_tps.push_back(
-            decode_batch(model, pool, dense, prompts, opt.tokens, opt.precision, "dense").tokens_per_second);
-        skip_run = decode_batch(model, pool, real.policies, prompts, opt.tokens, opt.precision, "policy");
+        dense_tps.push_back(decode_batch(model, pool, dense, prompts, opt.tokens, opt, "dense").tokens_per_second);
+        skip_run = decode_batch(model, pool, real.policies, prompts, opt.tokens, opt, "policy");
         skip_tps.push_back(skip_run.tokens_per_second);
         ratio.push_back(skip_tps.back() / dense_tps.back());
       }
