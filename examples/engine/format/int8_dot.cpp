@@ -161,11 +161,6 @@ namespace avx2 {
 SKIPLLM_INT8_TARGET inline __m256i dot_u8s8(__m256i u, __m256i s) {
   return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
 }
-SKIPLLM_INT8_TARGET inline __m256i dot_u8s8_scaled(__m256i u, __m256i s, int lo, int hi) {
-  __m256i const scale =
-      _mm256_set_m128i(_mm_set1_epi16(static_cast<short>(hi)), _mm_set1_epi16(static_cast<short>(lo)));
-  return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), scale);
-}
 #  include "format/int8_dot_x86.inc"
 #  undef SKIPLLM_INT8_TARGET
 }  // namespace avx2
@@ -174,9 +169,6 @@ namespace avx512_vnni {
 #  define SKIPLLM_INT8_TARGET __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
 SKIPLLM_INT8_TARGET inline __m256i dot_u8s8(__m256i u, __m256i s) {
   return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s);
-}
-SKIPLLM_INT8_TARGET inline __m256i dot_u8s8_scaled(__m256i u, __m256i s, int lo, int hi) {
-  return _mm256_mullo_epi32(dot_u8s8(u, s), _mm256_set_m128i(_mm_set1_epi32(hi), _mm_set1_epi32(lo)));
 }
 #  include "format/int8_dot_x86.inc"
 #  undef SKIPLLM_INT8_TARGET
@@ -193,30 +185,35 @@ std::string block_error(GgmlType type, std::int64_t want, std::int64_t got) {
          std::to_string(got);
 }
 
+// The kernels of set K for `type`, overloaded on the activation format (the pointer is a tag).
 template <class K>
-float dot32(GgmlType type, std::byte const* row, Int8Activations const& x) {
+Int8RowDot kernel(GgmlType type, Int8Activations const*) {
   switch (type) {
-    case GgmlType::Q4_0: return K::template blocks32<GgmlType::Q4_0>(row, x);
-    case GgmlType::Q4_1: return K::template blocks32<GgmlType::Q4_1>(row, x);
-    case GgmlType::Q5_0: return K::template blocks32<GgmlType::Q5_0>(row, x);
-    case GgmlType::Q5_1: return K::template blocks32<GgmlType::Q5_1>(row, x);
-    default: return K::template blocks32<GgmlType::Q8_0>(row, x);
+    case GgmlType::Q4_0: return &K::template blocks32<GgmlType::Q4_0>;
+    case GgmlType::Q4_1: return &K::template blocks32<GgmlType::Q4_1>;
+    case GgmlType::Q5_0: return &K::template blocks32<GgmlType::Q5_0>;
+    case GgmlType::Q5_1: return &K::template blocks32<GgmlType::Q5_1>;
+    default: return &K::template blocks32<GgmlType::Q8_0>;
   }
 }
 
 template <class K>
-float dot256(GgmlType type, std::byte const* row, Int8KActivations const& x) {
+Int8KRowDot kernel(GgmlType type, Int8KActivations const*) {
   switch (type) {
-    case GgmlType::Q4_K: return K::template q45_k<false>(row, x);
-    case GgmlType::Q5_K: return K::template q45_k<true>(row, x);
-    default: return K::q6_k(row, x);
+    case GgmlType::Q4_K: return &K::template q45_k<false>;
+    case GgmlType::Q5_K: return &K::template q45_k<true>;
+    default: return &K::q6_k;
   }
+}
+
+void check_type(GgmlType type, std::int64_t block) {
+  if (int8_activation_block(type) != block)
+    throw std::invalid_argument(block_error(type, int8_activation_block(type), block));
 }
 
 template <class Activations>
 void check_operands(GgmlType type, Activations const& x, std::int64_t block) {
-  if (int8_activation_block(type) != block)
-    throw std::invalid_argument(block_error(type, int8_activation_block(type), block));
+  check_type(type, block);
   if (x.n <= 0 || x.n % block != 0 || x.q.size() != static_cast<std::size_t>(x.n))
     throw std::invalid_argument("dot_row_int8: activations not quantized");
 }
@@ -226,23 +223,16 @@ void check_supported(DotIsa isa) {
     throw std::invalid_argument("skipllm engine: this CPU cannot run the " + std::string(isa_name(isa)) + " kernels");
 }
 
-float dot_on(DotIsa isa, GgmlType type, std::byte const* row, Int8Activations const& x) {
+// The kernel of `type` on `isa` for activations of type A.
+template <class A>
+auto kernel_on(DotIsa isa, GgmlType type) {
+  A const* const format = nullptr;
   switch (isa) {
 #if SKIPLLM_INT8_X86
-    case DotIsa::avx512_vnni: return dot32<avx512_vnni::Kernels>(type, row, x);
-    case DotIsa::avx2: return dot32<avx2::Kernels>(type, row, x);
+    case DotIsa::avx512_vnni: return kernel<avx512_vnni::Kernels>(type, format);
+    case DotIsa::avx2: return kernel<avx2::Kernels>(type, format);
 #endif
-    default: return dot32<PortableKernels>(type, row, x);
-  }
-}
-
-float dot_on(DotIsa isa, GgmlType type, std::byte const* row, Int8KActivations const& x) {
-  switch (isa) {
-#if SKIPLLM_INT8_X86
-    case DotIsa::avx512_vnni: return dot256<avx512_vnni::Kernels>(type, row, x);
-    case DotIsa::avx2: return dot256<avx2::Kernels>(type, row, x);
-#endif
-    default: return dot256<PortableKernels>(type, row, x);
+    default: return kernel<PortableKernels>(type, format);
   }
 }
 
@@ -273,10 +263,14 @@ std::int32_t quantize_block(float const* x, std::int64_t n, std::int8_t* q, floa
   d = amax / 127.0f;
   float const inv = d > 0 ? 1.0f / d : 0.0f;
   std::int32_t sum = 0;
+  // Adding and subtracting 1.5 * 2^23 rounds a float of magnitude below 2^22 to an integer, to
+  // nearest even as std::nearbyint does in the default mode, but in plain arithmetic the compiler
+  // vectorizes (nearbyint is a library call on baseline x86-64). |x * inv| <= 127 up to one
+  // rounding of inv; the clamp keeps |q| <= 127 regardless.
+  constexpr float kRound = 12582912.0f;
   for (std::int64_t j = 0; j < n; ++j) {
-    // |x * inv| <= 127 up to one rounding of inv; the clamp keeps |q| <= 127 regardless.
-    float const v = std::clamp(std::nearbyint(x[j] * inv), -127.0f, 127.0f);
-    q[j] = static_cast<std::int8_t>(v);
+    float const v = std::clamp(x[j] * inv, -127.0f, 127.0f);
+    q[j] = static_cast<std::int8_t>((v + kRound) - kRound);
     sum += q[j];
   }
   return sum;
@@ -371,26 +365,36 @@ void set_int8_dot_isa(DotIsa isa) {
   chosen_isa.store(static_cast<int>(isa), std::memory_order_relaxed);
 }
 
+Int8RowDot int8_row_dot(GgmlType type) {
+  check_type(type, kBlock32);
+  return kernel_on<Int8Activations>(int8_dot_isa(), type);
+}
+
+Int8KRowDot int8k_row_dot(GgmlType type) {
+  check_type(type, kBlock256);
+  return kernel_on<Int8KActivations>(int8_dot_isa(), type);
+}
+
 float dot_row_int8(GgmlType type, std::byte const* row, Int8Activations const& x, DotIsa isa) {
   check_operands(type, x, kBlock32);
   check_supported(isa);
-  return dot_on(isa, type, row, x);
+  return kernel_on<Int8Activations>(isa, type)(row, x);
 }
 
 float dot_row_int8(GgmlType type, std::byte const* row, Int8KActivations const& x, DotIsa isa) {
   check_operands(type, x, kBlock256);
   check_supported(isa);
-  return dot_on(isa, type, row, x);
+  return kernel_on<Int8KActivations>(isa, type)(row, x);
 }
 
 float dot_row_int8(GgmlType type, std::byte const* row, Int8Activations const& x) {
   check_operands(type, x, kBlock32);
-  return dot_on(int8_dot_isa(), type, row, x);
+  return kernel_on<Int8Activations>(int8_dot_isa(), type)(row, x);
 }
 
 float dot_row_int8(GgmlType type, std::byte const* row, Int8KActivations const& x) {
   check_operands(type, x, kBlock256);
-  return dot_on(int8_dot_isa(), type, row, x);
+  return kernel_on<Int8KActivations>(int8_dot_isa(), type)(row, x);
 }
 
 }  // namespace skipllm::engine

@@ -4,8 +4,8 @@
 //!
 //! Rounding the activation vector to int8 (one fp32 scale per block) lets a weight block be dotted
 //! with byte multiply-adds on its stored integers instead of dequantizing every weight to fp32:
-//! about twice the throughput, at the cost of the activation rounding error (logits move by ~0.1
-//! on SmolLM2-135M, as they do in llama.cpp). Every quantized type the engine reads has an integer
+//! faster, at the cost of the activation rounding error (logits move by up to ~1 on SmolLM2-135M
+//! against an fp32 oracle, as llama.cpp's do). Every quantized type the engine reads has an integer
 //! kernel: Q4_0, Q4_1, Q5_0, Q5_1 and Q8_0 take activations in blocks of 32 (Int8Activations); the
 //! K-quants Q4_K, Q5_K and Q6_K take blocks of 256 with a sum per 16 (Int8KActivations, ggml's
 //! Q8_K). F32, F16 and BF16 weights have no integer form worth the rounding and stay on the float
@@ -78,14 +78,26 @@ DotIsa int8_dot_isa();
 void set_int8_dot_isa(DotIsa isa);
 
 //! Dot product of one weight row with quantized activations (x.n elements), on int8_dot_isa().
-//! The block products are exact integers; their scales are applied in fp32, so the result agrees
-//! with dequantize_row(w) . (d_b * q) in exact arithmetic to ~1e-6 of sum |w_i d_b q_i|. Throws
-//! std::invalid_argument when the type takes the other activation blocks or none.
+//! The block products are exact integers and their scales are applied in fp32: the result is
+//! within 1e-5 of sum |w_i d_b q_i| of dequantize_row(w) . (d_b * q) in exact arithmetic, on
+//! every path (tests/engine/format/test_int8_dot.cpp). Throws std::invalid_argument when the type
+//! takes the other activation blocks or none.
 float dot_row_int8(GgmlType type, std::byte const* row, Int8Activations const& x);
 float dot_row_int8(GgmlType type, std::byte const* row, Int8KActivations const& x);
 
 //! The same on a chosen path, for tests. Throws std::invalid_argument when the CPU lacks `isa`.
 float dot_row_int8(GgmlType type, std::byte const* row, Int8Activations const& x, DotIsa isa);
 float dot_row_int8(GgmlType type, std::byte const* row, Int8KActivations const& x, DotIsa isa);
+
+//! A resolved kernel: dot_row_int8 without its per-call checks and dispatch, for a caller that
+//! dots many rows of one matrix with the same activations (the matmul resolves one per matrix).
+using Int8RowDot = float (*)(std::byte const* row, Int8Activations const& x);
+using Int8KRowDot = float (*)(std::byte const* row, Int8KActivations const& x);
+
+//! The kernel dot_row_int8 runs for `type` on int8_dot_isa(), for activations in blocks of 32
+//! (int8_row_dot) or 256 (int8k_row_dot). Throws std::invalid_argument when the type takes the
+//! other blocks or none.
+Int8RowDot int8_row_dot(GgmlType type);
+Int8KRowDot int8k_row_dot(GgmlType type);
 
 }  // namespace skipllm::engine

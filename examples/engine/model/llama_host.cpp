@@ -34,6 +34,8 @@ namespace {
 // once by the calling thread before the parallel pass.
 struct GroupActivations {
   std::array<std::int64_t, kMaxMatmulOutputs> block{};  // per output: 32, 256, or 0 for fp32
+  std::array<Int8RowDot, kMaxMatmulOutputs> dot32{};    // per output with block 32: its kernel
+  std::array<Int8KRowDot, kMaxMatmulOutputs> dot256{};  // per output with block 256: its kernel
   std::vector<Int8Activations>* blocks32 = nullptr;     // [rows] when some output takes them
   std::vector<Int8KActivations>* blocks256 = nullptr;   // [rows] likewise
 
@@ -46,8 +48,13 @@ struct GroupActivations {
     for (std::size_t k = 0; k < outputs.size(); ++k) {
       std::int64_t const b = int8 ? int8_activation_block(outputs[k].w->type) : 0;
       block[k] = b != 0 && in % b == 0 ? b : 0;
-      if (block[k] == 32) blocks32 = &scratch32;
-      if (block[k] == 256) blocks256 = &scratch256;
+      if (block[k] == 32) {
+        blocks32 = &scratch32;
+        dot32[k] = int8_row_dot(outputs[k].w->type);
+      } else if (block[k] == 256) {
+        blocks256 = &scratch256;
+        dot256[k] = int8k_row_dot(outputs[k].w->type);
+      }
     }
     auto const n = static_cast<std::size_t>(rows);
     if (blocks32 != nullptr) {
@@ -87,10 +94,10 @@ void matmul(ThreadPool& pool, std::span<MatmulOutput const> outputs, float const
         for (int r = 0; r < rows; ++r) y[r * w.rows + o] = dot_row(GgmlType::F32, bytes, x + r * in, in);
       } else if (act.block[k] == 32) {
         for (int r = 0; r < rows; ++r)
-          y[r * w.rows + o] = dot_row_int8(w.type, w.row(o), (*act.blocks32)[static_cast<std::size_t>(r)]);
+          y[r * w.rows + o] = act.dot32[k](w.row(o), (*act.blocks32)[static_cast<std::size_t>(r)]);
       } else if (act.block[k] == 256) {
         for (int r = 0; r < rows; ++r)
-          y[r * w.rows + o] = dot_row_int8(w.type, w.row(o), (*act.blocks256)[static_cast<std::size_t>(r)]);
+          y[r * w.rows + o] = act.dot256[k](w.row(o), (*act.blocks256)[static_cast<std::size_t>(r)]);
       } else {
         for (int r = 0; r < rows; ++r) y[r * w.rows + o] = dot_row(w.type, w.row(o), x + r * in, in);
       }

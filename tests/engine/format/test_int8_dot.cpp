@@ -299,6 +299,15 @@ BOOST_AUTO_TEST_CASE(the_chosen_path_is_the_fastest_supported_and_can_be_forced)
     }
   }
   eng::set_int8_dot_isa(before);
+  // The resolved kernels are the chosen path's.
+  BOOST_TEST(eng::int8k_row_dot(GgmlType::Q4_K)(row.data(), q.blocks256) == q.dot(GgmlType::Q4_K, row.data(), before));
+  auto const row32 = random_row(GgmlType::Q5_1, 512, rng);
+  Quantized const q32(random_vector(512, rng), GgmlType::Q5_1);
+  BOOST_TEST(eng::int8_row_dot(GgmlType::Q5_1)(row32.data(), q32.blocks32) ==
+             q32.dot(GgmlType::Q5_1, row32.data(), before));
+  BOOST_CHECK_THROW(eng::int8_row_dot(GgmlType::Q6_K), std::invalid_argument);
+  BOOST_CHECK_THROW(eng::int8k_row_dot(GgmlType::Q8_0), std::invalid_argument);
+  BOOST_CHECK_THROW(eng::int8_row_dot(GgmlType::F16), std::invalid_argument);
   for (DotIsa const isa : all_isas) BOOST_TEST((eng::parse_isa(eng::isa_name(isa)) == isa));
   BOOST_TEST(!eng::parse_isa("avx512").has_value());
 }
