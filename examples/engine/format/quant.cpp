@@ -425,13 +425,6 @@ float dot_unchecked_avx2(TypeTraits const& t, std::byte const* row, float const*
 
 }  // namespace
 
-KScaleMin k_scale_min(std::array<std::uint8_t, 12> const& s, int j) {
-  // Sub-blocks 0..3 use the low 6 bits of bytes j and j+4; sub-blocks 4..7 take a nibble of byte
-  // j+4 and borrow the top 2 bits of bytes j-4 (scale) and j (min).
-  if (j < 4) return {s[j] & 63, s[j + 4] & 63};
-  return {(s[j + 4] & 0xF) | ((s[j - 4] >> 6) << 4), (s[j + 4] >> 4) | ((s[j] >> 6) << 4)};
-}
-
 std::string_view type_name(GgmlType type) {
   // Every id ggml has assigned, so refusals can name what a file holds. Ids 4, 5, 31-33 and 36-38
   // were removed from ggml and are invalid in files.

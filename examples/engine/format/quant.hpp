@@ -71,6 +71,12 @@ std::string_view dot_row_isa();
 struct KScaleMin {
   int scale, min;
 };
-KScaleMin k_scale_min(std::array<std::uint8_t, 12> const& packed, int j);
+//! Inline: the integer K-quant kernels call it eight times per block.
+inline KScaleMin k_scale_min(std::array<std::uint8_t, 12> const& packed, int j) {
+  // Sub-blocks 0..3 use the low 6 bits of bytes j and j+4; sub-blocks 4..7 take a nibble of byte
+  // j+4 and borrow the top 2 bits of bytes j-4 (scale) and j (min).
+  if (j < 4) return {packed[j] & 63, packed[j + 4] & 63};
+  return {(packed[j + 4] & 0xF) | ((packed[j - 4] >> 6) << 4), (packed[j + 4] >> 4) | ((packed[j] >> 6) << 4)};
+}
 
 }  // namespace skipllm::engine

@@ -50,8 +50,8 @@ struct GeneratorOptions {
   //! An engine switch, not a skip policy: the policies decide *which* blocks to skip, this says
   //! how much of the layer a skip covers.
   bool skip_attention = false;
-  ActivationPrecision precision = ActivationPrecision::kFloat32;
-  KvCacheType kv_cache = KvCacheType::kFloat16;  //!< fp32 keeps K and V unrounded
+  ActivationPrecision precision = ActivationPrecision::kFloat32;  //!< int8: faster decode, less exact
+  KvCacheType kv_cache = KvCacheType::kFloat16;                   //!< fp32 keeps K and V unrounded
 };
 
 //! One sequence at a time (slot 0): feed a prompt, then decode token by token.
