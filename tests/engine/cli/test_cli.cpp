@@ -737,7 +737,7 @@ BOOST_AUTO_TEST_CASE(generate_streams_the_answer_and_writes_the_summary, *utf::p
   BOOST_TEST(s.get<int>("policy.cold_last") == 5);
   BOOST_TEST(s.get<int>("runtime.threads") == 2);
   // The embedded skipllm statistics object.
-  BOOST_TEST(s.get<std::string>("statistics.schema") == "skipllm.stats/1");
+  BOOST_TEST(s.get<std::string>("statistics.schema") == "skipllm.stats/2");
   BOOST_TEST(s.get<int>("statistics.num_layers") == 30);
   BOOST_TEST(s.get<int>("statistics.decode_tokens") == s.get<int>("tokens.decode_steps"));
   BOOST_TEST(s.get<int>("statistics.prefill_tokens") == s.get<int>("tokens.prompt"));
