@@ -80,6 +80,12 @@ std::vector<float> run_one_token(LinearHost& host, Policies const& policies, ski
   return step.x;
 }
 
+// x after one token with every FFN run.
+std::vector<float> dense_output() {
+  LinearHost host;
+  return run_one_token(host, skipllm::Policies<p::Dense, p::NoCold, p::NoWarmup, p::Cosine>{});
+}
+
 std::string greedy_pattern(bool feeds) {
   LinearHost host;
   p::StandIn action;
@@ -95,9 +101,7 @@ std::string greedy_pattern(bool feeds) {
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(exact_standin_leaves_the_output_unchanged) {
-  LinearHost dense_host;
-  std::vector<float> const dense =
-      run_one_token(dense_host, skipllm::Policies<p::Dense, p::NoCold, p::NoWarmup, p::Cosine>{});
+  std::vector<float> const dense = dense_output();
 
   LinearHost host;
   skipllm::SkipStatistics stats;
@@ -115,9 +119,7 @@ BOOST_AUTO_TEST_CASE(exact_standin_leaves_the_output_unchanged) {
 }
 
 BOOST_AUTO_TEST_CASE(plain_skip_and_wrong_standin_change_the_output) {
-  LinearHost dense_host;
-  std::vector<float> const dense =
-      run_one_token(dense_host, skipllm::Policies<p::Dense, p::NoCold, p::NoWarmup, p::Cosine>{});
+  std::vector<float> const dense = dense_output();
   LinearHost plain_host;
   skipllm::SkipStatistics stats;
   std::vector<float> const plain = run_one_token(plain_host, StaticPolicies<p::NoStandIn>{every_layer()}, &stats);
