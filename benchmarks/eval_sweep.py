@@ -448,6 +448,11 @@ def write_results(rows, d_acc, d_ppl, attn_bytes, ffn_bytes, seconds, model):
     L.append("```")
     L.extend(COMMANDS)
     L.append("```\n")
+    # The stand-in section (benchmarks/standin_sweep.py) is kept as it is.
+    old = open(RESULTS).read() if os.path.exists(RESULTS) else ""
+    begin, end = "<!-- standin:begin -->", "<!-- standin:end -->"
+    if begin in old and end in old:
+        L.append(old[old.index(begin):old.index(end) + len(end)] + "\n")
     with open(RESULTS, "w") as f:
         f.write("\n".join(L))
 

@@ -209,6 +209,13 @@ def _check(doc, source):
         pol.fail("policy.static_layers", "missing (required for kind static)")
     if "skip_attention" in pol.obj:
         pol.boolean("skip_attention", pol.find("skip_attention"))
+    if "standin" in pol.obj:
+        w = _Fields(pol.find("standin"), "policy.standin", source)
+        if w.string("file", w.need("file")) == "":
+            w.fail("policy.standin.file", "must name a file")
+        if "feeds_decision" in w.obj:
+            w.boolean("feeds_decision", w.find("feeds_decision"))
+        w.done()
     if "metric" in pol.obj:
         metric = pol.string("metric", pol.find("metric"))
         if metric != "cosine":

@@ -134,6 +134,25 @@ constexpr bool check_skip_policy() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// SkipAction
+//   Requires: bool stands_in(int layer) const; bool feeds_decision() const.
+//   See policy/skip_action.hpp.
+
+template <class A>
+concept SkipAction = requires(A const& a, int i) {
+  { a.stands_in(i) } -> std::same_as<bool>;
+  { a.feeds_decision() } -> std::same_as<bool>;
+};
+
+template <class A>
+constexpr bool check_skip_action() {
+  static_assert(SkipAction<A>,
+                "skipllm: SkipAction must provide 'bool stands_in(int layer) const' and 'bool feeds_decision() const' "
+                "(see policy/skip_action.hpp)");
+  return SkipAction<A>;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Policy bundle: what DecoderLayer composes.
 
 template <class B>
@@ -157,6 +176,10 @@ concept PolicyBundle = requires(B const& b) {
 //     RowView<T or T const> h.ffn_output(Step&); f  [rows, hidden]
 //   skipllm owns the residual add after the FFN (it reads both vectors to measure the
 //   similarity anyway), so ffn_block must not add f into x.
+//   Optional, required only by policies that stand in for skipped FFNs (a SkipAction other
+//   than policy::NoStandIn):
+//     void h.standin_block(int layer, Step&, std::span<int const> rows);  f = standin(x), listed rows
+//   which writes the stand-in's output where ffn_block writes f, again without the residual add.
 
 template <class H>
 concept HostHasStep = requires {
@@ -189,6 +212,11 @@ concept HostHasFfnOutput = HostHasStep<H> && requires(H& h, typename H::Step& s)
 };
 
 template <class H>
+concept HostHasStandIn = HostHasStep<H> && requires(H& h, typename H::Step& s, int layer, std::span<int const> rows) {
+  h.standin_block(layer, s, rows);
+};
+
+template <class H>
 concept Host = HostHasStep<H> && HostHasNumLayers<H> && HostHasAttention<H> && HostHasFfn<H> && HostHasResidual<H> &&
     HostHasFfnOutput<H>;
 
@@ -210,6 +238,19 @@ constexpr bool check_host() {
                   "skipllm: Host must provide 'skipllm::RowView<T> ffn_output(Step&)' (f, [rows, hidden])");
   }
   return Host<H>;
+}
+
+//! A host driven with policies that stand in for skipped FFNs must have a stand-in block.
+template <class H, bool StandsIn>
+constexpr bool check_host_stand_in() {
+  if constexpr (StandsIn && HostHasStep<H>) {
+    static_assert(HostHasStandIn<H>,
+                  "skipllm: the policies stand in for skipped FFNs (a SkipAction other than NoStandIn), so Host "
+                  "must provide 'void standin_block(int layer, Step&, std::span<int const> rows)' (f = standin(x) "
+                  "for the listed rows, without the residual add)");
+    return HostHasStandIn<H>;
+  }
+  return true;
 }
 
 }  // namespace skipllm

@@ -16,13 +16,15 @@
 
 namespace skipllm {
 
-//! One letter per decision in trace strings: R run, S skip, C cold, D dense token.
+//! One letter per decision in trace strings: R run, S skip, C cold, D dense token, I stood in
+//! (skipped, the stand-in ran).
 constexpr char decision_letter(FfnDecision d) noexcept {
   switch (d) {
     case FfnDecision::kRun: return 'R';
     case FfnDecision::kSkip: return 'S';
     case FfnDecision::kRunCold: return 'C';
     case FfnDecision::kRunDense: return 'D';
+    case FfnDecision::kStandIn: return 'I';
   }
   return '?';
 }
@@ -69,7 +71,8 @@ inline void write_layers(std::ostream& os, SkipStatistics const& s) {
   for (int l = 0; l < s.num_layers(); ++l) {
     LayerCounts const& c = s.layers()[static_cast<std::size_t>(l)];
     os << (l ? ",\n" : "\n") << "    {\"layer\": " << l << ", \"ran\": " << c.ran << ", \"skipped\": " << c.skipped
-       << ", \"ran_cold\": " << c.ran_cold << ", \"ran_dense\": " << c.ran_dense << ", \"skip_ratio\": ";
+       << ", \"stood_in\": " << c.stood_in << ", \"ran_cold\": " << c.ran_cold << ", \"ran_dense\": " << c.ran_dense
+       << ", \"skip_ratio\": ";
     write_json_number(os, c.total() ? static_cast<double>(c.skipped) / static_cast<double>(c.total()) : 0.0);
     os << "}";
   }
@@ -97,16 +100,16 @@ inline void write_trace(std::ostream& os, DecisionTrace const& t) {
 
 }  // namespace detail
 
-//! Writes `{"schema": "skipllm.stats/1", ...}`; the trace is included when given.
+//! Writes `{"schema": "skipllm.stats/2", ...}`; the trace is included when given.
 inline void write_json(std::ostream& os, SkipStatistics const& s, std::string_view policy,
                        DecisionTrace const* trace = nullptr) {
-  os << "{\n  \"schema\": \"skipllm.stats/1\",\n  \"policy\": ";
+  os << "{\n  \"schema\": \"skipllm.stats/2\",\n  \"policy\": ";
   write_json_string(os, policy);
   os << ",\n  \"num_layers\": " << s.num_layers() << ",\n  \"warmup_tokens\": " << s.warmup_tokens()
      << ",\n  \"prefill_tokens\": " << s.prefill_tokens() << ",\n  \"decode_tokens\": " << s.tokens()
      << ",\n  \"dense_tokens\": " << s.dense_tokens() << ",\n  \"ffn_blocks\": " << s.ffn_blocks()
-     << ",\n  \"skipped_blocks\": " << s.skipped_blocks() << ",\n  \"eligible_blocks\": " << s.eligible_blocks()
-     << ",\n  \"skip_ratio\": {\"all\": ";
+     << ",\n  \"skipped_blocks\": " << s.skipped_blocks() << ",\n  \"stood_in_blocks\": " << s.stood_in_blocks()
+     << ",\n  \"eligible_blocks\": " << s.eligible_blocks() << ",\n  \"skip_ratio\": {\"all\": ";
   write_json_number(os, s.skip_ratio());
   os << ", \"eligible\": ";
   write_json_number(os, s.skip_ratio_eligible());

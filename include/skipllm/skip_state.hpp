@@ -20,14 +20,18 @@ enum class FfnDecision : std::uint8_t {
   kSkip = 1,      //!< skipped: the layer passes x = h
   kRunCold = 2,   //!< ran because the layer is in a cold region
   kRunDense = 3,  //!< ran because the whole token is dense (sink warm-up or periodic refresh)
+  kStandIn = 4,   //!< skipped, and the host's stand-in ran instead (policy/skip_action.hpp): x = h + g
 };
 
 //! How many FfnDecision values there are: one counter per decision kind, indexed by the value.
-inline constexpr int kNumFfnDecisions = 4;
-static_assert(static_cast<int>(FfnDecision::kRunDense) + 1 == kNumFfnDecisions,
+inline constexpr int kNumFfnDecisions = 5;
+static_assert(static_cast<int>(FfnDecision::kStandIn) + 1 == kNumFfnDecisions,
               "kNumFfnDecisions counts every FfnDecision; the values are 0, 1, 2, ...");
 
-SKIPLLM_HOST_DEVICE constexpr bool runs_ffn(FfnDecision d) noexcept { return d != FfnDecision::kSkip; }
+//! Whether the FFN's weights are read: not for a skip, with or without a stand-in.
+SKIPLLM_HOST_DEVICE constexpr bool runs_ffn(FfnDecision d) noexcept {
+  return d != FfnDecision::kSkip && d != FfnDecision::kStandIn;
+}
 
 //! Where a decision is being made.
 struct LayerContext {

@@ -1,6 +1,10 @@
 //! @file
 //! SkipStatistics: per-layer run/skip counts and the skip ratios skipllm reports.
 //!
+//! A block whose FFN a stand-in replaced (FfnDecision::kStandIn) counts as skipped (its weights
+//! were not read) and also as stood in, so that every ratio keeps meaning "FFN blocks not run"
+//! and the stand-in's own cost can be told apart.
+//!
 //! Only decode tokens are counted (prefill is always dense and reported separately). Three
 //! ratios, because papers disagree on the denominator:
 //!  - `skip_ratio()`: skipped FFN blocks / (layers x decode tokens), everything counted;
@@ -26,7 +30,8 @@ namespace skipllm {
 //! What the FFN of one layer did over all counted tokens.
 struct LayerCounts {
   std::uint64_t ran = 0;        //!< eligible, policy chose to run
-  std::uint64_t skipped = 0;    //!< skipped
+  std::uint64_t skipped = 0;    //!< skipped: the FFN's weights were not read (stood-in blocks included)
+  std::uint64_t stood_in = 0;   //!< of the skipped blocks, those where the host's stand-in ran
   std::uint64_t ran_cold = 0;   //!< ran because the layer is cold
   std::uint64_t ran_dense = 0;  //!< ran because the token was dense
   std::uint64_t eligible() const noexcept { return ran + skipped; }
@@ -39,11 +44,16 @@ struct LayerCounts {
       case FfnDecision::kSkip: skipped += n; break;
       case FfnDecision::kRunCold: ran_cold += n; break;
       case FfnDecision::kRunDense: ran_dense += n; break;
+      case FfnDecision::kStandIn:
+        skipped += n;
+        stood_in += n;
+        break;
     }
   }
   LayerCounts& operator+=(LayerCounts const& o) noexcept {
     ran += o.ran;
     skipped += o.skipped;
+    stood_in += o.stood_in;
     ran_cold += o.ran_cold;
     ran_dense += o.ran_dense;
     return *this;
@@ -112,6 +122,8 @@ class SkipStatistics {
 
   std::uint64_t ffn_blocks() const noexcept { return tokens_ * layers_.size(); }
   std::uint64_t skipped_blocks() const noexcept { return sum(&LayerCounts::skipped); }
+  //! Skipped blocks where a stand-in ran (a subset of skipped_blocks()).
+  std::uint64_t stood_in_blocks() const noexcept { return sum(&LayerCounts::stood_in); }
   std::uint64_t eligible_blocks() const noexcept { return sum(&LayerCounts::ran) + skipped_blocks(); }
 
   double skip_ratio() const noexcept { return ratio(skipped_blocks(), ffn_blocks()); }

@@ -16,7 +16,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 seconds=${1:-20}
 build=${SKIPLLM_FUZZ_BUILD_DIR:-$root/build-fuzz}
 jobs=${SKIPLLM_JOBS:-$(nproc 2>/dev/null || echo 2)}
-targets=(${SKIPLLM_FUZZ_TARGETS:-gguf tokenizer_vocab tokenizer_encode tokenizer_decode chat_template policy_config json_reader datasets})
+targets=(${SKIPLLM_FUZZ_TARGETS:-gguf tokenizer_vocab tokenizer_encode tokenizer_decode chat_template policy_config json_reader datasets standin_file})
 [[ $seconds =~ ^[1-9][0-9]*$ ]] || { echo "usage: $0 [seconds per target]" >&2; exit 2; }
 
 # ---- A clang that compiles the library (float template arguments: clang >= 18) and links libFuzzer.

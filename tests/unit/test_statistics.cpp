@@ -134,11 +134,13 @@ BOOST_AUTO_TEST_CASE(json_summary_has_the_documented_fields) {
   skipllm::write_json(os, st, "skip=\"x\"\n", &tr);
   std::string const j = os.str();
   for (char const* key :
-       {"\"schema\": \"skipllm.stats/1\"", "\"num_layers\": 3", "\"decode_tokens\": 1", "\"ffn_blocks\": 3",
+       {"\"schema\": \"skipllm.stats/2\"", "\"num_layers\": 3", "\"decode_tokens\": 1", "\"ffn_blocks\": 3",
         "\"skipped_blocks\": 1", "\"eligible_blocks\": 1",
         "\"skip_ratio\": {\"all\": 0.333333333, \"eligible\": 1, \"after_warmup\": 0.333333333}",
-        "{\"layer\": 1, \"ran\": 0, \"skipped\": 1, \"ran_cold\": 0, \"ran_dense\": 0, \"skip_ratio\": 1}",
-        "\"decisions\": \"CSC\"", "\"similarity\": [0.25, null, 1]", "\"policy\": \"skip=\\\"x\\\"\\n\""}) {
+        "{\"layer\": 1, \"ran\": 0, \"skipped\": 1, \"stood_in\": 0, \"ran_cold\": 0, \"ran_dense\": 0, "
+        "\"skip_ratio\": 1}",
+        "\"stood_in_blocks\": 0", "\"decisions\": \"CSC\"", "\"similarity\": [0.25, null, 1]",
+        "\"policy\": \"skip=\\\"x\\\"\\n\""}) {
     BOOST_TEST(j.find(key) != std::string::npos, "missing " << key << " in\n" << j);
   }
   std::ostringstream no_trace;

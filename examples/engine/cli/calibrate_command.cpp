@@ -13,12 +13,15 @@
 #include "cli/options.hpp"
 #include "cli/support.hpp"
 #include "eval/calibrate.hpp"
+#include "eval/standin_fit.hpp"
 #include "eval/timing.hpp"
 #include "format/gguf.hpp"
 #include "format/model_cache.hpp"
 #include "format/policy_config.hpp"
+#include "format/standin_file.hpp"
 #include "format/tokenizer.hpp"
 #include "model/llama_model.hpp"
+#include "model/standin.hpp"
 #include "model/thread_pool.hpp"
 
 #ifndef SKIPLLM_ENGINE_DATA_DIR
@@ -42,6 +45,81 @@ std::vector<std::string> split_commas(std::string const& s) {
     begin = end + 1;
   }
   return out;
+}
+
+// Each text cut into sequences of `window` tokens (each a fresh sequence with its own warm-up,
+// after BOS when `bos` >= 0), until `cap` positions are collected.
+std::vector<std::vector<std::int32_t>> text_windows(std::vector<std::vector<std::int32_t>> const& texts,
+                                                    std::int32_t bos, int window, std::size_t cap) {
+  std::vector<std::vector<std::int32_t>> sequences;
+  std::size_t positions = 0;
+  for (auto const& ids : texts) {
+    for (std::size_t b = 0; b + 2 <= ids.size() && positions < cap; b += static_cast<std::size_t>(window)) {
+      std::vector<std::int32_t> seq;
+      if (bos >= 0) seq.push_back(bos);
+      std::size_t const room = cap - positions + 1;  // one more token than positions: the last is only a target
+      std::size_t const n =
+          std::min<std::size_t>({static_cast<std::size_t>(window), ids.size() - b, room == 0 ? SIZE_MAX : room});
+      seq.insert(seq.end(), ids.begin() + static_cast<std::ptrdiff_t>(b),
+                 ids.begin() + static_cast<std::ptrdiff_t>(b + n));
+      if (seq.size() < 2) break;
+      positions += seq.size() - 1;
+      sequences.push_back(std::move(seq));
+    }
+  }
+  return sequences;
+}
+
+// The fitting text: every window of the calibration text, then what the model writes itself from
+// the first 24 tokens of each window, until the fitting tokens are reached.
+eng::StandInMaps fit_standins(CalibrateOptions const& o, eng::LlamaModel const& model, eng::ThreadPool& pool,
+                              std::vector<std::vector<std::int32_t>> const& texts, std::int32_t bos, std::int32_t eos,
+                              eng::standin::Progress const& progress) {
+  std::size_t const want = o.standin_tokens > 0 ? static_cast<std::size_t>(o.standin_tokens)
+                                                : 10u * static_cast<std::size_t>(model.config().n_embd);
+  std::vector<std::vector<std::int32_t>> fit = text_windows(texts, bos, o.window, SIZE_MAX);
+  std::size_t have = 0;
+  std::vector<std::vector<std::int32_t>> prompts;
+  for (auto const& s : fit) {
+    have += s.size();
+    prompts.emplace_back(s.begin(), s.begin() + static_cast<std::ptrdiff_t>(std::min<std::size_t>(s.size(), 24)));
+  }
+  if (have < want) {
+    if (progress)
+      progress("standin: " + std::to_string(have) + " tokens of calibration text; generating " +
+               std::to_string(want - have) + " more");
+    auto generated = eng::standin::self_generated(model, pool, prompts, want - have, o.window, eos, progress);
+    for (auto& g : generated) fit.push_back(std::move(g));
+  }
+  eng::standin::FitOptions fo;
+  fo.rank = o.standin_rank;
+  fo.keep_report_ranks = o.standin_save.has_value();
+  eng::standin::FitResult const r = eng::standin::fit_model(model, pool, fit, fo, progress);
+  if (o.standin_save) {
+    eng::save_standin_maps(*o.standin_save, r.maps);
+    for (auto const& [rank, maps] : r.other_ranks) {
+      fs::path other = *o.standin_save;
+      other.replace_filename(other.stem().string() + (rank == 0 ? std::string("-full") : "-r" + std::to_string(rank)) +
+                             other.extension().string());
+      eng::save_standin_maps(other, maps);
+    }
+  }
+  if (progress) {
+    progress("standin: fitted on " + std::to_string(r.train_tokens) + " tokens, alpha chosen on " +
+             std::to_string(r.held_tokens) + " held-out tokens");
+  }
+  return r.maps;
+}
+
+// Drops the maps of layers the config never skips (cold layers; for a static policy, all but its
+// static layers).
+void keep_skippable_layers(eng::StandInMaps& maps, eng::PolicyConfig const& c) {
+  skipllm::policy::ConfigurablePolicies const p = eng::make_policies(c, maps.layers);
+  std::erase_if(maps.maps, [&](eng::StandInMap const& m) {
+    if (p.cold.is_cold(m.layer, maps.layers)) return true;
+    return c.kind == eng::PolicyConfig::Kind::static_layers &&
+           std::find(c.static_layers.begin(), c.static_layers.end(), m.layer) == c.static_layers.end();
+  });
 }
 
 }  // namespace
@@ -129,6 +207,24 @@ bool parse_calibrate_options(std::vector<std::string> const& args, std::size_t f
        }},
       {"--threads", 't', true, [&](OptionArg const& a) { o.threads = static_cast<int>(parse_int_option(a, 0, 1024)); }},
       {"--quiet", 'q', false, [&](OptionArg const&) { o.quiet = true; }},
+      {"--standin", 0, false, [&](OptionArg const&) { o.standin = true; }},
+      {"--standin-rank", 0, true,
+       [&](OptionArg const& a) {
+         o.standin_rank = a.value == "full" ? 0 : static_cast<int>(parse_int_option(a, 1, 65535));
+       }},
+      {"--standin-feeds", 0, false, [&](OptionArg const&) { o.standin_feeds = true; }},
+      {"--standin-tokens", 0, true,
+       [&](OptionArg const& a) { o.standin_tokens = static_cast<int>(parse_int_option(a, 2, 10'000'000)); }},
+      {"--standin-save", 0, true,
+       [&](OptionArg const& a) {
+         if (a.value.empty()) throw UsageError("--standin-save needs a file name" + help_hint(c), c);
+         o.standin_save = a.value;
+       }},
+      {"--standin-from", 0, true,
+       [&](OptionArg const& a) {
+         if (a.value.empty()) throw UsageError("--standin-from needs a file name" + help_hint(c), c);
+         o.standin_from = a.value;
+       }},
   };
   std::set<std::string> given;
   if (!parse_option_list(args, first, c, options, given)) return false;
@@ -137,6 +233,14 @@ bool parse_calibrate_options(std::vector<std::string> const& args, std::size_t f
   if (o.per_layer && o.static_layers) throw UsageError("--per-layer and --static conflict" + help_hint(c), c);
   if (o.static_layers && !o.sensitivity)
     throw UsageError("--static needs the sensitivity (drop --no-sensitivity)" + help_hint(c), c);
+  for (char const* n : {"--standin-rank", "--standin-feeds", "--standin-tokens", "--standin-from", "--standin-save"}) {
+    if (given.count(n) && !o.standin) throw UsageError(std::string(n) + " needs --standin" + help_hint(c), c);
+  }
+  if (o.standin_from && (given.count("--standin-rank") || given.count("--standin-tokens") || o.standin_save))
+    throw UsageError(
+        "--standin-from reuses fitted maps: --standin-rank, --standin-tokens and --standin-save do not apply" +
+            help_hint(c),
+        c);
   (void)warnings;
   return true;
 }
@@ -172,6 +276,18 @@ std::string calibrate_help_text() {
          "                          (default: derived from the target)\n"
          "      --tolerance T       accepted |achieved - R| (default 0.01)\n"
          "      --max-iterations N  bisection steps per candidate (default 9)\n"
+         "      --standin           fit a stand-in for each layer's FFN (ridge least squares of\n"
+         "                          f ~ A norm(h) + b on dense activations of the calibration text plus\n"
+         "                          text the model generates from it), write it beside FILE as\n"
+         "                          FILE's name with .standin, and calibrate with skipped FFNs stood in\n"
+         "                          (docs/standin.md)\n"
+         "      --standin-rank N    rank of each map, or 'full' (default 64)\n"
+         "      --standin-feeds     a stand-in's similarity feeds the next layer's decision\n"
+         "      --standin-tokens N  fitting tokens (default 10 x the hidden size)\n"
+         "      --standin-from F    reuse the maps in stand-in file F instead of fitting\n"
+         "      --standin-save F    also write the fitted maps of every layer to F (the config's file\n"
+         "                          keeps only the layers its policy may skip), and at the other\n"
+         "                          ranks to F's name + -r16, -r32, -r64, -r128, -full, for --standin-from\n"
          "  -t, --threads N         worker threads, 0 = one per hardware thread (default 0)\n"
          "  -q, --quiet             no progress on stderr\n"
          "  -h, --help              this help\n\n"
@@ -203,15 +319,11 @@ int run_calibrate(CalibrateOptions const& o, std::ostream& out, std::ostream& er
   }
   try {
     eng::GgufFile const file = eng::GgufFile::open(model_path);
-    eng::LlamaModel const model(file);
+    eng::LlamaModel model(file);
     eng::Tokenizer const tokenizer = eng::tokenizer_from_gguf(file);
     bool const add_bos = adds_bos_token(file);
 
-    // Tokenize every text and cut it into sequences of `window` tokens (each a fresh sequence
-    // with its own warm-up), until max_positions positions are collected.
-    std::vector<std::vector<std::int32_t>> sequences;
-    std::size_t positions = 0;
-    std::size_t const cap = o.max_positions > 0 ? static_cast<std::size_t>(o.max_positions) : SIZE_MAX;
+    std::vector<std::vector<std::int32_t>> texts_tokens;
     for (auto const& name : texts) {
       std::ifstream in(name, std::ios::binary);
       if (!in) {
@@ -219,19 +331,11 @@ int run_calibrate(CalibrateOptions const& o, std::ostream& out, std::ostream& er
         return kExitUsage;
       }
       std::string const text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-      std::vector<std::int32_t> const ids = tokenizer.encode(text, false);
-      for (std::size_t b = 0; b + 2 <= ids.size() && positions < cap; b += static_cast<std::size_t>(o.window)) {
-        std::vector<std::int32_t> seq;
-        if (add_bos && tokenizer.bos_id() >= 0) seq.push_back(tokenizer.bos_id());
-        std::size_t const n =
-            std::min<std::size_t>({static_cast<std::size_t>(o.window), ids.size() - b, cap - positions + 1});
-        seq.insert(seq.end(), ids.begin() + static_cast<std::ptrdiff_t>(b),
-                   ids.begin() + static_cast<std::ptrdiff_t>(b + n));
-        if (seq.size() < 2) break;
-        positions += seq.size() - 1;
-        sequences.push_back(std::move(seq));
-      }
+      texts_tokens.push_back(tokenizer.encode(text, false));
     }
+    std::int32_t const bos = add_bos && tokenizer.bos_id() >= 0 ? tokenizer.bos_id() : -1;
+    std::size_t const cap = o.max_positions > 0 ? static_cast<std::size_t>(o.max_positions) : SIZE_MAX;
+    std::vector<std::vector<std::int32_t>> sequences = text_windows(texts_tokens, bos, o.window, cap);
     if (sequences.empty()) {
       err << "skipllm: error: the calibration text is empty\n";
       return kExitUsage;
@@ -262,6 +366,15 @@ int run_calibrate(CalibrateOptions const& o, std::ostream& out, std::ostream& er
         err << stamp << line << "\n" << std::flush;
       }
     };
+    eng::StandInMaps standins;
+    if (o.standin) {
+      standins = o.standin_from ? eng::load_standin_maps(*o.standin_from)
+                                : fit_standins(o, model, pool, texts_tokens, bos, tokenizer.eos_id(), progress);
+      check_fits(standins, model.config().n_embd, model.config().n_layers,
+                 o.standin_from ? *o.standin_from : std::string("the fitted stand-ins"));
+      model.set_standins(std::make_shared<eng::StandIns const>(standins));
+      co.standin = {standins.layer_mask(), o.standin_feeds};
+    }
     eng::calibrate::Result r = eng::calibrate::calibrate_model(model, pool, std::move(sequences), co, progress);
 
     if (o.sensitivity_file && co.known_sensitivity.empty() && !r.sensitivity.empty()) {
@@ -294,12 +407,32 @@ int run_calibrate(CalibrateOptions const& o, std::ostream& out, std::ostream& er
         cmd += "x" + std::to_string(o.candidates[i].second);
       }
     }
+    if (o.standin) {
+      cmd += " --standin";
+      if (o.standin_from) {
+        cmd += " --standin-from " + *o.standin_from;
+      } else {
+        cmd += " --standin-rank " + (o.standin_rank == 0 ? std::string("full") : std::to_string(o.standin_rank));
+        if (o.standin_tokens) cmd += " --standin-tokens " + std::to_string(o.standin_tokens);
+      }
+      if (o.standin_feeds) cmd += " --standin-feeds";
+    }
     c.command = cmd;
     std::time_t const now = std::time(nullptr);
     char date[32];
     std::strftime(date, sizeof date, "%Y-%m-%d", std::gmtime(&now));
     c.date = date;
     c.data = all_text_names;
+    if (o.standin) {
+      // Only the layers the policy may skip need a map.
+      keep_skippable_layers(standins, c);
+      fs::path const sidecar = fs::path(*o.output).replace_extension(".standin");
+      eng::save_standin_maps(sidecar, standins);
+      c.standin_file = sidecar.filename().string();
+      c.standin_feeds = o.standin_feeds;
+      if (!o.quiet)
+        err << "calibrate: stand-ins for " << standins.maps.size() << " layers in " << sidecar.string() << "\n";
+    }
     eng::save_policy_config(*o.output, c);
     if (!o.quiet) {
       err << "calibrate: skip " << r.achieved.skip_ratio << " (target " << o.target_skip << "), perplexity "

@@ -29,6 +29,13 @@ struct CalibrateOptions {
   std::optional<std::string> sensitivity_file;  //!< --sensitivity FILE: reuse (or save) the per-layer sensitivity
   int threads = 0;
   bool quiet = false;
+  // ---- stand-ins (docs/standin.md) ----
+  bool standin = false;                     //!< --standin: fit stand-ins, calibrate with them
+  int standin_rank = 64;                    //!< --standin-rank N|full (0 = full)
+  bool standin_feeds = false;               //!< --standin-feeds: a stand-in's score feeds the next decision
+  int standin_tokens = 0;                   //!< --standin-tokens N: fitting tokens (0: 10 x the hidden size)
+  std::optional<std::string> standin_from;  //!< --standin-from FILE: reuse fitted maps instead of fitting
+  std::optional<std::string> standin_save;  //!< --standin-save FILE: also write the maps of every layer
 };
 
 //! Parses args[first..] (after "calibrate"); false when --help was seen. Throws UsageError.

@@ -298,7 +298,9 @@ int run_generate(CommandLine const& cl, std::ostream& out, std::ostream& err) {
   s.layers = config.n_layers;
   s.model_context = config.context_length;
 
-  GeneratePolicy const policy = choose_policy(o, model_path, config.n_layers);
+  GeneratePolicy policy = choose_policy(o, model_path, config.n_layers);
+  attach_standins(policy.config, o.config, loaded->model, policy.policies);
+  policy.description = eng::describe_policies(policy.policies, policy.config.skip_attention);
   s.policy_description = policy.description;
   s.policy_config = policy.source;
 

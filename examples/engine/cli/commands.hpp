@@ -56,7 +56,7 @@ struct RunSummary {
   std::optional<std::string> policy_config;  //!< where they came from, when from a config file
 };
 
-//! Writes `{"schema": "skipllm.cli/1", ..., "statistics": {skipllm.stats/1}}`.
+//! Writes `{"schema": "skipllm.cli/1", ..., "statistics": {skipllm.stats/2}}`.
 void write_summary_json(std::ostream& os, RunSummary const& summary, engine::PolicyConfig const& policy,
                         skipllm::SkipStatistics const& statistics);
 

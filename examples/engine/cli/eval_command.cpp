@@ -308,6 +308,10 @@ int run_eval(EvalOptions const& o, std::ostream& out, std::ostream& err) {
     TaskData const data = read_data(task, data_file, o.limit, info);
     EvalModelFiles const files = load_eval_model(o, err, info);
     plan_run(o, task, files.loaded->model.config(), info);
+    if (!task.measures_dense) {
+      attach_standins(info.policy.settings, o.config, files.loaded->model, info.policy.policies);
+      info.policy.description = eng::describe_policies(info.policy.policies, info.policy.settings.skip_attention);
+    }
     eng::ThreadPool pool(o.threads);
     info.threads = pool.size();
     ev::EvalModel const model{files.loaded->model,

@@ -13,7 +13,7 @@ namespace skipllm::cli {
 //! reads back as 0.95 rather than 0.949999988; null when not finite.
 void write_json_float(std::ostream& os, double value);
 
-//! The library's statistics object (schema skipllm.stats/1) as the value of a top-level field:
+//! The library's statistics object (schema skipllm.stats/2) as the value of a top-level field:
 //! indented one level, without its trailing newline.
 void write_nested_statistics_json(std::ostream& os, skipllm::SkipStatistics const& statistics,
                                   std::string const& description);

@@ -11,6 +11,7 @@
 #include "cli/commands.hpp"
 #include "cuda/device.hpp"
 #include "format/model_cache.hpp"
+#include "model/standin.hpp"
 
 namespace skipllm::cli {
 
@@ -46,6 +47,15 @@ std::unique_ptr<LoadedModel> load_model(fs::path const& path) {
     return std::make_unique<LoadedModel>(path);
   } catch (std::exception const& e) {
     throw Failure{kExitUsage, "cannot load model " + path.string() + ": " + e.what()};
+  }
+}
+
+void attach_standins(eng::PolicyConfig const& config, std::optional<std::string> const& config_option,
+                     eng::LlamaModel& model, skipllm::policy::ConfigurablePolicies& policies) {
+  try {
+    eng::attach_standins(config, model, policies);
+  } catch (eng::StandInFileError const& e) {
+    throw Failure{kExitUsage, (config_option ? "--config " + *config_option + ": " : std::string()) + e.what()};
   }
 }
 

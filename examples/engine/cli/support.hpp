@@ -10,6 +10,7 @@
 #include <string>
 
 #include "format/gguf.hpp"
+#include "format/policy_config.hpp"
 #include "format/tokenizer.hpp"
 #include "model/llama_model.hpp"
 
@@ -39,6 +40,12 @@ struct LoadedModel {
 
 //! Loads the model at `path`; a file that is no usable model is a usage Failure.
 std::unique_ptr<LoadedModel> load_model(std::filesystem::path const& path);
+
+//! The stand-ins the policy config names (model/standin.hpp: attach_standins), attached to the
+//! model and the policies; a file that is unreadable, malformed or made for another model is a
+//! usage Failure naming `config_option` (the --config path, when there is one).
+void attach_standins(engine::PolicyConfig const& config, std::optional<std::string> const& config_option,
+                     engine::LlamaModel& model, skipllm::policy::ConfigurablePolicies& policies);
 
 //! The model's tokenizer; one that cannot be read is a usage Failure.
 engine::Tokenizer load_tokenizer(LoadedModel const& loaded);

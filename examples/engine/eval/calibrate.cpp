@@ -440,7 +440,13 @@ Result calibrate_model(LlamaModel const& model, ThreadPool& pool, std::vector<st
     for (double const m : layer_means(profile)) s += fmt(" %.3f", m);
     say(progress, s);
   }
-  Evaluator const evaluate = [&](ConfigurablePolicies const& p) { return scorer.run(p); };
+  // Every candidate stands in where the options say (the model holds the maps): the search then
+  // calibrates for skipping with stand-ins.
+  Evaluator const evaluate = [&](ConfigurablePolicies const& p) {
+    ConfigurablePolicies with_standin = p;
+    with_standin.action = o.standin;
+    return scorer.run(with_standin);
+  };
   std::vector<double> sens;
   if (!o.known_sensitivity.empty() && o.cold.empty()) {
     if (o.known_sensitivity.size() != static_cast<std::size_t>(L)) {

@@ -96,6 +96,9 @@ struct Options {
   std::vector<int> cold;
   //! (span, spans per token) candidates; empty: derived from the target (calibrate::candidates).
   std::vector<std::pair<int, int>> candidates;
+  //! Skipped FFNs of these layers run the model's stand-in (LlamaModel::standins()) in every
+  //! run of the search, sensitivity included; none by default.
+  skipllm::policy::StandIn standin;
 };
 
 //! Mean of each layer's finite scores (NaN for a layer without any).

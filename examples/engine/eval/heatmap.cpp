@@ -22,10 +22,8 @@ struct Category {
 // Legend order. Skipped is the one colour that stands out; of the three reasons a block ran, the
 // policy's own choice is blue and the two forced ones are neutral greys.
 constexpr Category kCategories[] = {
-    {'S', "#ffb000", "skipped"},
-    {'R', "#2f6db5", "ran (policy)"},
-    {'C', "#3a3d4d", "ran (cold layer)"},
-    {'D', "#a3a7b5", "ran (dense token)"},
+    {'S', "#ffb000", "skipped"},           {'R', "#2f6db5", "ran (policy)"}, {'C', "#3a3d4d", "ran (cold layer)"},
+    {'D', "#a3a7b5", "ran (dense token)"}, {'I', "#2ca25f", "stood in"},  // listed only when a stand-in ran
 };
 
 char letter_of(FfnDecision d) {
@@ -34,6 +32,7 @@ char letter_of(FfnDecision d) {
     case FfnDecision::kSkip: return 'S';
     case FfnDecision::kRunCold: return 'C';
     case FfnDecision::kRunDense: return 'D';
+    case FfnDecision::kStandIn: return 'I';
   }
   return 'R';
 }
@@ -49,6 +48,7 @@ std::uint64_t count_of(Category const& c, HeatmapCounts const& n) {
     case 'S': return n.skipped;
     case 'R': return n.ran;
     case 'C': return n.cold;
+    case 'I': return n.stood_in;
     default: return n.dense;
   }
 }
@@ -56,6 +56,9 @@ std::uint64_t count_of(Category const& c, HeatmapCounts const& n) {
 std::string legend_label(Category const& c, HeatmapCounts const& n) {
   return std::string(c.label) + " " + std::to_string(count_of(c, n)) + " (" + percent(count_of(c, n), n.total()) + ")";
 }
+
+// Traces without stand-ins keep their four-entry legend.
+bool in_legend(Category const& c, HeatmapCounts const& n) { return c.letter != 'I' || n.stood_in > 0; }
 
 // Horizontal space of one legend entry: swatch, gap, text (about 7 px a character at 12 px).
 long legend_advance(std::string const& label) { return 40 + static_cast<long>(label.size()) * 7; }
@@ -83,6 +86,7 @@ HeatmapCounts count_decisions(DecisionTrace const& trace) {
         case FfnDecision::kSkip: ++c.skipped; break;
         case FfnDecision::kRunCold: ++c.cold; break;
         case FfnDecision::kRunDense: ++c.dense; break;
+        case FfnDecision::kStandIn: ++c.stood_in; break;
       }
     }
   }
@@ -118,7 +122,8 @@ void write_heatmap_svg(std::ostream& os, DecisionTrace const& trace, HeatmapOpti
   long text_w = static_cast<long>(headline.size()) * 19 / 2;  // 16 px bold
   for (std::string const& n : notes) text_w = std::max<long>(text_w, static_cast<long>(n.size()) * 13 / 2);
   long legend_w = 0;
-  for (Category const& c : kCategories) legend_w += legend_advance(legend_label(c, counts));
+  for (Category const& c : kCategories)
+    if (in_legend(c, counts)) legend_w += legend_advance(legend_label(c, counts));
   long const width = std::max<long>({left + plot_w + right, left + text_w + right, left + legend_w + right, 480});
   long const axis_y = top + plot_h;
   long const legend_y = axis_y + 52;
@@ -186,6 +191,7 @@ void write_heatmap_svg(std::ostream& os, DecisionTrace const& trace, HeatmapOpti
   os << "<g id=\"legend\">\n";
   long x = left;
   for (Category const& c : kCategories) {
+    if (!in_legend(c, counts)) continue;
     std::string const label = legend_label(c, counts);
     os << "<rect x=\"" << x << "\" y=\"" << legend_y - 11 << "\" width=\"14\" height=\"14\" class=\"" << c.letter
        << " swatch\" stroke=\"#555\"/><text x=\"" << x + 20 << "\" y=\"" << legend_y << "\">" << xml_escape(label)

@@ -27,8 +27,8 @@ struct HeatmapOptions {
 
 //! Cell counts by decision, as the title and legend report them.
 struct HeatmapCounts {
-  std::uint64_t ran = 0, skipped = 0, cold = 0, dense = 0;
-  std::uint64_t total() const noexcept { return ran + skipped + cold + dense; }
+  std::uint64_t ran = 0, skipped = 0, cold = 0, dense = 0, stood_in = 0;
+  std::uint64_t total() const noexcept { return ran + skipped + cold + dense + stood_in; }
 };
 
 HeatmapCounts count_decisions(skipllm::DecisionTrace const& trace);

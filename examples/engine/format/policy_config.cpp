@@ -232,6 +232,13 @@ PolicyConfig parse_policy_config(std::string_view text, std::string const& sourc
     pol.fail("policy.static_layers", "missing (required for kind static)");
   }
   if (Json const* j = pol.find("skip_attention")) c.skip_attention = pol.boolean("skip_attention", *j);
+  if (Json const* j = pol.find("standin")) {
+    Fields w(*j, "policy.standin", source);
+    c.standin_file = w.string("file", w.need("file"));
+    if (c.standin_file.empty()) w.fail("policy.standin.file", "must name a file");
+    if (Json const* v = w.find("feeds_decision")) c.standin_feeds = w.boolean("feeds_decision", *v);
+    w.done();
+  }
   if (Json const* j = pol.find("metric")) {
     std::string const m = pol.string("metric", *j);
     if (m != "cosine") pol.fail("policy.metric", "only \"cosine\" is available at runtime, got \"" + m + "\"");
@@ -248,7 +255,11 @@ PolicyConfig load_policy_config(std::filesystem::path const& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw PolicyConfigError("cannot read policy config " + path.string() + ": " + std::strerror(errno));
   std::string const text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  return parse_policy_config(text, path.string());
+  PolicyConfig c = parse_policy_config(text, path.string());
+  // The stand-in file lives beside the config: a relative name is relative to the config.
+  if (!c.standin_file.empty() && std::filesystem::path(c.standin_file).is_relative())
+    c.standin_file = (path.parent_path() / c.standin_file).string();
+  return c;
 }
 
 namespace {
@@ -318,8 +329,13 @@ std::string policy_config_json(PolicyConfig const& c) {
     for (std::size_t i = 0; i < c.static_layers.size(); ++i) os << (i ? ", " : "") << c.static_layers[i];
     os << "]";
   }
-  os << ",\n    \"skip_attention\": " << (c.skip_attention ? "true" : "false")
-     << ",\n    \"metric\": \"cosine\"\n  }\n}\n";
+  os << ",\n    \"skip_attention\": " << (c.skip_attention ? "true" : "false");
+  if (!c.standin_file.empty()) {
+    os << ",\n    \"standin\": {\"file\": ";
+    string_out(os, c.standin_file);
+    os << ", \"feeds_decision\": " << (c.standin_feeds ? "true" : "false") << "}";
+  }
+  os << ",\n    \"metric\": \"cosine\"\n  }\n}\n";
   return os.str();
 }
 

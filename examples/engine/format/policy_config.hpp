@@ -22,6 +22,10 @@
 //       "static_layers": [5, 14],      // static: these FFNs are skipped in every non-dense token
 //       "skip_attention": false,       // true: a skip skips the whole layer (layer-skip baseline;
 //                                      //   the generator's option, not part of the skip policy)
+//       "standin": {"file": "x.standin", "feeds_decision": false},   // optional: skipped FFNs of
+//                                      //   the layers the file has maps for run its fitted map
+//                                      //   instead (docs/standin.md); a relative file is
+//                                      //   relative to the config file
 //       "metric": "cosine"
 //     }
 //   }
@@ -73,6 +77,8 @@ struct PolicyConfig {
   std::uint32_t window_seed = 0;
   std::vector<int> static_layers;  //!< static_layers: skipped in every token that may skip
   bool skip_attention = false;     //!< not a skip policy: a Generator option (GeneratorOptions)
+  std::string standin_file;        //!< stand-in maps (format/standin_file.hpp); empty: a skip leaves nothing
+  bool standin_feeds = false;      //!< a stand-in's similarity feeds the next layer's decision
 
   // ---- provenance ----
   std::string model_name;

@@ -8,6 +8,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "model/standin.hpp"
+
 namespace skipllm::engine {
 
 namespace {
@@ -282,6 +284,20 @@ void LlamaHost::ffn_block(int layer, Step& s, std::span<int const> rows) {
   for (int i = 0; i < n; ++i) {
     std::copy_n(&s.down[static_cast<std::size_t>(i) * d], d,
                 &s.f[static_cast<std::size_t>(rows[static_cast<std::size_t>(i)]) * d]);
+  }
+}
+
+void LlamaHost::standin_block(int layer, Step& s, std::span<int const> rows) {
+  LlamaConfig const& c = model_.config();
+  StandIns const* standins = model_.standins();
+  if (standins == nullptr || !standins->has(layer))
+    throw std::logic_error("engine: a policy stands in for layer " + std::to_string(layer) +
+                           "'s FFN, but the model has no stand-in map for it");
+  std::size_t const d = static_cast<std::size_t>(c.n_embd);
+  for (int const r : rows) {
+    std::size_t const row = static_cast<std::size_t>(r) * d;
+    rms_norm(&s.x[row], model_.layer(layer).ffn_norm.data(), &s.normed[row], c.n_embd, c.rms_eps);
+    standins->apply(layer, &s.normed[row], &s.f[row], s.gate.data());  // gate: scratch of n_ff >= rank floats
   }
 }
 

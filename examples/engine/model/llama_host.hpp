@@ -83,6 +83,9 @@ class LlamaHost {
   int num_layers() const noexcept { return model_.config().n_layers; }
   void attention_block(int layer, Step& step);
   void ffn_block(int layer, Step& step, std::span<int const> rows);
+  //! The optional stand-in for a skipped FFN: f = A norm(x) + b for the listed rows, with the
+  //! model's fitted map of `layer` (LlamaModel::standins()); std::logic_error without one.
+  void standin_block(int layer, Step& step, std::span<int const> rows);
   skipllm::RowView<float> residual(Step& s) const {
     return {s.x.data(), s.rows, model_.config().n_embd, model_.config().n_embd};
   }

@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -58,6 +59,8 @@ struct LlamaLayerWeights {
   std::size_t ffn_bytes() const { return w_gate.bytes() + w_up.bytes() + w_down.bytes(); }
 };
 
+class StandIns;
+
 class LlamaModel {
  public:
   //! Reads the configuration and every tensor, checking each shape against the configuration.
@@ -75,6 +78,11 @@ class LlamaModel {
   std::size_t bytes_per_token_dense() const;
   std::size_t ffn_bytes_per_layer() const { return layers_.front().ffn_bytes(); }
 
+  //! Fitted stand-ins for skipped FFNs (model/standin.hpp), which LlamaHost::standin_block runs
+  //! when a policy stands in; none unless set. Like the weights, shared by every host.
+  void set_standins(std::shared_ptr<StandIns const> standins) noexcept { standins_ = std::move(standins); }
+  StandIns const* standins() const noexcept { return standins_.get(); }
+
  private:
   LlamaConfig config_;
   std::vector<LlamaLayerWeights> layers_;
@@ -82,6 +90,7 @@ class LlamaModel {
   WeightMatrix output_;
   std::vector<float> output_norm_;
   bool tied_ = false;
+  std::shared_ptr<StandIns const> standins_;
 };
 
 //! Reads the model configuration from GGUF metadata (keys prefixed by the architecture name).

@@ -154,10 +154,17 @@ class DecoderStack {
   // Sequences and rows (host calls between steps; not captured)
 
   //! Uploads new runtime policy parameters (a threshold sweep needs no re-capture). The warm-up
-  //! length must stay (check_same_warmup); not capturable.
+  //! length must stay (check_same_warmup); not capturable. Throws std::invalid_argument for
+  //! policies that stand in for skipped FFNs: the device gate has no stand-in path yet, and a
+  //! stand-in must not silently become a plain skip.
   void set_policies(policies_type const& policies, cudaStream_t stream) {
     check_not_capturing(stream, "set_policies");
     check_same_warmup(statistics_.warmup_tokens(), warmup_tokens_of(policies.warmup));
+    if (policy::stands_in_anywhere(policies.action, buffers_.shape.num_layers)) {
+      throw std::invalid_argument(
+          "skipllm: the CUDA backend does not run stand-ins for skipped FFNs yet; "
+          "use the CPU backend or a SkipAction of NoStandIn");
+    }
     policies_ = policies;
     check(cudaMemcpyAsync(buffers_.policies, &policies_, sizeof(policies_type), cudaMemcpyHostToDevice, stream),
           "cudaMemcpyAsync(policies)");

@@ -20,6 +20,7 @@
 #include "cold_region.hpp"
 #include "similarity.hpp"
 #include "sink_warmup.hpp"
+#include "skip_action.hpp"
 #include "skip_policy.hpp"
 
 namespace skipllm {
@@ -32,23 +33,29 @@ constexpr bool check_trivially_copyable() {
 }
 
 //! One value holding the runtime parameters of a skip policy, a cold region and a sink
-//! warm-up, plus the similarity metric type. Trivially copyable: it travels by value into
-//! kernels.
-template <class Skip, class Cold, class Warm, class Metric>
+//! warm-up, plus the similarity metric type, and what a skip leaves in place of the FFN
+//! (`Action`, a SkipAction: policy::NoStandIn unless given). Trivially copyable: it travels by
+//! value into kernels.
+template <class Skip, class Cold, class Warm, class Metric, class Action = policy::NoStandIn>
 struct Policies {
   // Evaluating the checks (with & so that all run) reports every malformed policy by name.
   static constexpr bool valid = check_skip_policy<Skip>() & check_cold_region<Cold>() & check_sink_warmup<Warm>() &
-                                check_similarity_metric<Metric>() & check_trivially_copyable<Skip>() &
-                                check_trivially_copyable<Cold>() & check_trivially_copyable<Warm>();
+                                check_similarity_metric<Metric>() & check_skip_action<Action>() &
+                                check_trivially_copyable<Skip>() & check_trivially_copyable<Cold>() &
+                                check_trivially_copyable<Warm>() & check_trivially_copyable<Action>();
+  //! Whether a skip may run the host's stand-in (the host then needs `standin_block`).
+  static constexpr bool may_stand_in = !std::is_same_v<Action, policy::NoStandIn>;
 
   using skip_policy = Skip;
   using cold_region = Cold;
   using sink_warmup = Warm;
   using metric = Metric;
+  using skip_action = Action;
 
   Skip skip{};
   Cold cold{};
   Warm warmup{};
+  Action action{};
 };
 
 namespace policy {
@@ -64,7 +71,8 @@ using RuntimePolicies = Policies<Greedy, ColdLayers, Warmup, Cosine>;
 //! library's runtime skip policies (AnySkip), first/last cold counts plus any set of cold
 //! layers (ColdRegions), a runtime warm-up and cosine similarity. What an engine builds once
 //! and then configures: the reference engine's generator, eval and calibration all run it.
-using ConfigurablePolicies = Policies<AnySkip, ColdRegions, Warmup, Cosine>;
+//! Its `action` stands in for skipped FFNs on the layers an engine has maps for (none by default).
+using ConfigurablePolicies = Policies<AnySkip, ColdRegions, Warmup, Cosine, StandIn>;
 
 //! Never skips: the dense baseline with the same code path and statistics.
 using DensePolicies = Policies<Dense, NoCold, NoWarmup, Cosine>;

@@ -106,19 +106,50 @@ inline void describe(std::ostream& os, ColdMask const& c) {
   }
   os << ")";
 }
+namespace detail {
+//! "3,5,7": the members of `mask`, comma-separated.
+inline void write_layers(std::ostream& os, LayerMask const& mask) {
+  char const* sep = "";
+  for (int l = 0; l < LayerMask::kMaxLayers; ++l) {
+    if (mask.contains(l)) {
+      os << sep << l;
+      sep = ",";
+    }
+  }
+}
+}  // namespace detail
+
 inline void describe(std::ostream& os, ColdRegions const& c) {
   os << "ColdRegions(first=" << c.first << ", last=" << c.last;
   if (c.layers.count() > 0) {
     os << ", layers=";
-    char const* sep = "";
-    for (int l = 0; l < LayerMask::kMaxLayers; ++l) {
-      if (c.layers.contains(l)) {
-        os << sep << l;
-        sep = ",";
-      }
-    }
+    detail::write_layers(os, c.layers);
   }
   os << ")";
+}
+
+inline void describe(std::ostream& os, StandIn const& a) {
+  os << "StandIn(layers=";
+  detail::write_layers(os, a.layers);
+  os << ", feeds=" << (a.feeds ? "yes" : "no") << ")";
+}
+template <bool Feeds, int... Layers>
+void describe(std::ostream& os, FixedStandIn<Feeds, Layers...> const&) {
+  if constexpr (sizeof...(Layers) == 0) {
+    os << "StandIn(layers=all, feeds=" << (Feeds ? "yes" : "no") << ")";
+  } else {
+    StandIn a{{}, Feeds};
+    (a.layers.insert(Layers), ...);
+    describe(os, a);
+  }
+}
+
+//! Whether `a` may stand in anywhere: a StandIn without layers is described as no stand-in.
+inline bool may_stand_in(StandIn const& a) { return a.layers.count() > 0; }
+inline bool may_stand_in(NoStandIn const&) { return false; }
+template <class A>
+bool may_stand_in(A const&) {
+  return true;
 }
 template <int First, int Last, int... Layers>
 void describe(std::ostream& os, FixedColdRegions<First, Last, Layers...> const&) {
@@ -155,9 +186,10 @@ void describe_or_role(std::ostream& os, P const& p, char const* role) {
 }
 }  // namespace detail
 
-//! "skip=Greedy(tau=0.95, span=8, spans_per_token=1) cold=... warmup=... metric=Cosine"
-template <class S, class C, class W, class M>
-std::string describe(Policies<S, C, W, M> const& p) {
+//! "skip=Greedy(tau=0.95, span=8, spans_per_token=1) cold=... warmup=... metric=Cosine", then
+//! " standin=StandIn(layers=..., feeds=...)" when skips may stand in.
+template <class S, class C, class W, class M, class A>
+std::string describe(Policies<S, C, W, M, A> const& p) {
   std::ostringstream os;
   os << "skip=";
   detail::describe_or_role(os, p.skip, "SkipPolicy");
@@ -167,6 +199,10 @@ std::string describe(Policies<S, C, W, M> const& p) {
   detail::describe_or_role(os, p.warmup, "SinkWarmup");
   os << " metric=";
   detail::describe_or_role(os, M{}, "SimilarityMetric");
+  if (policy::may_stand_in(p.action)) {
+    os << " standin=";
+    detail::describe_or_role(os, p.action, "SkipAction");
+  }
   return os.str();
 }
 

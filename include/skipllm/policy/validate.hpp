@@ -101,9 +101,10 @@ constexpr char const* member_reason(P const& p) noexcept {
 
 }  // namespace detail
 
-//! The first invalid member of a bundle, in the order skip, cold region, warm-up.
-template <class Skip, class Cold, class Warm, class Metric>
-constexpr char const* invalid_reason(Policies<Skip, Cold, Warm, Metric> const& p) noexcept {
+//! The first invalid member of a bundle, in the order skip, cold region, warm-up (every value
+//! of a SkipAction is valid).
+template <class Skip, class Cold, class Warm, class Metric, class Action>
+constexpr char const* invalid_reason(Policies<Skip, Cold, Warm, Metric, Action> const& p) noexcept {
   if (char const* why = detail::member_reason(p.skip)) return why;
   if (char const* why = detail::member_reason(p.cold)) return why;
   return detail::member_reason(p.warmup);

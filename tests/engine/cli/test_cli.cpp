@@ -26,6 +26,7 @@
 #include "eval/heatmap.hpp"
 #include "format/gguf.hpp"
 #include "format/model_cache.hpp"
+#include "format/standin_file.hpp"
 #include "model/tiny_llama.hpp"
 
 namespace fs = std::filesystem;
@@ -750,7 +751,7 @@ BOOST_AUTO_TEST_CASE(generate_streams_the_answer_and_writes_the_summary, *utf::p
   // K and V of 30 layers x 3 kv heads x 64 dims in fp16, for the prompt and the 24 tokens.
   BOOST_TEST(s.get<long>("runtime.kv_cache_bytes") == 2L * 30 * 3 * 64 * 2 * (s.get<long>("tokens.prompt") + 24));
   // The embedded skipllm statistics object.
-  BOOST_TEST(s.get<std::string>("statistics.schema") == "skipllm.stats/1");
+  BOOST_TEST(s.get<std::string>("statistics.schema") == "skipllm.stats/2");
   BOOST_TEST(s.get<int>("statistics.num_layers") == 30);
   BOOST_TEST(s.get<int>("statistics.decode_tokens") == s.get<int>("tokens.decode_steps"));
   BOOST_TEST(s.get<int>("statistics.prefill_tokens") == s.get<int>("tokens.prompt"));
@@ -779,6 +780,64 @@ BOOST_AUTO_TEST_CASE(default_model_runs_its_shipped_config, *utf::precondition(c
   RunResult const bad = run_cli({"generate", "-p", "x", "--paper", "--config", "c.json"});
   BOOST_TEST(bad.status == 2);
   BOOST_TEST(bad.err.find("--config and --paper conflict") != std::string::npos, bad.err);
+}
+
+// A config naming a stand-in file: generate and eval refuse one that is malformed or made for
+// another model; one that fits runs, stands in and counts it. Its map of layer 5 is zero (g = 0),
+// so the text must be the one plain skipping of the same layer gives.
+BOOST_AUTO_TEST_CASE(configs_with_stand_ins, *utf::precondition(cli_and_model_available)) {
+  auto const write_config = [](std::string const& name, char const* sidecar) {
+    fs::path const path = scratch() / name;
+    std::ofstream(path) << R"({"schema": "skipllm.policy", "version": 1, "policy": {"kind": "static",
+        "static_layers": [5], "warmup": {"tokens": 0, "every": 0}, "cold": {"first": 1, "last": 1})"
+                        << (sidecar ? std::string(R"(, "standin": {"file": ")") + sidecar + R"("})" : "") << "}}";
+    return path.string();
+  };
+  auto const save = [](char const* name, int hidden, int layers, int layer) {
+    skipllm::engine::StandInMaps maps{hidden, layers, {}};
+    skipllm::engine::StandInMap m;
+    m.layer = layer;
+    m.rank = 1;
+    m.v.assign(static_cast<std::size_t>(hidden), 0);
+    m.u.assign(static_cast<std::size_t>(hidden), 0);
+    m.bias.assign(static_cast<std::size_t>(hidden), 0);
+    maps.maps.push_back(m);
+    skipllm::engine::save_standin_maps(scratch() / name, maps);
+  };
+  save("other.standin", 4, 3, 1);
+  save("zero.standin", 576, 30, 5);
+  { std::ofstream(scratch() / "cut.standin") << "SKLSTAND"; }
+  std::string const model = engine_test::model_path().string();
+  for (auto const& [file, message] :
+       {std::pair{"other.standin", "made for a model with hidden size 4 and 3 layers"},
+        std::pair{"cut.standin", "truncated: the version"}, std::pair{"absent.standin", "cannot read stand-in file"}}) {
+    std::string const config = write_config(std::string(file) + ".json", file);
+    RunResult const g = run_cli({"generate", "-m", model, "-p", "Hi", "-n", "2", "--config", config});
+    BOOST_TEST(g.status == 2, g.err);
+    BOOST_TEST(g.err.find(message) != std::string::npos, g.err);
+    BOOST_TEST(g.err.find("--config " + config) != std::string::npos, g.err);
+    RunResult const e = run_cli({"eval", "--task", "perplexity", "-m", model, "--config", config});
+    BOOST_TEST(e.status == 2, e.err);
+    BOOST_TEST(e.err.find(message) != std::string::npos, e.err);
+  }
+  std::vector<std::string> const args = {"generate", "-m",      model, "-p", "What is the capital of France?",
+                                         "-n",       "12",      "-t",  "2",  "--json",
+                                         "-",        "--config"};
+  auto with = [&](std::string const& config) {
+    std::vector<std::string> a = args;
+    a.push_back(config);
+    return run_cli(a);
+  };
+  RunResult const stood = with(write_config("zero.json", "zero.standin"));
+  RunResult const plain = with(write_config("plain.json", nullptr));
+  BOOST_TEST_REQUIRE(stood.status == 0, stood.err);
+  BOOST_TEST_REQUIRE(plain.status == 0, plain.err);
+  pt::ptree const s = parse_json(stood.out), p = parse_json(plain.out);
+  BOOST_TEST(s.get<std::string>("text") == p.get<std::string>("text"));
+  BOOST_TEST(s.get<int>("statistics.stood_in_blocks") == s.get<int>("statistics.decode_tokens"));
+  BOOST_TEST(s.get<int>("statistics.skipped_blocks") == s.get<int>("statistics.decode_tokens"));
+  BOOST_TEST(p.get<int>("statistics.stood_in_blocks") == 0);
+  BOOST_TEST(s.get<std::string>("statistics.policy").find("standin=StandIn(layers=5, feeds=no)") != std::string::npos);
 }
 
 BOOST_AUTO_TEST_CASE(dense_skips_nothing, *utf::precondition(cli_and_model_available)) {

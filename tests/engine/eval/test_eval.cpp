@@ -652,7 +652,7 @@ BOOST_AUTO_TEST_CASE(factoid_json_summary) {
   BOOST_TEST(contains(j.get<std::string>("data.path"), "factoid.jsonl"));
   BOOST_TEST(j.get<std::size_t>("data.lines") == ev::read_factoid(data_dir() / "calibration/factoid.jsonl").file.lines);
   BOOST_TEST(j.get<int>("data.used") == 3);
-  BOOST_TEST(j.get<std::string>("statistics.schema") == "skipllm.stats/1");
+  BOOST_TEST(j.get<std::string>("statistics.schema") == "skipllm.stats/2");
   BOOST_TEST(j.get<int>("statistics.decode_tokens") == j.get<int>("decode_steps"));
   BOOST_TEST_REQUIRE(j.get_child("items").size() == 3u);
   int correct = 0;

@@ -8,7 +8,7 @@
 //  - The statistics add up: every decode step is counted once, every layer of every token has
 //    exactly one decision (skipped + ran + cold + dense = layers x tokens), cold and dense
 //    counts are exactly what the policies say, the three ratios are their stated quotients,
-//    and the JSON statistics (skipllm.stats/1) say the same.
+//    and the JSON statistics (skipllm.stats/2) say the same.
 //
 // Label `long` (tests/engine/CMakeLists.txt): the sanitized suite leaves it out.
 #define BOOST_TEST_MODULE engine long run
@@ -140,7 +140,7 @@ void long_run(PolicyConfig const& config) {
   std::ostringstream json;
   skipllm::write_json(json, st, describe_policies(policies, false));
   pt::ptree const doc = engine_test::parse_json(json.str());
-  BOOST_TEST(doc.get<std::string>("schema") == "skipllm.stats/1");
+  BOOST_TEST(doc.get<std::string>("schema") == "skipllm.stats/2");
   BOOST_TEST(doc.get<int>("num_layers") == c.n_layers);
   BOOST_TEST(doc.get<std::uint64_t>("decode_tokens") == tokens);
   BOOST_TEST(doc.get<std::uint64_t>("prefill_tokens") == prompt.size());
