@@ -6,6 +6,7 @@
 // The script needs Python with the gguf package: ctest passes SKIPLLM_BENCH_PYTHON (the venv
 // tests/deps.sh creates) and SKIPLLM_SYNTHETIC_SCRIPT; without them the tests skip, saying why.
 #define BOOST_TEST_MODULE engine synthetic models
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
