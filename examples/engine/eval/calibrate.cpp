@@ -6,6 +6,7 @@
 #include <limits>
 #include <stdexcept>
 
+#include "eval/reference_arithmetic.hpp"
 #include "model/generator.hpp"
 
 namespace skipllm::engine::calibrate {
@@ -103,7 +104,7 @@ std::uint64_t Scorer::positions() const noexcept {
 
 Measurement Scorer::run(ConfigurablePolicies const& policies, LayerScores* profile) {
   bool const reference = dense_top1_.empty();
-  Generator gen(model_, pool_, policies, max_context_, {.record_trace = profile != nullptr});
+  Generator gen(model_, pool_, policies, max_context_, reference_arithmetic({.record_trace = profile != nullptr}));
   if (profile != nullptr) gen.stack().trace().reserve(static_cast<std::size_t>(positions()));
   double nll = 0;
   std::uint64_t n = 0, agree = 0;

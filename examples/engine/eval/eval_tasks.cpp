@@ -8,6 +8,7 @@
 
 #include <skipllm/policy/describe.hpp>
 
+#include "eval/reference_arithmetic.hpp"
 #include "eval/timing.hpp"
 
 namespace skipllm::engine::eval {
@@ -49,7 +50,7 @@ FactoidResult run_factoid(EvalModel const& m, ConfigurablePolicies const& polici
   for (std::size_t i = 0; i < items.size(); ++i)
     check_fits(prompts[i].size(), context, "line " + std::to_string(items[i].line));
 
-  Generator generator(m.model, m.pool, policies, context, {.skip_attention = m.skip_attention});
+  Generator generator(m.model, m.pool, policies, context, reference_arithmetic({.skip_attention = m.skip_attention}));
   FactoidResult r;
   for (std::size_t i = 0; i < items.size(); ++i) {
     FactoidItem const& item = items[i];
@@ -160,7 +161,8 @@ PerplexityResult run_perplexity(EvalModel const& m, ConfigurablePolicies const& 
   r.window = options.window;
   r.stride = resolved_stride(options.window, options.stride);
   r.text_tokens = static_cast<std::int64_t>(tokens.size());
-  Generator generator(m.model, m.pool, policies, options.window + 1, {.skip_attention = m.skip_attention});
+  Generator generator(m.model, m.pool, policies, options.window + 1,
+                      reference_arithmetic({.skip_attention = m.skip_attention}));
   FeedOutcome const f = feed_text(m, generator, tokens, r.window, r.stride, progress, {});
   r.sum_log_prob = f.sum_log_prob;
   r.tokens = f.scored;
@@ -181,7 +183,7 @@ ProfileResult run_profile(EvalModel const& m, std::string_view text, ProfileOpti
   Clock::time_point const start = Clock::now();
   std::vector<std::int32_t> const tokens = text_tokens(m, text);
   ConfigurablePolicies const dense = profile_policies(options.threshold);
-  Generator generator(m.model, m.pool, dense, options.window + 1, {.record_trace = true});
+  Generator generator(m.model, m.pool, dense, options.window + 1, reference_arithmetic({.record_trace = true}));
   int const layers = m.model.config().n_layers;
   std::vector<std::vector<double>> scores(static_cast<std::size_t>(layers));
   auto const collect = [&] {
@@ -295,9 +297,9 @@ CompareResult run_compare(EvalModel const& m, ConfigurablePolicies const& polici
   // A policy that cannot skip produces the dense generation itself.
   bool const dense_run = options.with_dense && can_skip(policies);
   ConfigurablePolicies const dense_policies = dense_version(policies);
-  Generator generator(m.model, m.pool, policies, context, {.skip_attention = m.skip_attention});
+  Generator generator(m.model, m.pool, policies, context, reference_arithmetic({.skip_attention = m.skip_attention}));
   std::optional<Generator> dense_generator;
-  if (dense_run) dense_generator.emplace(m.model, m.pool, dense_policies, context);
+  if (dense_run) dense_generator.emplace(m.model, m.pool, dense_policies, context, reference_arithmetic());
 
   CompareResult r;
   r.dense_run = dense_run;

@@ -12,6 +12,7 @@
 #include <skipllm/decoder_stack.hpp>
 #include <skipllm/policy/bundle.hpp>
 
+#include "eval/reference_arithmetic.hpp"
 #include "model/generator.hpp"
 #include "model/llama_host.hpp"
 
@@ -420,7 +421,7 @@ std::vector<std::vector<std::int32_t>> self_generated(LlamaModel const& model, T
                                                       Progress const& progress) {
   std::vector<std::vector<std::int32_t>> out;
   if (prompts.empty() || tokens == 0) return out;
-  Generator gen(model, pool, skipllm::policy::ConfigurablePolicies{}, length + 1);  // dense
+  Generator gen(model, pool, skipllm::policy::ConfigurablePolicies{}, length + 1, reference_arithmetic());  // dense
   std::size_t collected = 0;
   for (std::uint64_t round = 0; collected < tokens; ++round) {
     for (std::size_t p = 0; p < prompts.size() && collected < tokens; ++p) {

@@ -93,7 +93,8 @@ void check_dense_greedy(eng::LlamaModel const& model, std::vector<std::int32_t> 
   int const layers = model.config().n_layers;
   int const context = std::min(kContext, model.config().context_length);
   eng::ThreadPool pool(2);
-  eng::Generator cpu(model, pool, dense_policies(layers), context);
+  // The CUDA engine keeps its KV cache in fp32: compare with the CPU engine's fp32 cache.
+  eng::Generator cpu(model, pool, dense_policies(layers), context, {.kv_cache = eng::KvCacheType::kFloat32});
   eng::CudaGenerator gpu(model, dense_policies(layers), context, {.weights = weights});
   std::span<float const> const first = cpu.prefill(prompt);
   std::vector<float> cpu_logits(first.begin(), first.end());
@@ -165,7 +166,7 @@ BOOST_AUTO_TEST_CASE(skip_decisions_match_the_cpu_engine_outside_the_band) {
   int const layers = model.config().n_layers;
   pol::ConfigurablePolicies const policies = eng::calibrate::greedy_policy(kTau, 8, 1, {}, layers, 16, 6);
   eng::ThreadPool pool(2);
-  eng::Generator cpu(model, pool, policies, kContext, {.record_trace = true});
+  eng::Generator cpu(model, pool, policies, kContext, {.record_trace = true, .kv_cache = eng::KvCacheType::kFloat32});
   eng::CudaGenerator gpu(model, policies, kContext, {.record_trace = true, .weights = eng::DeviceWeights::kFloat32});
   std::vector<std::int32_t> const prompt = encode(file, "List three facts about the Moon:");
   std::span<float const> logits = cpu.prefill(prompt);
@@ -213,19 +214,21 @@ namespace {
 
 // `skipllm generate ... --json -` in process: the JSON summary (stdout).
 std::string generate_json(std::string const& device) {
-  std::vector<std::string> const args = {"generate",
-                                         "-m",
-                                         engine_test::model_path().string(),
-                                         "-p",
-                                         "Name the planets of the solar system.",
-                                         "-n",
-                                         "32",
-                                         "--dense",
-                                         "--json",
-                                         "-",
-                                         "-q",
-                                         "--device",
-                                         device};
+  std::vector<std::string> args = {"generate",
+                                   "-m",
+                                   engine_test::model_path().string(),
+                                   "-p",
+                                   "Name the planets of the solar system.",
+                                   "-n",
+                                   "32",
+                                   "--dense",
+                                   "--json",
+                                   "-",
+                                   "-q",
+                                   "--device",
+                                   device};
+  // --device cuda computes with an fp32 KV cache; the CPU engine's default is fp16.
+  if (device == "cpu") args.insert(args.end(), {"--kv-cache", "fp32"});
   std::ostringstream out, err;
   int const status = skipllm::cli::run(skipllm::cli::parse_command_line(args), out, err);
   BOOST_TEST(status == 0, device << ": " << err.str());
