@@ -6,7 +6,6 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
-#include <iterator>
 #include <set>
 #include <sstream>
 
@@ -14,6 +13,7 @@
 #include <skipllm/policy/describe.hpp>
 
 #include "format/json_reader.hpp"
+#include "format/whole_file.hpp"
 
 namespace skipllm::engine {
 
@@ -249,12 +249,7 @@ PolicyConfig parse_policy_config(std::string_view text, std::string const& sourc
 }
 
 PolicyConfig load_policy_config(std::filesystem::path const& path) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec))
-    throw PolicyConfigError("policy config " + path.string() + " is a directory");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw PolicyConfigError("cannot read policy config " + path.string() + ": " + std::strerror(errno));
-  std::string const text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::string const text = read_whole_file<PolicyConfigError>(path, "policy config");
   PolicyConfig c = parse_policy_config(text, path.string());
   // The stand-in file lives beside the config: a relative name is relative to the config.
   if (!c.standin_file.empty() && std::filesystem::path(c.standin_file).is_relative())

@@ -5,7 +5,8 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
-#include <iterator>
+
+#include "format/whole_file.hpp"
 
 namespace skipllm::engine {
 
@@ -168,13 +169,8 @@ std::vector<std::uint8_t> standin_bytes(StandInMaps const& maps) {
 }
 
 StandInMaps load_standin_maps(std::filesystem::path const& path) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec))
-    throw StandInFileError("stand-in file " + path.string() + " is a directory");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw StandInFileError("cannot read stand-in file " + path.string() + ": " + std::strerror(errno));
-  std::vector<std::uint8_t> const bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  return parse_standin_maps(bytes, path.string());
+  std::string const bytes = read_whole_file<StandInFileError>(path, "stand-in file");
+  return parse_standin_maps({reinterpret_cast<std::uint8_t const*>(bytes.data()), bytes.size()}, path.string());
 }
 
 void save_standin_maps(std::filesystem::path const& path, StandInMaps const& maps) {
