@@ -180,6 +180,11 @@ class DecoderStack {
   //! Uploaded only when the rows differ from the last upload: steady decoding copies nothing.
   void set_rows(std::span<int const> slots, cudaStream_t stream) {
     check_not_capturing(stream, "set_rows");
+    // The rows of the last upload were checked then: steady decoding neither re-checks nor copies.
+    if (uploaded_ && std::ranges::equal(slots, staged_slots_)) {
+      rows_ = static_cast<int>(slots.size());
+      return;
+    }
     if (slots.size() > static_cast<std::size_t>(buffers_.shape.max_rows)) {
       throw std::invalid_argument("skipllm: decode step has " + std::to_string(slots.size()) +
                                   " rows; the stack was built for at most " + std::to_string(buffers_.shape.max_rows));
@@ -193,7 +198,6 @@ class DecoderStack {
       seen[s] = true;
     }
     rows_ = static_cast<int>(slots.size());
-    if (uploaded_ && std::ranges::equal(slots, staged_slots_)) return;
     staged_slots_.assign(slots.begin(), slots.end());
     uploaded_ = true;
     if (!staged_slots_.empty()) {
