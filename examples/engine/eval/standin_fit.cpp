@@ -201,7 +201,10 @@ class RecordingHost {
   using Step = LlamaHost::Step;
 
   RecordingHost(LlamaModel const& model, ThreadPool& pool, int max_context, std::vector<Moments*> sinks)
-      : model_(model), pool_(pool), host_(model, pool, 1, max_context), sinks_(std::move(sinks)) {}
+      : model_(model),
+        pool_(pool),
+        host_(model, pool, 1, max_context, ActivationPrecision::kFloat32, KvCacheType::kFloat32),
+        sinks_(std::move(sinks)) {}
 
   LlamaHost& inner() noexcept { return host_; }
   void set_sinks(std::vector<Moments*> sinks) { sinks_ = std::move(sinks); }
