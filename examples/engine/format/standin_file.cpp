@@ -1,10 +1,10 @@
 #include "format/standin_file.hpp"
 
-#include <bit>
 #include <cerrno>
-#include <cmath>
 #include <cstring>
 #include <fstream>
+
+#include <skipllm/numeric.hpp>
 
 #include "format/whole_file.hpp"
 
@@ -85,22 +85,7 @@ skipllm::LayerMask StandInMaps::layer_mask() const noexcept {
   return mask;
 }
 
-std::uint16_t float_to_half(float v) {
-  std::uint32_t const f = std::bit_cast<std::uint32_t>(v);
-  std::uint32_t const sign = (f >> 16) & 0x8000u;
-  std::uint32_t const abs = f & 0x7fffffffu;
-  if (abs >= 0x7f800000u) return static_cast<std::uint16_t>(sign | 0x7c00u | (abs > 0x7f800000u ? 0x200u : 0u));
-  if (abs >= 0x477ff000u) return static_cast<std::uint16_t>(sign | 0x7c00u);  // rounds past 65504
-  if (abs < 0x38800000u) {                                                    // subnormal or zero
-    float const scaled = std::bit_cast<float>(abs) * 16777216.0f;             // x 2^24: units of 2^-24
-    return static_cast<std::uint16_t>(sign | static_cast<std::uint32_t>(std::nearbyint(scaled)));
-  }
-  std::uint32_t const mant = abs & 0x7fffffu;
-  std::uint32_t h = ((abs >> 23) - 112u) << 10 | (mant >> 13);
-  std::uint32_t const rest = mant & 0x1fffu;
-  if (rest > 0x1000u || (rest == 0x1000u && (h & 1u))) ++h;  // nearest even; may carry into the exponent
-  return static_cast<std::uint16_t>(sign | h);
-}
+std::uint16_t float_to_half(float v) { return skipllm::from_float<skipllm::half_t>(v).bits; }
 
 StandInMaps parse_standin_maps(std::span<std::uint8_t const> bytes, std::string const& source) {
   Reader r(bytes, source);

@@ -66,7 +66,7 @@ struct StandInMaps {
   skipllm::LayerMask layer_mask() const noexcept;
 };
 
-//! IEEE binary16 bits of `v` (round to nearest even; overflow to infinity).
+//! IEEE binary16 bits of `v` (round to nearest even; overflow to infinity): skipllm::from_float<half_t>.
 std::uint16_t float_to_half(float v);
 
 //! Serializes `maps` (checked as parse_standin_maps would check them). Throws StandInFileError.
