@@ -370,10 +370,8 @@ int run_calibrate(CalibrateOptions const& o, std::ostream& out, std::ostream& er
     if (o.standin) {
       standins = o.standin_from ? eng::load_standin_maps(*o.standin_from)
                                 : fit_standins(o, model, pool, texts_tokens, bos, tokenizer.eos_id(), progress);
-      check_fits(standins, model.config().n_embd, model.config().n_layers,
-                 o.standin_from ? *o.standin_from : std::string("the fitted stand-ins"));
-      model.set_standins(std::make_shared<eng::StandIns const>(standins));
-      co.standin = {standins.layer_mask(), o.standin_feeds};
+      co.standin = eng::attach_standins(
+          standins, o.standin_from ? *o.standin_from : std::string("the fitted stand-ins"), o.standin_feeds, model);
     }
     eng::calibrate::Result r = eng::calibrate::calibrate_model(model, pool, std::move(sequences), co, progress);
 

@@ -62,13 +62,19 @@ void StandIns::apply(int layer, float const* n, float* g, float* scratch) const 
   for (int o = 0; o < d; ++o) g[o] = dot(&m.u[static_cast<std::size_t>(o) * m.rank], scratch, m.rank) + m.bias[o];
 }
 
+skipllm::policy::StandIn attach_standins(StandInMaps const& maps, std::string const& source, bool feeds,
+                                         LlamaModel& model) {
+  check_fits(maps, model.config().n_embd, model.config().n_layers, source);
+  auto standins = std::make_shared<StandIns const>(maps);
+  skipllm::policy::StandIn const action{standins->layer_mask(), feeds};
+  model.set_standins(std::move(standins));
+  return action;
+}
+
 void attach_standins(PolicyConfig const& config, LlamaModel& model, skipllm::policy::ConfigurablePolicies& policies) {
   if (config.standin_file.empty()) return;
-  StandInMaps const maps = load_standin_maps(config.standin_file);
-  check_fits(maps, model.config().n_embd, model.config().n_layers, config.standin_file);
-  auto standins = std::make_shared<StandIns const>(maps);
-  policies.action = {standins->layer_mask(), config.standin_feeds};
-  model.set_standins(std::move(standins));
+  policies.action =
+      attach_standins(load_standin_maps(config.standin_file), config.standin_file, config.standin_feeds, model);
 }
 
 }  // namespace skipllm::engine

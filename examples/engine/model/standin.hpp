@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <string>
 #include <vector>
 
 #include <skipllm/layer_mask.hpp>
@@ -46,6 +47,12 @@ class StandIns {
   skipllm::LayerMask mask_;
   std::vector<Map> by_layer_;  // [layers]; rank < 0 where there is no map
 };
+
+//! Checks `maps` (read from `source`, for messages) against `model` (hidden size, depth), makes
+//! them the model's stand-ins and returns the skip action that stands in on the layers they map
+//! (feeding the next decision when `feeds`). Throws StandInFileError.
+skipllm::policy::StandIn attach_standins(StandInMaps const& maps, std::string const& source, bool feeds,
+                                         LlamaModel& model);
 
 //! Applies a config's stand-ins: loads the file it names, checks it against `model` (hidden
 //! size, depth), sets the model's stand-ins and makes `policies` stand in on the layers that
