@@ -44,12 +44,6 @@ std::size_t StandIns::bytes(int layer) const noexcept {
   return has(layer) ? by_layer_[static_cast<std::size_t>(layer)].bytes : 0;
 }
 
-int StandIns::max_rank() const noexcept {
-  int r = 0;
-  for (Map const& m : by_layer_) r = std::max(r, m.rank);
-  return r;
-}
-
 void StandIns::apply(int layer, float const* n, float* g, float* scratch) const {
   if (!has(layer)) throw std::logic_error("engine: no stand-in map for layer " + std::to_string(layer));
   Map const& m = by_layer_[static_cast<std::size_t>(layer)];

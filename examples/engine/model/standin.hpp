@@ -31,7 +31,6 @@ class StandIns {
 
   //! g = A n + b for layer `layer` (which must have a map); `scratch` holds at least rank floats.
   void apply(int layer, float const* n, float* g, float* scratch) const;
-  int max_rank() const noexcept;
 
  private:
   struct Map {
