@@ -80,7 +80,8 @@ class SkipSession {
   //! row's next decision reads (false for a stand-in that only reports its score).
   void observe(int layer, int row, float score, bool feeds_decision = true) {
     step_scores_[index(layer, row)] = score;
-    if (feeds_decision) skipllm::observe(states_[static_cast<std::size_t>(step_slots_[static_cast<std::size_t>(row)])], score);
+    if (feeds_decision)
+      skipllm::observe(states_[static_cast<std::size_t>(step_slots_[static_cast<std::size_t>(row)])], score);
   }
 
   //! Closes the step: each row's token goes into the statistics (and the trace) and its
@@ -96,7 +97,9 @@ class SkipSession {
   // For an engine that decides a whole layer of rows at once (DecoderLayer::decode): the step's
   // per-slot states, and layer `layer`'s decisions and scores, one per row of the step.
   std::span<SkipState> states() noexcept { return states_; }
-  std::span<FfnDecision> decisions(int layer) noexcept { return std::span(step_decisions_).subspan(first(layer), rows_); }
+  std::span<FfnDecision> decisions(int layer) noexcept {
+    return std::span(step_decisions_).subspan(first(layer), rows_);
+  }
   std::span<float> scores(int layer) noexcept { return std::span(step_scores_).subspan(first(layer), rows_); }
 
   Bundle const& policies() const noexcept { return policies_; }
