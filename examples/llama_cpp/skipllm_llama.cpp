@@ -205,8 +205,13 @@ void down_op(ggml_tensor* dst, int ith, int nth, void* userdata) {
 }
 
 // dst [n_embd, rows] = ffn_inp (+ ffn_out where the FFN ran, scored); then the next decisions.
-// One task: a few vectors of adds, and the decisions must be made once.
-void residual_op(ggml_tensor* dst, int, int, void* userdata) {
+// One task: a few vectors of adds, and the decisions must be made once. The CPU backend calls a
+// custom op on every thread whatever its n_tasks (ggml_graph_compute_thread runs each node on
+// all threads; n_tasks only sizes the plan), so all threads but the first return at once:
+// otherwise they add the FFN output into rows another thread is copying, observe scores twice
+// and rebuild the next layer's row list concurrently.
+void residual_op(ggml_tensor* dst, int ith, int, void* userdata) {
+  if (ith != 0) return;
   auto const& op = layer_op(userdata);
   Client::Impl& impl = *op.impl;
   ggml_tensor const* f = dst->src[0];
