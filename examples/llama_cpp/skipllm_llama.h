@@ -2,17 +2,14 @@
 //
 // Plain C++17 with no skipllm include, so llama.cpp's own sources compile unchanged; the
 // implementation (skipllm_llama.cpp, C++20) is where skipllm's headers are used. The patch
-// (llama.cpp-skipllm.patch) calls these functions at four places:
+// (llama.cpp-skipllm.patch) calls these functions at three places:
 //
-//   model load    ffn_in_custom_ops(): the FFN weights of skippable layers stay in plain CPU
-//                 buffers (the custom ops read ggml's row layout; repacked weights would not be).
 //   context init  Client::from_env(): the policy named by SKIPLLM_POLICY, or none (then the
 //                 patched build runs llama.cpp's own code path, unchanged).
-//   graph build   on decode ubatches (one token per sequence), each layer's FFN residual add
-//                 becomes Client::build_residual() (add + similarity + next decision) and the
-//                 FFN of each skippable layer Client::build_ffn() (a chain of custom ops that
-//                 read the weights only for rows whose decision runs the FFN).
-//   compute       Client::begin_ubatch() before and end_ubatch() after each ubatch's graph.
+//   graph build   build_residual() in place of the residual add after each FFN; on decode
+//                 ubatches (one token per sequence) also begin_graph(), then gate_ffn() on the
+//                 FFN llama.cpp built for each skippable layer (its nodes become skippable).
+//   compute       begin_ubatch() before and end_ubatch() after each ubatch's graph.
 //
 // Environment: SKIPLLM_POLICY=<policy config JSON> turns it on (docs/policy_config.md);
 // SKIPLLM_TRACE=<file> writes the statistics with the per-token decision trace (skipllm.stats/2)
@@ -22,15 +19,11 @@
 #include <cstdint>
 #include <memory>
 
+struct ggml_cgraph;
 struct ggml_context;
 struct ggml_tensor;
 
 namespace skipllm_llama {
-
-//! Whether the FFN weights of layer `layer` (of `num_layers`) are read by skipllm's custom ops
-//! under the policy named by SKIPLLM_POLICY: false when it is unset or the layer is cold.
-//! Throws std::runtime_error when the policy file is bad.
-bool ffn_in_custom_ops(int layer, int num_layers);
 
 class Client {
  public:
@@ -45,26 +38,28 @@ class Client {
   //! ubatch (a prompt, or a chunk of one) is prefill and runs densely.
   static bool is_decode(std::uint32_t n_tokens, std::uint32_t n_seqs_unq) noexcept;
 
-  //! Whether layer `layer`'s FFN may skip (not cold): its decode graph uses build_ffn().
+  //! Whether layer `layer`'s FFN may skip (it is not cold).
   bool skippable(int layer) const noexcept;
 
-  //! The FFN of a skippable layer for a decode graph: `normed` [n_embd, rows] (the FFN norm's
-  //! output) through SwiGLU(gate, up) and down, computed only for rows whose decision runs it.
-  //! Returns the FFN output [n_embd, rows] (rows that skip hold garbage: build_residual
-  //! ignores them).
-  ggml_tensor* build_ffn(ggml_context* ctx, int layer, ggml_tensor* normed, ggml_tensor* up, ggml_tensor* gate,
-                         ggml_tensor* down);
+  //! A decode graph `graph` is being built: forget what an earlier graph at that address had.
+  void begin_graph(ggml_cgraph* graph);
 
-  //! The residual add after layer `layer`'s FFN in a decode graph: ffn_inp + ffn_out for rows
-  //! whose FFN ran (with the similarity, which the next decision reads), ffn_inp for rows that
-  //! skipped; then the next layer's decisions. Not for the last layer (llama.cpp may drop rows
-  //! before it; the policy keeps it cold).
+  //! Layer `layer`'s FFN in `graph`, from `ffn_in` (its norm's output, excluded) to `ffn_out`:
+  //! every node in between is computed only in steps where some row's decision runs the FFN.
+  void gate_ffn(ggml_cgraph* graph, int layer, ggml_tensor* ffn_out, ggml_tensor* ffn_in);
+
+  //! The residual add after layer `layer`'s FFN, in every graph of the context, prefill too:
+  //! ggml's allocator reuses the previous graph's memory plan node by node when the node
+  //! counts match, so prefill and decode graphs must agree on which nodes may work in place.
+  //! In a decode step it adds ffn_out only for rows whose FFN ran (with the similarity, which
+  //! the next decision reads), then decides the next layer. Not for the last layer (llama.cpp
+  //! may drop rows before it; the policy keeps it cold).
   ggml_tensor* build_residual(ggml_context* ctx, int layer, ggml_tensor* ffn_out, ggml_tensor* ffn_inp);
 
-  //! Before a ubatch's graph runs. Token i belongs to the `n_seq_ids[i]` sequences
+  //! Before `graph` runs a ubatch. Token i belongs to the `n_seq_ids[i]` sequences
   //! `seq_ids[i][...]` at position `pos[i]`; a token at position 0 starts its sequences anew.
-  void begin_ubatch(std::uint32_t n_tokens, std::uint32_t n_seqs_unq, std::int32_t const* const* seq_ids,
-                    std::int32_t const* n_seq_ids, std::int32_t const* pos);
+  void begin_ubatch(ggml_cgraph* graph, std::uint32_t n_tokens, std::uint32_t n_seqs_unq,
+                    std::int32_t const* const* seq_ids, std::int32_t const* n_seq_ids, std::int32_t const* pos);
   //! After the graph ran: the step's decisions go into the statistics and the trace.
   void end_ubatch();
 
