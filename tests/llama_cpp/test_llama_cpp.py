@@ -247,22 +247,30 @@ def test_decisions(a, work: Path) -> None:
     for i, text in enumerate(DECISION_PROMPTS):
         d = work / f"decisions_{i}"
         d.mkdir(exist_ok=True)
-        llama_trace = d / "llama_trace.json"
-        run_ = probe(a.probe, a.model, d / "probe", [text], steps, a.threads,
-                     {"SKIPLLM_POLICY": str(config_path), "SKIPLLM_TRACE": str(llama_trace)})
         engine_trace, engine_json = d / "engine_trace.json", d / "engine.json"
         # -n steps + 1: the first token comes from the prefill, each further one from a decode step.
         run([a.engine, "generate", "-m", a.model, "--raw", "-p", text, "-n", steps + 1, "--config", config_path,
              "-t", a.threads, "--trace", engine_trace, "--json", engine_json, "-q"])
         summary = json.loads(engine_json.read_text())
+        # Identical inputs: the engine's prompt token ids when its summary has them, else the text,
+        # which llama.cpp must then cut into as many tokens.
+        ids = summary.get("token_ids")
+        llama_trace = d / "llama_trace.json"
+        run_ = probe(a.probe, a.model, d / "probe", [ids["prompt"] if ids else text], steps, a.threads,
+                     {"SKIPLLM_POLICY": str(config_path), "SKIPLLM_TRACE": str(llama_trace)})
         entry = run_.prompts()[0]
         if summary["tokens"]["prompt"] != len(entry["prompt_tokens"]):
             raise AssertionError(f"prompt {i}: the engine made {summary['tokens']['prompt']} tokens of it, "
                                  f"llama.cpp {len(entry['prompt_tokens'])}")
         ours = {t["decode_index"]: t for t in load_trace(engine_trace)["trace"]}
         theirs = {t["decode_index"]: t for t in load_trace(llama_trace)["trace"]}
-        # Decode step k feeds generated token k; both sides fed the same one while their texts agree.
-        same_inputs = agreeing_steps(entry["generated_pieces_hex"], summary["text"])
+        # Decode step k feeds generated token k: both sides fed the same one while their generated
+        # tokens (or, without ids, their texts) agree.
+        if ids:
+            same_inputs = next((k for k, (x, y) in enumerate(zip(ids["generated"], entry["generated"])) if x != y),
+                               min(len(ids["generated"]), len(entry["generated"])))
+        else:
+            same_inputs = agreeing_steps(entry["generated_pieces_hex"], summary["text"])
         step = 0
         while True:
             if step >= same_inputs:
