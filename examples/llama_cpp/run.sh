@@ -90,17 +90,28 @@ ensure_plain_source() {
   fi
 }
 
+# The files a patch changes (its "+++ b/PATH" lines).
+patched_files() { sed -n 's|^+++ b/\([^[:space:]]*\).*|\1|p' "$@" | sort -u; }
+
 # The patched tree, kept in step with the patch file. When the patch changes, the previous one
-# (saved in the tree) is reversed and the new one applied, so only the files either touches get
-# new modification times and the build stays incremental; a tree that does not take the
-# reversal cleanly is extracted afresh.
+# (saved in the tree) is reversed and the new one applied; every file either touches whose
+# content ends up as it was gets its old modification time back, so the build recompiles only
+# what really changed (a header such as llama-cparams.h would otherwise rebuild most of
+# libllama). A tree that does not take the reversal cleanly is extracted afresh.
 ensure_patched_source() {
   local src="$cache/src-skipllm"
   [ -f "$patch_file" ] || die "$patch_file not found: the patched build needs it (build --plain builds the unpatched llama.cpp)"
-  local want
+  local want keep="" f
   want=$(file_hash "$patch_file")
   if [ "$(cat "$src/.skipllm-sdist" 2>/dev/null)" = "$LLAMA_CPP_PYTHON" ] && [ -f "$src/.skipllm-applied.patch" ]; then
     [ "$(file_hash "$src/.skipllm-applied.patch")" = "$want" ] && return 0
+    keep=$(mktemp -d)
+    for f in $(patched_files "$src/.skipllm-applied.patch" "$patch_file"); do
+      if [ -f "$src/$f" ]; then
+        mkdir -p "$keep/$(dirname "$f")"
+        cp -p "$src/$f" "$keep/$f"
+      fi
+    done
     say "the patch changed: reversing the previous one in $src"
     if patch -p1 -R -s -f -d "$src" <"$src/.skipllm-applied.patch" >/dev/null; then
       rm -f "$src/.skipllm-applied.patch"
@@ -116,6 +127,12 @@ ensure_patched_source() {
   # Backup files patch may leave for hunks applied with an offset are not part of the source.
   find "$src" -name '*.orig' -newer "$patch_file" -delete 2>/dev/null || true
   cp "$patch_file" "$src/.skipllm-applied.patch"
+  if [ -n "$keep" ]; then
+    (cd "$keep" && find . -type f) | while IFS= read -r f; do
+      if cmp -s "$keep/$f" "$src/$f"; then touch -r "$keep/$f" "$src/$f"; fi
+    done
+    rm -rf "$keep"
+  fi
 }
 
 # ------------------------------------------------------------------ build
@@ -294,7 +311,7 @@ cmd_bench() {
   build_variant plain 0
   build_variant skipllm 0
   python3 "$root/benchmarks/llama_cpp_bench.py" --plain "$cache/build-plain/bin/llama-bench" \
-    --patched "$cache/build-skipllm/bin/llama-bench" --model "$(default_model)" "$@"
+    --patched "$cache/build-skipllm/bin/llama-bench" --model "$(default_model)" --models-dir "$cache/models" "$@"
 }
 
 cmd_paths() {
