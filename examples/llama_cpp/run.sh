@@ -265,8 +265,10 @@ cmd_generate() {
   [ -f "$policy" ] || die "policy config $policy not found"
   mkdir -p "$cache"
   build_variant skipllm 0
+  # --fit off: fitting the parameters to the device memory builds a throwaway context first,
+  # whose (empty) skip statistics would be printed too; on the CPU there is nothing to fit.
   local args=(-m "$model" -p "$prompt" -n "$tokens" --temp 0 -t "${SKIPLLM_THREADS:-$(nproc)}" --no-warmup
-    --no-display-prompt -lv 1)
+    --no-display-prompt -lv 1 --fit off)
   # An instruct model answers a chat turn: one turn with the model's chat template, then exit.
   if [ "$raw" = 1 ]; then args+=(-no-cnv); else args+=(-cnv -st); fi
   say "policy: $policy"
