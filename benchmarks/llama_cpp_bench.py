@@ -160,6 +160,7 @@ def bench_model(a, name: str, model: Path, tokens: int, reps: int, tmp: Path) ->
         chosen[label] = layers
         variants.append((label, a.patched, [], policy_config("static", tmp / f"{name}-{label}.json", n_layer, layers,
                                                              cold, cold)))
+    variants = [v for v in variants if v[0] in a.variants]
     tps = {label: [] for label, *_ in variants}
     meta = {}
     # One discarded run first: the model's pages into the page cache, the CPU out of idle.
@@ -217,7 +218,7 @@ def report(a, results: list[dict], started: str, load: tuple, argv: list) -> str
                   "| (speedup - 1) / (ideal - 1) |", "|---|---|---|---|---|---|---|---|"]
         for label, values in tps.items():
             vs_plain = per_round_ratio(values, tps["plain"])
-            vs_dense = per_round_ratio(values, tps["dense"])
+            vs_dense = per_round_ratio(values, tps["dense"]) if "dense" in tps else math.nan
             row = f"| {label} | {med[label]:.2f} | {100 * spread(values):.1f}% | {vs_plain:.3f}x | {vs_dense:.3f}x |"
             if label in ideal:
                 row += (f" {ideal[label]:.3f}x | {100 * vs_plain / ideal[label]:.1f}% | "
@@ -225,13 +226,15 @@ def report(a, results: list[dict], started: str, load: tuple, argv: list) -> str
             else:
                 row += " | | |"
             lines.append(row)
-        overhead = per_round_ratio(tps["plain"], tps["dense"]) - 1
-        lines += ["", f"- dense overhead (plain / patched dense - 1): {100 * overhead:+.1f}% "
-                      f"(target <= {100 * TARGET_DENSE_OVERHEAD:.0f}%: {'met' if overhead <= TARGET_DENSE_OVERHEAD else 'NOT met'})"]
-        norepack = per_round_ratio(tps["plain"], tps["plain-norepack"]) - 1
-        lines.append(f"- repacking's share (plain / plain-norepack - 1): {100 * norepack:+.1f}%; "
-                     f"patched dense vs plain-norepack: {per_round_ratio(tps['dense'], tps['plain-norepack']):.3f}x")
-        for label in ideal:
+        lines.append("")
+        if "dense" in tps:
+            overhead = per_round_ratio(tps["plain"], tps["dense"]) - 1
+            lines.append(f"- dense overhead (plain / patched dense - 1): {100 * overhead:+.1f}% (target <= "
+                         f"{100 * TARGET_DENSE_OVERHEAD:.0f}%: {'met' if overhead <= TARGET_DENSE_OVERHEAD else 'NOT met'})")
+        if "plain-norepack" in tps:
+            norepack = per_round_ratio(tps["plain"], tps["plain-norepack"]) - 1
+            lines.append(f"- repacking's share (plain / plain-norepack - 1): {100 * norepack:+.1f}%")
+        for label in (l for l in ideal if l in tps):
             frac = per_round_ratio(tps[label], tps["plain"]) / ideal[label]
             lines.append(f"- {label}: layers {res['layers'][label]} skipped; speedup / byte-ideal {100 * frac:.1f}% "
                          f"(target >= {100 * TARGET_FRACTION_OF_IDEAL:.0f}%: "
@@ -251,6 +254,8 @@ def main(argv=None) -> int:
     p.add_argument("--model", type=Path, required=True, help="the default model (SmolLM2-135M-Instruct Q4_1)")
     p.add_argument("--models", default="smollm2-135m,llama2-7b", help="of: smollm2-135m, llama2-7b")
     p.add_argument("--rounds", type=int, default=4)
+    p.add_argument("--variants", default="plain,plain-norepack,dense,skip10,skip20,skip30",
+                   help="comma-separated subset of the variants (plain is always run: every ratio is to it)")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     p.add_argument("--omp-wait", choices=["active", "passive"], default="passive",
                    help="OpenMP wait policy of every run: llama.cpp's default is active (threads spin between "
@@ -265,6 +270,9 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     if a.quick:
         a.rounds = min(a.rounds, 2)
+    a.variants = {"plain"} | {v for v in a.variants.split(",") if v}
+    if not a.variants <= {"plain", "plain-norepack", "dense", "skip10", "skip20", "skip30"}:
+        p.error("--variants: of plain, plain-norepack, dense, skip10, skip20, skip30")
     models = [m for m in a.models.split(",") if m]
     if not set(models) <= {"smollm2-135m", "llama2-7b"} or not models:
         p.error("--models: smollm2-135m and/or llama2-7b")
