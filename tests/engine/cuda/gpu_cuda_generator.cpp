@@ -257,6 +257,57 @@ BOOST_AUTO_TEST_CASE(generate_on_cuda_gives_the_cpu_text_and_statistics) {
 
 namespace {
 
+// `skipllm eval --task TASK ... --json -` in process on `device`: the JSON summary, without
+// what differs by design (wall times, host threads).
+boost::property_tree::ptree eval_json(std::string const& device, std::vector<std::string> const& task_args) {
+  std::vector<std::string> args = {"eval",     "-m",  engine_test::model_path().string(), "--json", "-", "-q",
+                                   "--device", device};
+  args.insert(args.end(), task_args.begin(), task_args.end());
+  std::ostringstream out, err;
+  int const status = skipllm::cli::run(skipllm::cli::parse_command_line(args), out, err);
+  BOOST_TEST_REQUIRE(status == 0, device << ": " << err.str());
+  boost::property_tree::ptree j = engine_test::parse_json(out.str());
+  j.erase("timings_s");
+  j.get_child("runtime").erase("threads");
+  return j;
+}
+
+std::string json_text(boost::property_tree::ptree const& j) {
+  std::ostringstream os;
+  boost::property_tree::write_json(os, j);
+  return os.str();
+}
+
+}  // namespace
+
+// eval --device cuda runs the same tasks in the same (fp32) arithmetic: dense, the same greedy
+// outputs and the same JSON; perplexity within the stated logit tolerance.
+BOOST_TEST_DECORATOR(*boost::unit_test::precondition(&has_device_and_model))
+BOOST_AUTO_TEST_CASE(eval_on_cuda_gives_the_cpu_results) {
+  std::vector<std::string> const factoid = {"--task", "factoid", "--limit", "4", "--dense"};
+  BOOST_TEST(json_text(eval_json("cuda", factoid)) == json_text(eval_json("cpu", factoid)));
+
+  std::vector<std::string> const perplexity = {"--task", "perplexity", "--window", "64", "--dense"};
+  boost::property_tree::ptree gpu = eval_json("cuda", perplexity), cpu = eval_json("cpu", perplexity);
+  double const gp = gpu.get<double>("perplexity"), cp = cpu.get<double>("perplexity");
+  BOOST_TEST(std::fabs(gp - cp) <= 1e-2 * cp, "perplexity gpu " << gp << " cpu " << cp);
+  for (char const* key : {"perplexity", "nll"}) {
+    gpu.erase(key);
+    cpu.erase(key);
+  }
+  BOOST_TEST(json_text(gpu) == json_text(cpu));
+
+  // With skipping, the same steps are decided (decisions may differ only near tau).
+  std::vector<std::string> const skipping = {"--task", "perplexity", "--window", "64", "--threshold", "0.95"};
+  boost::property_tree::ptree const gs = eval_json("cuda", skipping), cs = eval_json("cpu", skipping);
+  BOOST_TEST(gs.get<int>("decode_steps") == cs.get<int>("decode_steps"));
+  BOOST_TEST(gs.get<double>("skip_ratio") > 0.0);
+  BOOST_TEST_MESSAGE("eval perplexity with skipping: skip ratio gpu " << gs.get<double>("skip_ratio") << " cpu "
+                                                                      << cs.get<double>("skip_ratio"));
+}
+
+namespace {
+
 // Several sequences decoded together (rows = slots) against one CPU engine per sequence, both
 // fed the CPU's greedy tokens: every row's logits within the dense tolerance (dense), and every
 // row's decisions equal outside the band around tau (skipping). Steps alternate between all
