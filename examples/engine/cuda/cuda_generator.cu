@@ -24,6 +24,7 @@
 #include <skipllm/cuda/next_norm.cuh>
 #include <skipllm/policy/validate.hpp>
 
+#include "cuda/decode_rows.hpp"
 #include "format/quant.hpp"
 
 namespace skipllm::engine {
@@ -585,42 +586,10 @@ class GeneratorImpl final : public CudaGenerator::Impl {
     return s;
   }
 
-  std::size_t checked_slot(int slot) const {
-    if (slot < 0 || slot >= static_cast<int>(positions.size())) {
-      throw std::out_of_range("engine: slot " + std::to_string(slot) + " is outside [0, " +
-                              std::to_string(positions.size()) + ")");
-    }
-    return static_cast<std::size_t>(slot);
-  }
-
-  std::int32_t checked(std::int32_t token) const {
-    if (token < 0 || token >= model_.config().vocab) {
-      throw std::out_of_range("engine: token id " + std::to_string(token) + " is outside the vocabulary of " +
-                              std::to_string(model_.config().vocab) + " tokens");
-    }
-    return token;
-  }
-
-  // Every row of a decode step, checked before anything is enqueued.
+  std::size_t checked_slot(int slot) const { return engine::checked_slot(slot, positions.size()); }
+  std::int32_t checked(std::int32_t token) const { return checked_token(token, model_.config().vocab); }
   void check_rows(std::span<int const> slots, std::span<std::int32_t const> tokens) const {
-    if (slots.size() != tokens.size() || slots.empty()) {
-      throw std::invalid_argument("engine: a decode step needs one token per slot and at least one row");
-    }
-    if (slots.size() > positions.size()) {
-      throw std::invalid_argument("engine: " + std::to_string(slots.size()) + " rows; the generator decodes at most " +
-                                  std::to_string(positions.size()) + " sequences together");
-    }
-    std::vector<bool> seen(positions.size(), false);
-    for (std::size_t r = 0; r < slots.size(); ++r) {
-      std::size_t const s = checked_slot(slots[r]);
-      (void)checked(tokens[r]);
-      if (seen[s]) throw std::invalid_argument("engine: slot " + std::to_string(slots[r]) + " appears twice");
-      seen[s] = true;
-      if (positions[s] < 0) {
-        throw std::invalid_argument("engine: slot " + std::to_string(slots[r]) + " has no sequence (prefill first)");
-      }
-      if (positions[s] >= max_context) throw std::length_error("engine: the context is full");
-    }
+    check_decode_rows(slots, tokens, positions, model_.config().vocab, max_context);
   }
 
   k::TokenInput input_for(std::int32_t token, int slot) const {
