@@ -23,6 +23,7 @@
 #include "policy/validate.hpp"
 #include "report.hpp"
 #include "row_view.hpp"
+#include "skip_session.hpp"
 #include "skip_state.hpp"
 #include "stack_options.hpp"
 #include "statistics.hpp"

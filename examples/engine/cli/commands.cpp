@@ -94,6 +94,12 @@ void write_json_optional_string(std::ostream& os, std::optional<std::string> con
   }
 }
 
+void write_json_ids(std::ostream& os, std::span<std::int32_t const> ids) {
+  os << '[';
+  for (std::size_t i = 0; i < ids.size(); ++i) os << (i ? ", " : "") << ids[i];
+  os << ']';
+}
+
 // ---- Commands -----------------------------------------------------------------------------------
 
 // The options that describe the skip policy: giving any of them selects the paper's rule (with
@@ -204,6 +210,7 @@ eng::SamplingOptions sampling_options(GenerateOptions const& o, std::optional<st
 template <class Gen>
 void generate_tokens(Gen& generator, eng::Tokenizer const& tokenizer, std::span<std::int32_t const> prompt,
                      eng::SamplingOptions const& sampling, int kv_tokens, std::ostream* stream, RunSummary& s) {
+  s.prompt_ids.assign(prompt.begin(), prompt.end());
   Clock::time_point const prefill_start = Clock::now();
   std::span<float const> logits = generator.prefill(prompt);
   s.prefill_s = seconds_since(prefill_start);
@@ -224,6 +231,7 @@ void generate_tokens(Gen& generator, eng::Tokenizer const& tokenizer, std::span<
       break;
     }
     ++s.generated_tokens;
+    s.generated_ids.push_back(token);
     emit(utf8.push(tokenizer.token_piece(token)));
     if (s.generated_tokens >= s.options.max_tokens) break;
     if (generator.position() >= kv_tokens) {
@@ -542,7 +550,11 @@ void write_summary_json(std::ostream& os, RunSummary const& s, engine::PolicyCon
   os << ",\n  \"error\": ";
   write_json_optional_string(os, s.error);
   os << ",\n  \"tokens\": {\"prompt\": " << s.prompt_tokens << ", \"generated\": " << s.generated_tokens
-     << ", \"decode_steps\": " << s.decode_steps << "},\n  \"timings_s\": {\"load\": ";
+     << ", \"decode_steps\": " << s.decode_steps << "},\n  \"token_ids\": {\"prompt\": ";
+  write_json_ids(os, s.prompt_ids);
+  os << ", \"generated\": ";
+  write_json_ids(os, s.generated_ids);
+  os << "},\n  \"timings_s\": {\"load\": ";
   write_json_number(os, s.load_s);
   os << ", \"prefill\": ";
   write_json_number(os, s.prefill_s);

@@ -5,6 +5,7 @@
 #include <optional>
 #include <ostream>
 #include <string>
+#include <vector>
 
 #include <skipllm/policy/bundle.hpp>
 #include <skipllm/statistics.hpp>
@@ -44,6 +45,8 @@ struct RunSummary {
   std::int64_t prompt_tokens = 0;
   std::int64_t generated_tokens = 0;
   std::int64_t decode_steps = 0;
+  std::vector<std::int32_t> prompt_ids;     //!< the prompt's token ids (after templating)
+  std::vector<std::int32_t> generated_ids;  //!< the generated tokens' ids, end-of-generation excluded
   double load_s = 0, prefill_s = 0, decode_s = 0;
 
   GenerateOptions options;            //!< sampling, max tokens, the policy options as given
