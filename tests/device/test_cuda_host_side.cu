@@ -13,6 +13,7 @@
 #include <skipllm/cpu/residual_similarity.hpp>
 #include <skipllm/cuda/decoder_stack.cuh>
 #include <skipllm/cuda/device_probe.cuh>
+#include <skipllm/cuda/next_norm.cuh>
 #include <skipllm/cuda/residual_similarity_kernel.cuh>
 #include <skipllm/policy/bundle.hpp>
 
@@ -200,6 +201,14 @@ struct DoubleHost {
   skipllm::RowView<double> residual(Step&) { return {}; }
 };
 
+// GoodHost plus the next-RMSNorm hook (next_norm.cuh), and one whose hook has the wrong type.
+struct NormFusingHost : GoodHost {
+  double* residual_sum_squares(Step&) { return nullptr; }
+};
+struct FloatSquaresHost : GoodHost {
+  float* residual_sum_squares(Step&) { return nullptr; }
+};
+
 }  // namespace hosts
 
 using hosts::CpuStyleHost;
@@ -381,4 +390,64 @@ BOOST_AUTO_TEST_CASE(gpu_order_is_a_fixed_tree) {
   // The stated depth of the GPU sum: 2 chunks of 2 per thread for 16 elements, then 2 levels.
   BOOST_TEST(cu::detail::gpu_sum_depth(16, 4, 2) == 6.0);
   BOOST_TEST(cu::detail::cpu_sum_depth(16) == 5.0);
+}
+
+// The next-RMSNorm hook: taken by a host that declares `double* residual_sum_squares(Step&)`,
+// and then the residual kernel's metric is WithRowSquares of the policy's (one kernel either way).
+BOOST_AUTO_TEST_CASE(next_norm_hook_is_chosen_by_the_host) {
+  using hosts::FloatSquaresHost;
+  using hosts::NormFusingHost;
+  using Cosine = skipllm::policy::Cosine;
+  static_assert(cu::Host<NormFusingHost> && cu::CudaHostFusesNextNorm<NormFusingHost>);
+  static_assert(!cu::CudaHostFusesNextNorm<GoodHost>);
+  static_assert(!cu::CudaHostFusesNextNorm<FloatSquaresHost>);  // double, as the squares are summed
+  static_assert(std::is_same_v<cu::residual_metric_t<NormFusingHost, Cosine>, cu::WithRowSquares<Cosine>>);
+  static_assert(std::is_same_v<cu::residual_metric_t<GoodHost, Cosine>, Cosine>);
+  static_assert(std::is_same_v<cu::DecoderLayer<NormFusingHost>::residual_metric, cu::WithRowSquares<Cosine>>);
+  static_assert(std::is_same_v<cu::DecoderLayer<GoodHost>::residual_metric, Cosine>);
+  static_assert(skipllm::check_similarity_metric<cu::WithRowSquares<Cosine>>());
+  static_assert(cu::sums_row_squares_v<cu::WithRowSquares<Cosine>> && !cu::sums_row_squares_v<Cosine>);
+  BOOST_TEST(true);
+}
+
+// WithRowSquares in the GPU's order (its host replica): the metric's score unchanged, bit for
+// bit, and the sum of squares of the new row as the CPU engine's RMSNorm sums it (sequentially in
+// double) to within double rounding; small integers make both exact.
+template <class Metric>
+void check_row_squares(std::int64_t n, int elem_bytes, std::uint32_t seed) {
+  using W = cu::WithRowSquares<Metric>;
+  std::mt19937 gen(seed);
+  std::normal_distribution<float> d(0.0f, 1.0f);
+  std::vector<float> before(static_cast<std::size_t>(n)), after(before.size());
+  double sequential = 0;
+  for (std::size_t i = 0; i < before.size(); ++i) {
+    before[i] = d(gen) * (i % 7 == 0 ? 40.0f : 1.0f);
+    after[i] = before[i] + 0.3f * d(gen);
+    sequential += static_cast<double>(after[i]) * after[i];
+  }
+  int const threads = cu::residual_block_threads(n, elem_bytes);
+  int const width = cu::row_chunk_width(elem_bytes);
+  typename W::Accumulator const w = cu::gpu_order_aggregate<W>(before.data(), after.data(), n, threads, width);
+  float const plain = Metric::finalize(cu::gpu_order_aggregate<Metric>(before.data(), after.data(), n, threads, width));
+  float const fused = W::finalize(w);
+  BOOST_TEST((std::isnan(plain) ? std::isnan(fused) : fused == plain), "n=" << n);
+  BOOST_TEST(std::fabs(w.squares - sequential) <= 1e-12 * sequential, "n=" << n);
+  // The RMSNorm scale the engine forms from it is the CPU's (float of the double mean).
+  BOOST_TEST(
+      static_cast<float>(w.squares / static_cast<double>(n)) == static_cast<float>(sequential / static_cast<double>(n)),
+      "n=" << n);
+}
+
+BOOST_AUTO_TEST_CASE(row_squares_ride_along_the_metric) {
+  std::uint32_t seed = 11;
+  for (std::int64_t n : {1, 7, 64, 576, 577, 2048, 4096, 8192}) {
+    for (int elem : {2, 4}) {
+      check_row_squares<skipllm::policy::Cosine>(n, elem, seed++);
+      check_row_squares<skipllm::policy::RelativeUpdate>(n, elem, seed++);
+    }
+  }
+  using W = cu::WithRowSquares<skipllm::policy::RelativeUpdate>;
+  std::vector<float> before(12, 1.0f), after(12);
+  for (std::size_t i = 0; i < after.size(); ++i) after[i] = 1.0f + static_cast<float>(i);
+  BOOST_TEST(cu::gpu_order_aggregate<W>(before.data(), after.data(), 12, 4, 2).squares == 650.0);  // 1^2 + .. + 12^2
 }

@@ -18,9 +18,11 @@
 
 #include <boost/mpl/list.hpp>
 
+#include <algorithm>
 #include <sstream>
 
 #include <skipllm/cuda/decoder_stack.cuh>
+#include <skipllm/cuda/next_norm.cuh>
 #include <skipllm/decoder_stack.hpp>
 #include <skipllm/json.hpp>
 
@@ -772,4 +774,126 @@ BOOST_AUTO_TEST_CASE(misuse_of_streams_and_rows_is_reported) {
     return std::string(e.what()).find("1 decode rows named a slot") != std::string::npos;
   });
   BOOST_TEST(gpu.statistics().tokens() == 0u);
+}
+
+namespace {
+
+// GpuHost plus the next-norm hook (next_norm.cuh): the stack writes each new residual row's sum
+// of squares into `squares` ([max_rows]).
+template <class T>
+struct NormHost : GpuHost<T> {
+  test::DeviceBuffer<double> squares;
+  NormHost(Model const& m, int max_rows) : GpuHost<T>(m, max_rows), squares(static_cast<std::size_t>(max_rows)) {}
+  double* residual_sum_squares(typename GpuHost<T>::Step&) { return squares.get(); }
+};
+
+// Every record's decisions, as letters.
+std::string letters_of(skipllm::DecisionTrace const& trace) {
+  std::string s;
+  for (std::size_t i = 0; i < trace.size(); ++i) s += letters(trace.decisions(i)) + " ";
+  return s;
+}
+
+// sum x^2 of each row, sequentially in double.
+std::vector<double> row_squares(std::vector<float> const& x, int rows, int hidden) {
+  std::vector<double> s(static_cast<std::size_t>(rows), 0.0);
+  for (int r = 0; r < rows; ++r) {
+    for (int i = 0; i < hidden; ++i) {
+      double const v = x[static_cast<std::size_t>(r * hidden + i)];
+      s[static_cast<std::size_t>(r)] += v * v;
+    }
+  }
+  return s;
+}
+
+}  // namespace
+
+// The hook end to end: with it the stack computes exactly what it computes without (residuals,
+// decisions, scores, bit for bit), and the host's array holds the sum of squares of every row
+// whose FFN ran last: every row after prefill (dense), and after a decode step every row whose
+// last layer ran; rows where no FFN ran in the step keep what the host wrote.
+BOOST_TEST_DECORATOR(*test::gpu())
+BOOST_AUTO_TEST_CASE(next_norm_hook_receives_the_new_rows_sums) {
+  using T = float;
+  constexpr int kLayers = 6, kHidden = 100, kRows = 4, kTokens = 10;
+  Model const model = make_model(kLayers, kHidden, 41);
+  Stream stream;
+  NormHost<T> norm_host(model, kRows);
+  GpuHost<T> plain_host(model, kRows);
+  using NormStack = cu::DecoderStack<NormHost<T>, Runtime>;
+  using PlainStack = cu::DecoderStack<GpuHost<T>, Runtime>;
+  static_assert(std::is_same_v<NormStack::layer_type::residual_metric, cu::WithRowSquares<p::Cosine>>);
+  cu::StackOptions const options{.stack = {.max_sequences = kRows, .max_rows = kRows, .record_trace = true},
+                                 .hidden = kHidden,
+                                 .max_prefill_rows = kRows,
+                                 .trace_capacity = kRows * kTokens};
+  test::DeviceBuffer<unsigned char> ws_norm(NormStack::workspace_bytes(norm_host, options));
+  test::DeviceBuffer<unsigned char> ws_plain(PlainStack::workspace_bytes(plain_host, options));
+  NormStack norm(norm_host, runtime_policies(), options, ws_norm.get(), ws_norm.size(), stream.s);
+  PlainStack plain(plain_host, runtime_policies(), options, ws_plain.get(), ws_plain.size(), stream.s);
+  std::vector<int> const slots = {0, 1, 2, 3};
+  std::vector<double> const unwritten(kRows, -1.0);
+
+  auto const prompt = embeddings<T>(kHidden, slots, {100, 101, 102, 103});
+  test::DeviceBuffer<T> xn(prompt), xp(prompt);
+  typename GpuHost<T>::Step sn{skipllm::RowView<T>{xn.get(), kRows, kHidden, kHidden}};
+  typename GpuHost<T>::Step sp{skipllm::RowView<T>{xp.get(), kRows, kHidden, kHidden}};
+  norm_host.squares.upload(unwritten);
+  norm.prefill(sn, stream.s);
+  plain.prefill(sp, stream.s);
+  TEST_CUDA(cudaStreamSynchronize(stream.s));
+  std::vector<T> gx = xn.download();
+  BOOST_TEST(gx == xp.download());
+  std::vector<double> got = norm_host.squares.download();
+  std::vector<double> want = row_squares(gx, kRows, kHidden);
+  for (std::size_t r = 0; r < want.size(); ++r) {
+    BOOST_TEST(std::fabs(got[r] - want[r]) <= 1e-12 * want[r], "prefill row " << r);
+  }
+
+  for (int s : slots) {
+    norm.begin_sequence(s, stream.s);
+    plain.begin_sequence(s, stream.s);
+  }
+  norm.set_rows(slots, stream.s);
+  plain.set_rows(slots, stream.s);
+  cu::Graph norm_token = norm.capture_decode(sn, stream.s);
+  cu::Graph plain_token = plain.capture_decode(sp, stream.s);
+  int checked = 0;
+  for (int t = 0; t < kTokens; ++t) {
+    auto const x0 = embeddings<T>(kHidden, slots, {t, t, t, t});
+    TEST_CUDA(cudaStreamSynchronize(stream.s));
+    xn.upload(x0);
+    xp.upload(x0);
+    norm_host.squares.upload(unwritten);
+    norm_token.launch(stream.s);
+    plain_token.launch(stream.s);
+    TEST_CUDA(cudaStreamSynchronize(stream.s));
+    gx = xn.download();
+    BOOST_TEST(gx == xp.download(), "token " << t);
+    got = norm_host.squares.download();
+    want = row_squares(gx, kRows, kHidden);
+    norm.collect(stream.s);
+    skipllm::DecisionTrace const& trace = norm.trace();
+    BOOST_TEST_REQUIRE(trace.size() == static_cast<std::size_t>((t + 1) * kRows));
+    for (std::size_t r = 0; r < static_cast<std::size_t>(kRows); ++r) {
+      auto const d = trace.decisions(trace.size() - kRows + r);
+      bool const last_ran = d.back() != skipllm::FfnDecision::kSkip;
+      bool const any_ran = std::any_of(d.begin(), d.end(), [](auto x) { return x != skipllm::FfnDecision::kSkip; });
+      if (last_ran) {
+        BOOST_TEST(std::fabs(got[r] - want[r]) <= 1e-12 * want[r], "token " << t << " row " << r);
+        ++checked;
+      } else if (!any_ran) {
+        BOOST_TEST(got[r] == -1.0, "token " << t << " row " << r);
+      }
+    }
+  }
+  BOOST_TEST(checked > 0);
+  plain.collect(stream.s);
+  BOOST_TEST(letters_of(norm.trace()) == letters_of(plain.trace()));
+  for (std::size_t i = 0; i < norm.trace().size(); ++i) {
+    auto const a = norm.trace().scores(i), b = plain.trace().scores(i);
+    BOOST_TEST(
+        std::equal(a.begin(), a.end(), b.begin(), b.end(), [](float u, float v) { return test::same_value(u, v); }),
+        "record " << i);
+  }
 }

@@ -239,3 +239,50 @@ BOOST_AUTO_TEST_CASE(cuda_native_types_map_to_the_same_kernels) {
     BOOST_TEST(std::memcmp(&gx[static_cast<std::size_t>(i)], &xh[static_cast<std::size_t>(i)], 2) == 0);
   }
 }
+
+// The next-RMSNorm hook (next_norm.cuh): with WithRowSquares the kernel also stores each new
+// row's sum of squares, bit for bit the host replica of its order, through the compacted row
+// list (rows 2 and 0 of three, in that order: row 1's entry must stay as it was); the scores
+// are the plain metric's, bit for bit.
+BOOST_TEST_DECORATOR(*test::gpu())
+BOOST_AUTO_TEST_CASE(row_squares_are_stored_for_the_rows_that_ran) {
+  using W = cu::WithRowSquares<p::Cosine>;
+  for (std::int64_t hidden : {97, 576, 4096}) {
+    int const rows = 3;
+    auto const xv = test::gaussian(static_cast<std::size_t>(rows * hidden), 5);
+    auto const fv = test::gaussian(static_cast<std::size_t>(rows * hidden), 6, 0.3f);
+    test::DeviceBuffer<float> plain_x(xv), fused_x(xv), df(fv);
+    test::DeviceBuffer<float> plain_scores(rows), fused_scores(rows);
+    test::DeviceBuffer<double> squares(std::vector<double>(rows, -1.0));
+    test::DeviceBuffer<int> list(std::vector<int>{2, 0}), live(std::vector<int>{2});
+    auto const params = [&](float* x, float* scores) {
+      cu::ResidualParams<float> r;
+      r.residual = skipllm::RowView<float>{x, rows, hidden, hidden};
+      r.ffn_output = skipllm::RowView<float const>{df.get(), 2, hidden, hidden};
+      r.rows = list.get();
+      r.num_rows = live.get();
+      r.scores = scores;
+      return r;
+    };
+    // f's batch row i belongs to residual row list[i]: f rows 0 and 1 go to residual rows 2 and 0.
+    cu::launch_residual_similarity<p::Cosine>(params(plain_x.get(), plain_scores.get()), rows, nullptr);
+    cu::ResidualParams<float> fused = params(fused_x.get(), fused_scores.get());
+    fused.sum_squares = squares.get();
+    cu::launch_residual_similarity<W>(fused, rows, nullptr);
+    TEST_CUDA(cudaDeviceSynchronize());
+    std::vector<double> const got = squares.download();
+    std::vector<float> const new_x = fused_x.download(), ps = plain_scores.download(), fs = fused_scores.download();
+    BOOST_TEST(got[1] == -1.0, "hidden " << hidden << ": a row whose FFN did not run keeps its statistic");
+    int const threads = cu::residual_block_threads(hidden, sizeof(float));
+    for (int r : {0, 2}) {
+      auto const at = static_cast<std::ptrdiff_t>(r * hidden);
+      std::vector<float> before(xv.begin() + at, xv.begin() + at + hidden);
+      std::vector<float> after(new_x.begin() + at, new_x.begin() + at + hidden);
+      W::Accumulator const replica =
+          cu::gpu_order_aggregate<W>(before.data(), after.data(), hidden, threads, cu::row_chunk_width(4));
+      BOOST_TEST(got[static_cast<std::size_t>(r)] == replica.squares, "hidden " << hidden << " row " << r);
+      BOOST_TEST(test::same_value(fs[static_cast<std::size_t>(r)], ps[static_cast<std::size_t>(r)]));
+    }
+    BOOST_TEST(plain_x.download() == new_x);
+  }
+}

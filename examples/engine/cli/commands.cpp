@@ -340,6 +340,7 @@ int run_generate(CommandLine const& cl, std::ostream& out, std::ostream& err) {
     // fp32 weights: the same dequantized values as the CPU engine, so the same greedy text.
     cuda.emplace(loaded->model, policy.policies, kv_tokens,
                  eng::CudaGeneratorOptions{.record_trace = record_trace, .weights = eng::DeviceWeights::kFloat32});
+    s.kv_cache_bytes = cuda->kv_cache_bytes();
     generate(*cuda, tokenizer, ids, sampling, kv_tokens, stream, s);
   } else {
     cpu.emplace(loaded->model, pool, policy.policies, kv_tokens,

@@ -11,6 +11,7 @@
 #include <skipllm/policy/describe.hpp>
 
 #include "cli/commands.hpp"
+#include "cli/cuda_task_generator.hpp"
 #include "cli/eval_report.hpp"
 #include "cli/eval_task_table.hpp"
 #include "cli/progress_reporter.hpp"
@@ -289,10 +290,6 @@ void plan_run(EvalOptions const& o, TaskRow const& task, eng::LlamaConfig const&
 int run_eval(EvalOptions const& o, std::ostream& out, std::ostream& err) {
   try {
     require_device(o.device);
-    if (o.device == "cuda") {
-      throw std::runtime_error(
-          "--device cuda: eval does not drive the CUDA engine yet (generate does); use --device cpu");
-    }
     TaskRow const& task = task_row(*o.task);
     for (auto const& w : o.warnings) err << "skipllm: warning: " << w << "\n";
     fs::path const data_file = data_path(o, task);
@@ -312,14 +309,20 @@ int run_eval(EvalOptions const& o, std::ostream& out, std::ostream& err) {
       attach_standins(info.policy.settings, o.config, files.loaded->model, info.policy.policies);
       info.policy.description = eng::describe_policies(info.policy.policies, info.policy.settings.skip_attention);
     }
-    eng::ThreadPool pool(o.threads);
+    bool const cuda = o.device == "cuda";
+    if (cuda && info.policy.settings.skip_attention) {
+      throw Failure{kExitUsage, "--device cuda does not run the layer-skip baseline (skip_attention) yet"};
+    }
+    eng::ThreadPool pool(cuda ? 1 : o.threads);  // the device computes; one host thread drives it
     info.threads = pool.size();
+    // The same tasks on either engine: --device cuda only changes where they decode.
     ev::EvalModel const model{files.loaded->model,
                               files.tokenizer,
                               pool,
                               adds_bos_token(files.loaded->file),
                               info.ctx,
-                              info.policy.settings.skip_attention};
+                              info.policy.settings.skip_attention,
+                              cuda ? cuda_task_generators(files.loaded->model) : ev::GeneratorFactory{}};
     if (task.text_input) {
       info.data_items = info.used_items = files.tokenizer.encode(std::get<TextData>(data).text, false).size();
     }

@@ -1,24 +1,30 @@
 // CudaGenerator: the LLaMA forward pass on a CUDA device as a skipllm::cuda::Host.
 //
-// Mirrors model/llama_host.cpp operation by operation (RMSNorm with a double sum of squares,
+// Mirrors model/llama_host.cpp operation by operation (RMSNorm from a double sum of squares,
 // interleaved-pair RoPE with angles computed on the host in double, grouped-query attention
 // over an fp32 KV cache, SwiGLU, tied embeddings), with products and sums rounded one by one
 // where the CPU's order is cheap to follow, so dense greedy tokens match the CPU engine's. The
-// matrix products are warp-per-row GEMVs over weights dequantized at load.
+// matrix products are warp-per-row GEMVs over weights dequantized at load. The sums of squares
+// come from the residual adds themselves (the library's next-norm hook for the FFN's add, the
+// engine's own fused add for the attention's), so no RMSNorm here reduces.
 #include "cuda/cuda_generator.hpp"
 
 #include <cuda_fp16.h>
 
+#include <algorithm>
 #include <cmath>
 #include <optional>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include <skipllm/cuda/decoder_stack.cuh>
+#include <skipllm/cuda/next_norm.cuh>
 #include <skipllm/policy/validate.hpp>
 
+#include "cuda/decode_rows.hpp"
 #include "format/quant.hpp"
 
 namespace skipllm::engine {
@@ -32,47 +38,100 @@ constexpr int kNormThreads = 256;
 constexpr int kGemvWarps = 8;
 constexpr int kAttentionThreads = 128;
 
-//! What the host writes before each token: the token, its position and its RoPE angles.
+//! What the host writes before each step, per row: the token, its position, the slot whose KV
+//! cache it uses and its RoPE angles.
 struct TokenInput {
   int token = 0;
   int position = 0;
+  int slot = 0;
   float rope[kMaxHeadDim] = {};  //!< cos, sin interleaved per pair (as LlamaHost::set_tokens)
 };
 
 __device__ __forceinline__ float to_float(float v) { return v; }
 __device__ __forceinline__ float to_float(__half v) { return __half2float(v); }
 
-template <class W>
-__global__ void embed(W const* table, int cols, TokenInput const* in, float* x) {
-  W const* row = table + static_cast<std::size_t>(in->token) * cols;
-  for (int i = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x); i < cols;
-       i += static_cast<int>(gridDim.x * blockDim.x)) {
-    x[i] = to_float(row[i]);
-  }
-}
-
-// y = x * (1 / sqrt(mean(x^2) + eps)) * w, the sum of squares in double (as the CPU).
-__global__ void __launch_bounds__(kNormThreads) rms_norm(float const* x, float const* w, float* y, int n, float eps) {
+// The block's sum of `mine` (kNormThreads threads), valid in every thread: a pairwise tree in
+// double, as the library's residual kernel sums its squares.
+__device__ double block_sum(double mine) {
   __shared__ double partial[kNormThreads];
   int const tid = static_cast<int>(threadIdx.x);
-  double ss = 0;
-  for (int i = tid; i < n; i += kNormThreads) ss += static_cast<double>(x[i]) * x[i];
-  partial[tid] = ss;
+  partial[tid] = mine;
   __syncthreads();
   for (int s = kNormThreads / 2; s > 0; s >>= 1) {
-    if (tid < s) partial[tid] += partial[tid + s];
+    if (tid < s) partial[tid] = __dadd_rn(partial[tid], partial[tid + s]);
     __syncthreads();
   }
-  float const scale = __fdiv_rn(1.0f, __fsqrt_rn(__fadd_rn(static_cast<float>(partial[0] / n), eps)));
-  for (int i = tid; i < n; i += kNormThreads) y[i] = __fmul_rn(__fmul_rn(x[i], scale), w[i]);
+  double const total = partial[0];
+  __syncthreads();  // partial is reused by the next call
+  return total;
 }
 
-// y[r] = W[r] . x for W [rows, cols]: one warp per output row.
+// One block per row: x[row] <- its token's embedding, and sum_squares[row] <- sum x^2 (the next
+// RMSNorm's statistic, cuda/next_norm.cuh).
 template <class W>
-__global__ void __launch_bounds__(kGemvWarps * 32) gemv(W const* w, float const* x, float* y, int rows, int cols) {
+__global__ void __launch_bounds__(kNormThreads)
+    embed(W const* table, int cols, TokenInput const* in, float* x, double* sum_squares) {
+  int const row = static_cast<int>(blockIdx.x);
+  W const* src = table + static_cast<std::size_t>(in[row].token) * cols;
+  float* dst = x + static_cast<std::size_t>(row) * cols;
+  double ss = 0;
+  for (int i = static_cast<int>(threadIdx.x); i < cols; i += kNormThreads) {
+    dst[i] = to_float(src[i]);
+    ss = __dadd_rn(ss, static_cast<double>(dst[i]) * dst[i]);
+  }
+  double const total = block_sum(ss);
+  if (threadIdx.x == 0) sum_squares[row] = total;
+}
+
+// One block per row: x[row] += y[row] (the attention's residual add), and sum_squares[row] <-
+// sum x^2 of the new row, fused as the library fuses the FFN's add.
+__global__ void __launch_bounds__(kNormThreads) add_rows(float* x, float const* y, double* sum_squares, int cols) {
+  int const row = static_cast<int>(blockIdx.x);
+  x += static_cast<std::size_t>(row) * cols;
+  y += static_cast<std::size_t>(row) * cols;
+  double ss = 0;
+  for (int i = static_cast<int>(threadIdx.x); i < cols; i += kNormThreads) {
+    x[i] = __fadd_rn(x[i], y[i]);
+    ss = __dadd_rn(ss, static_cast<double>(x[i]) * x[i]);
+  }
+  double const total = block_sum(ss);
+  if (threadIdx.x == 0) sum_squares[row] = total;
+}
+
+//! Which statistic row `i` of a norm's input uses: its own (rows == nullptr), or that of residual
+//! row rows[i] for the FFN's compacted batch (rows at or past *num_rows are padding: zeros).
+struct NormRows {
+  int const* rows = nullptr;
+  int const* num_rows = nullptr;
+};
+
+// RMSNorm without a reduction, one block per row: y = x * (1 / sqrt(sum / n + eps)) * w, the sum
+// of squares kept current by whoever last changed the residual row (embed, add_rows, or the
+// library's residual kernel). The same float formula as the CPU's, from its double sum.
+__global__ void __launch_bounds__(kNormThreads)
+    scale_norm(float const* x, long long x_stride, double const* sum_squares, NormRows map, float const* w, float* y,
+               long long y_stride, int n, float eps) {
+  int const i = static_cast<int>(blockIdx.x);
+  x += static_cast<long long>(i) * x_stride;
+  y += static_cast<long long>(i) * y_stride;
+  if (map.rows != nullptr && i >= *map.num_rows) {
+    for (int c = static_cast<int>(threadIdx.x); c < n; c += kNormThreads) y[c] = 0.0f;
+    return;
+  }
+  double const ss = sum_squares[map.rows != nullptr ? map.rows[i] : i];
+  float const scale = __fdiv_rn(1.0f, __fsqrt_rn(__fadd_rn(static_cast<float>(ss / n), eps)));
+  for (int c = static_cast<int>(threadIdx.x); c < n; c += kNormThreads) y[c] = __fmul_rn(__fmul_rn(x[c], scale), w[c]);
+}
+
+// y[b][r] = W[r] . x[b] for W [rows, cols] and batch row b = blockIdx.y: one warp per output row.
+template <class W>
+__global__ void __launch_bounds__(kGemvWarps * 32)
+    gemv(W const* w, float const* x, long long x_stride, float* y, long long y_stride, int rows, int cols) {
   int const lane = static_cast<int>(threadIdx.x) % 32;
   int const r = static_cast<int>(blockIdx.x) * kGemvWarps + static_cast<int>(threadIdx.x) / 32;
   if (r >= rows) return;
+  x += static_cast<long long>(blockIdx.y) * x_stride;
+  y += static_cast<long long>(blockIdx.y) * y_stride;
   W const* wr = w + static_cast<std::size_t>(r) * cols;
   float acc = 0;
   for (int k = lane; k < cols; k += 32) acc += to_float(wr[k]) * x[k];
@@ -80,43 +139,61 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv(W const* w, float const*
   if (lane == 0) y[r] = acc;
 }
 
-// Rotates pairs (2i, 2i+1) of every head of q (n_heads) and k (n_kv_heads).
+// Rotates pairs (2i, 2i+1) of every head of q (n_heads) and k (n_kv_heads) of row blockIdx.y.
 __global__ void rope(float* q, float* k, TokenInput const* in, int n_heads, int n_kv_heads, int head_dim) {
+  int const row = static_cast<int>(blockIdx.y);
+  q += static_cast<std::size_t>(row) * n_heads * head_dim;
+  k += static_cast<std::size_t>(row) * n_kv_heads * head_dim;
+  float const* angles = in[row].rope;
   int const half = head_dim / 2;
   int const pairs = (n_heads + n_kv_heads) * half;
   for (int p = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x); p < pairs;
        p += static_cast<int>(gridDim.x * blockDim.x)) {
     int const head = p / half, i = p % half;
     float* v = head < n_heads ? q + head * head_dim : k + (head - n_heads) * head_dim;
-    float const cs = in->rope[2 * i], sn = in->rope[2 * i + 1];
+    float const cs = angles[2 * i], sn = angles[2 * i + 1];
     float const x0 = v[2 * i], x1 = v[2 * i + 1];
     v[2 * i] = __fsub_rn(__fmul_rn(x0, cs), __fmul_rn(x1, sn));
     v[2 * i + 1] = __fadd_rn(__fmul_rn(x0, sn), __fmul_rn(x1, cs));
   }
 }
 
-// K and V of this position into the layer's cache ([position][kv_dim] planes).
-__global__ void store_kv(float const* k, float const* v, float* k_cache, float* v_cache, TokenInput const* in,
-                         int kv_dim) {
-  std::size_t const base = static_cast<std::size_t>(in->position) * kv_dim;
+//! Where the KV cache of one layer and slot lies: [slot][K, V][position][kv_dim] per layer.
+struct KvPlanes {
+  float* layer = nullptr;  //!< the layer's first slot
+  std::size_t plane = 0;   //!< elements of one K (or V) plane: max_context * kv_dim
+  __device__ float* k(int slot) const { return layer + static_cast<std::size_t>(slot) * 2 * plane; }
+  __device__ float* v(int slot) const { return k(slot) + plane; }
+};
+
+// K and V of row blockIdx.x's position into its slot's cache.
+__global__ void store_kv(float const* k, float const* v, KvPlanes cache, TokenInput const* in, int kv_dim) {
+  int const row = static_cast<int>(blockIdx.x);
+  std::size_t const base = static_cast<std::size_t>(in[row].position) * kv_dim;
+  float* const kc = cache.k(in[row].slot);
+  float* const vc = cache.v(in[row].slot);
   for (int i = static_cast<int>(threadIdx.x); i < kv_dim; i += static_cast<int>(blockDim.x)) {
-    k_cache[base + i] = k[i];
-    v_cache[base + i] = v[i];
+    kc[base + i] = k[static_cast<std::size_t>(row) * kv_dim + i];
+    vc[base + i] = v[static_cast<std::size_t>(row) * kv_dim + i];
   }
 }
 
-// One block per query head: causal softmax attention over positions 0 .. position.
+// One block per (query head, row): causal softmax attention over the row's positions 0 ..
+// position in its slot's cache.
 __global__ void __launch_bounds__(kAttentionThreads)
-    attention(float const* q, float const* k_cache, float const* v_cache, float* out, TokenInput const* in, int n_heads,
-              int n_kv_heads, int head_dim) {
+    attention(float const* q, KvPlanes cache, float* out, TokenInput const* in, int n_heads, int n_kv_heads,
+              int head_dim) {
   extern __shared__ float scores[];  // [position + 1]
   __shared__ float reduce[kAttentionThreads];
   int const head = static_cast<int>(blockIdx.x);
+  int const row = static_cast<int>(blockIdx.y);
   int const tid = static_cast<int>(threadIdx.x);
-  int const length = in->position + 1;
+  int const length = in[row].position + 1;
   int const kv_head = head / (n_heads / n_kv_heads);
   int const kv_dim = n_kv_heads * head_dim;
-  float const* qh = q + head * head_dim;
+  float const* const k_cache = cache.k(in[row].slot);
+  float const* const v_cache = cache.v(in[row].slot);
+  float const* qh = q + static_cast<std::size_t>(row) * n_heads * head_dim + head * head_dim;
   float const scale = __fdiv_rn(1.0f, __fsqrt_rn(static_cast<float>(head_dim)));
   float local_max = -INFINITY;
   for (int t = tid; t < length; t += kAttentionThreads) {
@@ -146,12 +223,13 @@ __global__ void __launch_bounds__(kAttentionThreads)
     __syncthreads();
   }
   float const inv_sum = __fdiv_rn(1.0f, reduce[0]);
+  float* const o = out + static_cast<std::size_t>(row) * n_heads * head_dim + head * head_dim;
   for (int i = tid; i < head_dim; i += kAttentionThreads) {
     float acc = 0;
     for (int t = 0; t < length; ++t) {
       acc += __fmul_rn(scores[t], inv_sum) * v_cache[static_cast<std::size_t>(t) * kv_dim + kv_head * head_dim + i];
     }
-    out[head * head_dim + i] = acc;
+    o[i] = acc;
   }
 }
 
@@ -160,13 +238,6 @@ __global__ void silu_mul(float* gate, float const* up, int n) {
        i += static_cast<int>(gridDim.x * blockDim.x)) {
     float const g = gate[i];
     gate[i] = __fmul_rn(__fdiv_rn(g, __fadd_rn(1.0f, expf(-g))), up[i]);
-  }
-}
-
-__global__ void add(float* x, float const* y, int n) {
-  for (int i = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x); i < n;
-       i += static_cast<int>(gridDim.x * blockDim.x)) {
-    x[i] = __fadd_rn(x[i], y[i]);
   }
 }
 
@@ -243,15 +314,17 @@ struct DeviceLayer {
 
 unsigned blocks_for(int n, int threads) { return static_cast<unsigned>((n + threads - 1) / threads); }
 
-//! The forward pass as a skipllm::cuda::Host: enqueues only, on the stream it is given.
+//! The forward pass as a skipllm::cuda::Host: enqueues only, on the stream it is given. Buffers
+//! hold up to `max_rows` rows (one per sequence of a decode step); a step's rows are its own.
 template <class W>
 class DeviceLlama {
  public:
   struct Step {
-    skipllm::RowView<float> x;
+    int rows = 1;  //!< rows of x_ (and of the token inputs) this step uses
   };
 
-  DeviceLlama(LlamaModel const& model, int max_context) : config_(model.config()), max_context_(max_context) {
+  DeviceLlama(LlamaModel const& model, int max_context, int max_rows)
+      : config_(model.config()), max_context_(max_context), max_rows_(max_rows) {
     LlamaConfig const& c = config_;
     if (static_cast<std::size_t>(max_context) * sizeof(float) > 48 * 1024) {
       throw std::invalid_argument(
@@ -280,7 +353,8 @@ class DeviceLlama {
     embedding_ = upload_matrix<W>(model.token_embedding());
     if (!model.tied_embeddings()) output_ = upload_matrix<W>(model.output());
     output_norm_ = upload(model.output_norm());
-    auto const floats = [](std::size_t n) { return DeviceArray(n * sizeof(float)); };
+    std::size_t const R = static_cast<std::size_t>(max_rows);
+    auto const floats = [R](std::size_t n) { return DeviceArray(R * n * sizeof(float)); };
     std::size_t const d = static_cast<std::size_t>(c.n_embd), kv = static_cast<std::size_t>(c.kv_dim());
     x_ = floats(d);
     normed_ = floats(d);
@@ -292,80 +366,114 @@ class DeviceLlama {
     gate_ = floats(static_cast<std::size_t>(c.n_ff));
     up_ = floats(static_cast<std::size_t>(c.n_ff));
     logits_ = floats(static_cast<std::size_t>(c.vocab));
-    kv_cache_ = floats(static_cast<std::size_t>(c.n_layers) * 2 * max_context * kv);
-    input_ = DeviceArray(sizeof(k::TokenInput));
+    kv_cache_ = DeviceArray(kv_cache_bytes(c, max_context, max_rows));
+    input_ = DeviceArray(R * sizeof(k::TokenInput));
+    sum_squares_ = DeviceArray(R * sizeof(double));
+  }
+
+  //! Bytes of the KV cache: fp32 K and V of every layer, slot and position.
+  static std::size_t kv_cache_bytes(LlamaConfig const& c, int max_context, int slots) {
+    return static_cast<std::size_t>(c.n_layers) * static_cast<std::size_t>(slots) * 2 *
+           static_cast<std::size_t>(max_context) * static_cast<std::size_t>(c.kv_dim()) * sizeof(float);
   }
 
   // ---- skipllm::cuda::Host ----
   int num_layers() const { return config_.n_layers; }
 
-  void attention_block(int layer, Step&, cudaStream_t s) {
+  void attention_block(int layer, Step& step, cudaStream_t s) {
     LlamaConfig const& c = config_;
     DeviceLayer<W> const& w = layers_[static_cast<std::size_t>(layer)];
-    k::rms_norm<<<1, k::kNormThreads, 0, s>>>(x_.as<float>(), w.attn_norm.template as<float>(), normed_.as<float>(),
-                                              c.n_embd, c.rms_eps);
-    gemv(w.wq, normed_.as<float>(), q_.as<float>(), s);
-    gemv(w.wk, normed_.as<float>(), k_.as<float>(), s);
-    gemv(w.wv, normed_.as<float>(), v_.as<float>(), s);
+    auto const rows = static_cast<unsigned>(step.rows);
+    long long const d = c.n_embd;
+    k::scale_norm<<<rows, k::kNormThreads, 0, s>>>(x_.as<float>(), d, sum_squares(), k::NormRows{},
+                                                   w.attn_norm.template as<float>(), normed_.as<float>(), d, c.n_embd,
+                                                   c.rms_eps);
+    gemv(w.wq, normed_.as<float>(), d, q_.as<float>(), c.n_embd, step.rows, s);
+    gemv(w.wk, normed_.as<float>(), d, k_.as<float>(), c.kv_dim(), step.rows, s);
+    gemv(w.wv, normed_.as<float>(), d, v_.as<float>(), c.kv_dim(), step.rows, s);
     int const pairs = (c.n_heads + c.n_kv_heads) * c.head_dim / 2;
-    k::rope<<<blocks_for(pairs, 256), 256, 0, s>>>(q_.as<float>(), k_.as<float>(), input(), c.n_heads, c.n_kv_heads,
-                                                   c.head_dim);
-    float* const k_cache = kv_cache_.as<float>() + static_cast<std::size_t>(layer) * 2 * plane();
-    float* const v_cache = k_cache + plane();
-    k::store_kv<<<1, 256, 0, s>>>(k_.as<float>(), v_.as<float>(), k_cache, v_cache, input(), c.kv_dim());
+    k::rope<<<dim3(blocks_for(pairs, 256), rows), 256, 0, s>>>(q_.as<float>(), k_.as<float>(), input(), c.n_heads,
+                                                               c.n_kv_heads, c.head_dim);
+    k::KvPlanes const cache{kv_cache_.as<float>() + static_cast<std::size_t>(layer) * layer_elements(), plane()};
+    k::store_kv<<<rows, 256, 0, s>>>(k_.as<float>(), v_.as<float>(), cache, input(), c.kv_dim());
     std::size_t const shared = sizeof(float) * static_cast<std::size_t>(max_context_);
-    k::attention<<<static_cast<unsigned>(c.n_heads), k::kAttentionThreads, shared, s>>>(
-        q_.as<float>(), k_cache, v_cache, attn_.as<float>(), input(), c.n_heads, c.n_kv_heads, c.head_dim);
-    gemv(w.wo, attn_.as<float>(), projected_.as<float>(), s);
-    k::add<<<blocks_for(c.n_embd, 256), 256, 0, s>>>(x_.as<float>(), projected_.as<float>(), c.n_embd);
+    k::attention<<<dim3(static_cast<unsigned>(c.n_heads), rows), k::kAttentionThreads, shared, s>>>(
+        q_.as<float>(), cache, attn_.as<float>(), input(), c.n_heads, c.n_kv_heads, c.head_dim);
+    gemv(w.wo, attn_.as<float>(), d, projected_.as<float>(), d, step.rows, s);
+    k::add_rows<<<rows, k::kNormThreads, 0, s>>>(x_.as<float>(), projected_.as<float>(), sum_squares(), c.n_embd);
     cu::check_launch("attention_block");
   }
 
-  // One row: batch.input is the residual row itself; the norm is here, the residual add is not.
+  // The norm is here, the residual add is not. At one row batch.input is the residual row
+  // itself; above one row it is the stack's compacted copy (padded stride), and batch.output
+  // has the stack's stride too. Rows past the live count are zero in, ignored out.
   void ffn_block(int layer, Step&, cu::FfnBatch<float> const& batch, cudaStream_t s) {
     LlamaConfig const& c = config_;
     DeviceLayer<W> const& w = layers_[static_cast<std::size_t>(layer)];
-    k::rms_norm<<<1, k::kNormThreads, 0, s>>>(batch.input.data, w.ffn_norm.template as<float>(), normed_.as<float>(),
-                                              c.n_embd, c.rms_eps);
-    gemv(w.w_gate, normed_.as<float>(), gate_.as<float>(), s);
-    gemv(w.w_up, normed_.as<float>(), up_.as<float>(), s);
-    k::silu_mul<<<blocks_for(c.n_ff, 256), 256, 0, s>>>(gate_.as<float>(), up_.as<float>(), c.n_ff);
-    gemv(w.w_down, gate_.as<float>(), batch.output.data, s);
+    int const rows = batch.max_rows;
+    long long const d = c.n_embd, ff = c.n_ff;
+    k::NormRows const map{batch.gate.rows, batch.gate.num_rows};  // batch row i is residual row rows[i]
+    k::scale_norm<<<static_cast<unsigned>(rows), k::kNormThreads, 0, s>>>(
+        batch.input.data, batch.input.stride, sum_squares(), map, w.ffn_norm.template as<float>(), normed_.as<float>(),
+        d, c.n_embd, c.rms_eps);
+    gemv(w.w_gate, normed_.as<float>(), d, gate_.as<float>(), ff, rows, s);
+    gemv(w.w_up, normed_.as<float>(), d, up_.as<float>(), ff, rows, s);
+    k::silu_mul<<<blocks_for(rows * c.n_ff, 256), 256, 0, s>>>(gate_.as<float>(), up_.as<float>(), rows * c.n_ff);
+    gemv(w.w_down, gate_.as<float>(), ff, batch.output.data, batch.output.stride, rows, s);
     cu::check_launch("ffn_block");
   }
 
-  skipllm::RowView<float> residual(Step&) { return {x_.as<float>(), 1, config_.n_embd, config_.n_embd}; }
+  skipllm::RowView<float> residual(Step& step) { return {x_.as<float>(), step.rows, config_.n_embd, config_.n_embd}; }
+
+  // The next-RMSNorm hook (skipllm/cuda/next_norm.cuh): the stack's residual kernel writes each
+  // row's new sum of squares here whenever the FFN ran; embed and add_rows write it wherever
+  // this host changes the residual itself. So every norm here is a scale, with no reduction.
+  double* residual_sum_squares(Step&) { return sum_squares(); }
 
   // ---- around the layers ----
-  void embed(cudaStream_t s) {
-    k::embed<<<blocks_for(config_.n_embd, 256), 256, 0, s>>>(embedding_.get(), config_.n_embd, input(), x_.as<float>());
+  void embed(Step const& step, cudaStream_t s) {
+    k::embed<<<static_cast<unsigned>(step.rows), k::kNormThreads, 0, s>>>(embedding_.get(), config_.n_embd, input(),
+                                                                          x_.as<float>(), sum_squares());
     cu::check_launch("embed");
   }
-  void logits(cudaStream_t s) {
-    k::rms_norm<<<1, k::kNormThreads, 0, s>>>(x_.as<float>(), output_norm_.as<float>(), normed_.as<float>(),
-                                              config_.n_embd, config_.rms_eps);
-    gemv(output_.rows > 0 ? output_ : embedding_, normed_.as<float>(), logits_.as<float>(), s);
+  void logits(Step const& step, cudaStream_t s) {
+    long long const d = config_.n_embd;
+    k::scale_norm<<<static_cast<unsigned>(step.rows), k::kNormThreads, 0, s>>>(
+        x_.as<float>(), d, sum_squares(), k::NormRows{}, output_norm_.as<float>(), normed_.as<float>(), d,
+        config_.n_embd, config_.rms_eps);
+    gemv(output_.rows > 0 ? output_ : embedding_, normed_.as<float>(), d, logits_.as<float>(), config_.vocab, step.rows,
+         s);
     cu::check_launch("logits");
   }
-  //! Enqueues the upload of the next token's input (pageable: staged before this returns).
-  void set_input(k::TokenInput const& in, cudaStream_t s) {
-    cu::check(cudaMemcpyAsync(input_.as<void>(), &in, sizeof in, cudaMemcpyHostToDevice, s), "cudaMemcpyAsync(input)");
+  //! Enqueues the upload of the next step's inputs, one per row (pageable: staged before this
+  //! returns).
+  void set_inputs(std::span<k::TokenInput const> in, cudaStream_t s) {
+    cu::check(cudaMemcpyAsync(input_.as<void>(), in.data(), in.size_bytes(), cudaMemcpyHostToDevice, s),
+              "cudaMemcpyAsync(inputs)");
   }
   float const* device_logits() const { return logits_.as<float const>(); }
   LlamaConfig const& config() const { return config_; }
+  std::size_t kv_cache_bytes() const { return kv_cache_.bytes(); }
 
  private:
-  void gemv(DeviceMatrix<W> const& m, float const* x, float* y, cudaStream_t s) {
-    k::gemv<W><<<blocks_for(m.rows, k::kGemvWarps), k::kGemvWarps * 32, 0, s>>>(m.get(), x, y, m.rows, m.cols);
+  // y[b] = m . x[b] for the first `rows` rows (strides in elements).
+  void gemv(DeviceMatrix<W> const& m, float const* x, long long x_stride, float* y, long long y_stride, int rows,
+            cudaStream_t s) {
+    k::gemv<W><<<dim3(blocks_for(m.rows, k::kGemvWarps), static_cast<unsigned>(rows)), k::kGemvWarps * 32, 0, s>>>(
+        m.get(), x, x_stride, y, y_stride, m.rows, m.cols);
   }
   std::size_t plane() const { return static_cast<std::size_t>(max_context_) * config_.kv_dim(); }
+  std::size_t layer_elements() const { return static_cast<std::size_t>(max_rows_) * 2 * plane(); }
   k::TokenInput const* input() const { return input_.as<k::TokenInput const>(); }
+  double* sum_squares() const { return sum_squares_.as<double>(); }
 
   LlamaConfig config_;
   int max_context_;
+  int max_rows_;
   std::vector<DeviceLayer<W>> layers_;
   DeviceMatrix<W> embedding_, output_;
-  DeviceArray output_norm_, x_, normed_, q_, k_, v_, attn_, projected_, gate_, up_, logits_, kv_cache_, input_;
+  DeviceArray output_norm_, x_, normed_, q_, k_, v_, attn_, projected_, gate_, up_, logits_, kv_cache_, input_,
+      sum_squares_;
 };
 
 }  // namespace
@@ -373,86 +481,103 @@ class DeviceLlama {
 // The generator proper, for one weight type.
 struct CudaGenerator::Impl {
   virtual ~Impl() = default;
-  virtual std::span<float const> prefill(std::span<std::int32_t const> prompt) = 0;
-  virtual std::span<float const> decode(std::int32_t token) = 0;
+  virtual std::span<float const> prefill(int slot, std::span<std::int32_t const> prompt) = 0;
+  virtual std::span<float const> decode(std::span<int const> slots, std::span<std::int32_t const> tokens) = 0;
   virtual skipllm::SkipStatistics const& statistics() = 0;
-  virtual skipllm::DecisionTrace const& trace() = 0;
-  int position = 0;
+  virtual skipllm::DecisionTrace& trace() = 0;
+  virtual std::size_t kv_cache_bytes() const = 0;
+  std::vector<int> positions;  //!< per slot; -1: no sequence started
+  int max_context = 0;
 };
 
 namespace {
+
+static_assert(cu::CudaHostFusesNextNorm<DeviceLlama<float>> && cu::CudaHostFusesNextNorm<DeviceLlama<__half>>,
+              "DeviceLlama takes the next-RMSNorm statistic from the stack's residual kernel");
 
 template <class W>
 class GeneratorImpl final : public CudaGenerator::Impl {
   using Stack = cu::DecoderStack<DeviceLlama<W>, skipllm::policy::ConfigurablePolicies>;
 
  public:
-  GeneratorImpl(LlamaModel const& model, skipllm::policy::ConfigurablePolicies const& policies, int max_context,
+  GeneratorImpl(LlamaModel const& model, skipllm::policy::ConfigurablePolicies const& policies, int context,
                 CudaGeneratorOptions const& options)
-      : model_(model, max_context),
-        max_context_(max_context),
+      : model_(model, context, options.max_sequences),
         stream_(make_stream()),
-        options_{.stack = {.max_sequences = 1, .record_trace = options.record_trace},
+        options_{.stack = {.max_sequences = options.max_sequences,
+                           .max_rows = options.max_sequences,
+                           .record_trace = options.record_trace},
                  .hidden = model.config().n_embd,
                  .max_prefill_rows = 1,
-                 .trace_capacity = options.record_trace ? max_context : 0},
+                 .trace_capacity = options.record_trace ? context * options.max_sequences : 0},
         workspace_(Stack::workspace_bytes(model_, options_)),
         stack_(model_, policies, options_, workspace_.as<void>(), workspace_.bytes(), stream_),
-        logits_(static_cast<std::size_t>(model.config().vocab)) {
-    step_.x = model_.residual(step_);
-    stack_.set_rows(std::vector<int>{0}, stream_);
+        graphs_(static_cast<std::size_t>(options.max_sequences)),
+        logits_(static_cast<std::size_t>(options.max_sequences) * static_cast<std::size_t>(model.config().vocab)) {
+    positions.assign(static_cast<std::size_t>(options.max_sequences), -1);
+    max_context = context;
     LlamaConfig const& c = model.config();
     for (int i = 0; i < c.head_dim / 2; ++i) {
       inv_freq_.push_back(static_cast<float>(std::pow(static_cast<double>(c.rope_base), -2.0 * i / c.head_dim)));
     }
   }
   ~GeneratorImpl() override {
-    graph_.reset();
+    graphs_.clear();
     (void)cudaStreamDestroy(stream_);
   }
 
-  std::span<float const> prefill(std::span<std::int32_t const> prompt) override {
+  std::span<float const> prefill(int slot, std::span<std::int32_t const> prompt) override {
+    std::size_t const s = checked_slot(slot);
     if (prompt.empty()) throw std::invalid_argument("engine: empty prompt");
-    if (static_cast<int>(prompt.size()) >= max_context_) {
+    if (static_cast<int>(prompt.size()) >= max_context) {
       throw std::invalid_argument("engine: a prompt of " + std::to_string(prompt.size()) +
-                                  " tokens leaves no room in a context of " + std::to_string(max_context_));
+                                  " tokens leaves no room in a context of " + std::to_string(max_context));
     }
     for (std::int32_t const token : prompt) (void)checked(token);  // nothing runs on a bad prompt
-    stack_.begin_sequence(0, stream_);
-    position = 0;
+    stack_.begin_sequence(slot, stream_);
+    positions[s] = 0;
+    typename DeviceLlama<W>::Step step{.rows = 1};
     for (std::int32_t const token : prompt) {
-      model_.set_input(input_for(token), stream_);
-      model_.embed(stream_);
-      stack_.prefill(step_, stream_);
-      ++position;
+      k::TokenInput const in = input_for(token, slot);
+      model_.set_inputs(std::span<k::TokenInput const>(&in, 1), stream_);
+      model_.embed(step, stream_);
+      stack_.prefill(step, stream_);
+      ++positions[s];
     }
-    model_.logits(stream_);
-    return download_logits();
+    model_.logits(step, stream_);
+    return download_logits(1);
   }
 
-  std::span<float const> decode(std::int32_t token) override {
-    if (position >= max_context_) throw std::length_error("engine: the context is full");
-    model_.set_input(input_for(token), stream_);
-    if (!graph_) {
-      graph_ = cu::capture_graph(stream_, [&](cudaStream_t s) {
-        model_.embed(s);
-        stack_.decode(step_, s);
-        model_.logits(s);
+  std::span<float const> decode(std::span<int const> slots, std::span<std::int32_t const> tokens) override {
+    check_rows(slots, tokens);
+    std::vector<k::TokenInput> inputs;
+    for (std::size_t r = 0; r < slots.size(); ++r) inputs.push_back(input_for(tokens[r], slots[r]));
+    int const rows = static_cast<int>(slots.size());
+    model_.set_inputs(inputs, stream_);
+    stack_.set_rows(slots, stream_);
+    typename DeviceLlama<W>::Step step{.rows = rows};
+    std::optional<cu::Graph>& graph = graphs_[static_cast<std::size_t>(rows - 1)];
+    if (!graph) {  // one graph per row count: a graph bakes its launch shapes
+      graph = cu::capture_graph(stream_, [&](cudaStream_t s) {
+        model_.embed(step, s);
+        stack_.decode(step, s);
+        model_.logits(step, s);
       });
     }
-    graph_->launch(stream_);
-    ++position;
-    return download_logits();
+    graph->launch(stream_);
+    for (int const slot : slots) ++positions[static_cast<std::size_t>(slot)];
+    return download_logits(rows);
   }
 
   skipllm::SkipStatistics const& statistics() override {
     stack_.collect(stream_);
     return stack_.statistics();
   }
-  skipllm::DecisionTrace const& trace() override {
+  skipllm::DecisionTrace& trace() override {
     stack_.collect(stream_);
     return stack_.trace();
   }
+  std::size_t kv_cache_bytes() const override { return model_.kv_cache_bytes(); }
 
  private:
   static cudaStream_t make_stream() {
@@ -461,42 +586,40 @@ class GeneratorImpl final : public CudaGenerator::Impl {
     return s;
   }
 
-  std::int32_t checked(std::int32_t token) const {
-    if (token < 0 || token >= model_.config().vocab) {
-      throw std::out_of_range("engine: token id " + std::to_string(token) + " is outside the vocabulary of " +
-                              std::to_string(model_.config().vocab) + " tokens");
-    }
-    return token;
+  std::size_t checked_slot(int slot) const { return engine::checked_slot(slot, positions.size()); }
+  std::int32_t checked(std::int32_t token) const { return checked_token(token, model_.config().vocab); }
+  void check_rows(std::span<int const> slots, std::span<std::int32_t const> tokens) const {
+    check_decode_rows(slots, tokens, positions, model_.config().vocab, max_context);
   }
 
-  k::TokenInput input_for(std::int32_t token) const {
+  k::TokenInput input_for(std::int32_t token, int slot) const {
     k::TokenInput in;
     in.token = checked(token);
-    in.position = position;
+    in.slot = slot;
+    in.position = positions[static_cast<std::size_t>(slot)];
     for (std::size_t i = 0; i < inv_freq_.size(); ++i) {  // as LlamaHost::set_tokens
-      double const angle = static_cast<double>(position) * inv_freq_[i];
+      double const angle = static_cast<double>(in.position) * inv_freq_[i];
       in.rope[2 * i] = static_cast<float>(std::cos(angle));
       in.rope[2 * i + 1] = static_cast<float>(std::sin(angle));
     }
     return in;
   }
 
-  std::span<float const> download_logits() {
-    cu::check(cudaMemcpyAsync(logits_.data(), model_.device_logits(), sizeof(float) * logits_.size(),
-                              cudaMemcpyDeviceToHost, stream_),
-              "cudaMemcpyAsync(logits)");
+  std::span<float const> download_logits(int rows) {
+    std::size_t const n = static_cast<std::size_t>(rows) * static_cast<std::size_t>(model_.config().vocab);
+    cu::check(
+        cudaMemcpyAsync(logits_.data(), model_.device_logits(), sizeof(float) * n, cudaMemcpyDeviceToHost, stream_),
+        "cudaMemcpyAsync(logits)");
     cu::check(cudaStreamSynchronize(stream_), "cudaStreamSynchronize(logits)");
-    return logits_;
+    return std::span<float const>(logits_.data(), n);
   }
 
   DeviceLlama<W> model_;
-  int max_context_;
   cudaStream_t stream_;
   cu::StackOptions options_;
   DeviceArray workspace_;
   Stack stack_;
-  typename DeviceLlama<W>::Step step_;
-  std::optional<cu::Graph> graph_;
+  std::vector<std::optional<cu::Graph>> graphs_;  //!< [rows - 1]: the decode graph of that row count
   std::vector<float> inv_freq_;
   std::vector<float> logits_;
 };
@@ -506,6 +629,7 @@ class GeneratorImpl final : public CudaGenerator::Impl {
 CudaGenerator::CudaGenerator(LlamaModel const& model, skipllm::policy::ConfigurablePolicies const& policies,
                              int max_context, CudaGeneratorOptions const& options) {
   if (char const* reason = skipllm::policy::invalid_reason(policies)) throw std::invalid_argument(reason);
+  if (options.max_sequences < 1) throw std::invalid_argument("engine: max_sequences must be at least 1");
   if (options.weights == DeviceWeights::kFloat32) {
     impl_ = std::make_unique<GeneratorImpl<float>>(model, policies, max_context, options);
   } else {
@@ -515,10 +639,28 @@ CudaGenerator::CudaGenerator(LlamaModel const& model, skipllm::policy::Configura
 
 CudaGenerator::~CudaGenerator() = default;
 
-std::span<float const> CudaGenerator::prefill(std::span<std::int32_t const> prompt) { return impl_->prefill(prompt); }
-std::span<float const> CudaGenerator::decode(std::int32_t token) { return impl_->decode(token); }
-int CudaGenerator::position() const noexcept { return impl_->position; }
+std::span<float const> CudaGenerator::prefill(std::span<std::int32_t const> prompt) {
+  return impl_->prefill(0, prompt);
+}
+std::span<float const> CudaGenerator::decode(std::int32_t token) {
+  int const slot = 0;
+  return impl_->decode(std::span<int const>(&slot, 1), std::span<std::int32_t const>(&token, 1));
+}
+std::span<float const> CudaGenerator::prefill(int slot, std::span<std::int32_t const> prompt) {
+  return impl_->prefill(slot, prompt);
+}
+std::span<float const> CudaGenerator::decode(std::span<int const> slots, std::span<std::int32_t const> tokens) {
+  return impl_->decode(slots, tokens);
+}
+int CudaGenerator::position() const noexcept { return std::max(impl_->positions[0], 0); }
+int CudaGenerator::position(int slot) const {
+  if (slot < 0 || slot >= max_sequences()) throw std::out_of_range("engine: slot " + std::to_string(slot));
+  return std::max(impl_->positions[static_cast<std::size_t>(slot)], 0);
+}
+int CudaGenerator::max_context() const noexcept { return impl_->max_context; }
+int CudaGenerator::max_sequences() const noexcept { return static_cast<int>(impl_->positions.size()); }
+std::size_t CudaGenerator::kv_cache_bytes() const noexcept { return impl_->kv_cache_bytes(); }
 skipllm::SkipStatistics const& CudaGenerator::statistics() { return impl_->statistics(); }
-skipllm::DecisionTrace const& CudaGenerator::trace() { return impl_->trace(); }
+skipllm::DecisionTrace& CudaGenerator::trace() { return impl_->trace(); }
 
 }  // namespace skipllm::engine

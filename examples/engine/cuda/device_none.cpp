@@ -24,8 +24,16 @@ CudaGenerator::~CudaGenerator() = default;
 // A CudaGenerator is never constructed here, so these are never called.
 std::span<float const> CudaGenerator::prefill(std::span<std::int32_t const>) { throw std::runtime_error(kNoCuda); }
 std::span<float const> CudaGenerator::decode(std::int32_t) { throw std::runtime_error(kNoCuda); }
+std::span<float const> CudaGenerator::prefill(int, std::span<std::int32_t const>) { throw std::runtime_error(kNoCuda); }
+std::span<float const> CudaGenerator::decode(std::span<int const>, std::span<std::int32_t const>) {
+  throw std::runtime_error(kNoCuda);
+}
 int CudaGenerator::position() const noexcept { return 0; }
+int CudaGenerator::position(int) const { throw std::runtime_error(kNoCuda); }
+int CudaGenerator::max_context() const noexcept { return 0; }
+int CudaGenerator::max_sequences() const noexcept { return 0; }
+std::size_t CudaGenerator::kv_cache_bytes() const noexcept { return 0; }
 skipllm::SkipStatistics const& CudaGenerator::statistics() { throw std::runtime_error(kNoCuda); }
-skipllm::DecisionTrace const& CudaGenerator::trace() { throw std::runtime_error(kNoCuda); }
+skipllm::DecisionTrace& CudaGenerator::trace() { throw std::runtime_error(kNoCuda); }
 
 }  // namespace skipllm::engine

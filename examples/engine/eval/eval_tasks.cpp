@@ -8,7 +8,6 @@
 
 #include <skipllm/policy/describe.hpp>
 
-#include "eval/reference_arithmetic.hpp"
 #include "eval/timing.hpp"
 
 namespace skipllm::engine::eval {
@@ -50,11 +49,12 @@ FactoidResult run_factoid(EvalModel const& m, ConfigurablePolicies const& polici
   for (std::size_t i = 0; i < items.size(); ++i)
     check_fits(prompts[i].size(), context, "line " + std::to_string(items[i].line));
 
-  Generator generator(m.model, m.pool, policies, context, reference_arithmetic({.skip_attention = m.skip_attention}));
+  std::unique_ptr<TaskGenerator> const generator =
+      make_task_generator(m, {.policies = policies, .max_context = context, .skip_attention = m.skip_attention});
   FactoidResult r;
   for (std::size_t i = 0; i < items.size(); ++i) {
     FactoidItem const& item = items[i];
-    Generation const g = generate_greedy(generator, m.tokenizer, prompts[i], options.max_tokens);
+    Generation const g = generate_greedy(*generator, m.tokenizer, prompts[i], options.max_tokens);
     FactoidItemResult x;
     x.id = item.id;
     x.line = item.line;
@@ -74,7 +74,7 @@ FactoidResult run_factoid(EvalModel const& m, ConfigurablePolicies const& polici
   }
   r.n = items.size();
   r.accuracy = r.n ? static_cast<double>(r.correct) / static_cast<double>(r.n) : 0.0;
-  r.set_statistics(generator.stack().statistics());
+  r.set_statistics(generator->statistics());
   r.seconds = seconds_since(start);
   return r;
 }
@@ -110,7 +110,7 @@ struct FeedOutcome {
 // Feeds `tokens` window by window through `generator` (see run_perplexity), scoring every
 // prediction in the windows' score ranges. After each decode step whose prediction is scored,
 // `on_scored_step` (if any) is called.
-FeedOutcome feed_text(EvalModel const& m, Generator& generator, std::span<std::int32_t const> tokens, int window,
+FeedOutcome feed_text(EvalModel const& m, TaskGenerator& generator, std::span<std::int32_t const> tokens, int window,
                       int stride, ProgressFn const& progress, std::function<void()> const& on_scored_step) {
   bool const bos = m.add_bos && m.tokenizer.bos_id() >= 0;
   std::vector<Window> const plan = plan_windows(tokens.size(), window, stride, bos);
@@ -161,14 +161,14 @@ PerplexityResult run_perplexity(EvalModel const& m, ConfigurablePolicies const& 
   r.window = options.window;
   r.stride = resolved_stride(options.window, options.stride);
   r.text_tokens = static_cast<std::int64_t>(tokens.size());
-  Generator generator(m.model, m.pool, policies, options.window + 1,
-                      reference_arithmetic({.skip_attention = m.skip_attention}));
-  FeedOutcome const f = feed_text(m, generator, tokens, r.window, r.stride, progress, {});
+  std::unique_ptr<TaskGenerator> const generator = make_task_generator(
+      m, {.policies = policies, .max_context = options.window + 1, .skip_attention = m.skip_attention});
+  FeedOutcome const f = feed_text(m, *generator, tokens, r.window, r.stride, progress, {});
   r.sum_log_prob = f.sum_log_prob;
   r.tokens = f.scored;
   r.windows = f.windows;
   r.perplexity = perplexity_from_sum(f.sum_log_prob, f.scored);
-  r.set_statistics(generator.stack().statistics());
+  r.set_statistics(generator->statistics());
   r.seconds = seconds_since(start);
   return r;
 }
@@ -183,19 +183,20 @@ ProfileResult run_profile(EvalModel const& m, std::string_view text, ProfileOpti
   Clock::time_point const start = Clock::now();
   std::vector<std::int32_t> const tokens = text_tokens(m, text);
   ConfigurablePolicies const dense = profile_policies(options.threshold);
-  Generator generator(m.model, m.pool, dense, options.window + 1, reference_arithmetic({.record_trace = true}));
+  std::unique_ptr<TaskGenerator> const generator =
+      make_task_generator(m, {.policies = dense, .max_context = options.window + 1, .record_trace = true});
   int const layers = m.model.config().n_layers;
   std::vector<std::vector<double>> scores(static_cast<std::size_t>(layers));
   auto const collect = [&] {
-    DecisionTrace& trace = generator.stack().trace();
+    DecisionTrace& trace = generator->trace();
     if (trace.size() == 0) return;
     std::span<float const> const s = trace.scores(trace.size() - 1);
     for (int l = 0; l < layers; ++l) scores[static_cast<std::size_t>(l)].push_back(s[static_cast<std::size_t>(l)]);
     trace.clear();
   };
   // (Steps whose prediction is not scored leave their row in the trace; collect clears it.)
-  FeedOutcome const f = feed_text(m, generator, tokens, options.window, resolved_stride(options.window, options.stride),
-                                  progress, collect);
+  FeedOutcome const f = feed_text(m, *generator, tokens, options.window,
+                                  resolved_stride(options.window, options.stride), progress, collect);
   ProfileResult r;
   r.threshold = options.threshold;
   r.windows = f.windows;
@@ -297,9 +298,10 @@ CompareResult run_compare(EvalModel const& m, ConfigurablePolicies const& polici
   // A policy that cannot skip produces the dense generation itself.
   bool const dense_run = options.with_dense && can_skip(policies);
   ConfigurablePolicies const dense_policies = dense_version(policies);
-  Generator generator(m.model, m.pool, policies, context, reference_arithmetic({.skip_attention = m.skip_attention}));
-  std::optional<Generator> dense_generator;
-  if (dense_run) dense_generator.emplace(m.model, m.pool, dense_policies, context, reference_arithmetic());
+  std::unique_ptr<TaskGenerator> const generator =
+      make_task_generator(m, {.policies = policies, .max_context = context, .skip_attention = m.skip_attention});
+  std::unique_ptr<TaskGenerator> const dense_generator =
+      dense_run ? make_task_generator(m, {.policies = dense_policies, .max_context = context}) : nullptr;
 
   CompareResult r;
   r.dense_run = dense_run;
@@ -309,7 +311,7 @@ CompareResult run_compare(EvalModel const& m, ConfigurablePolicies const& polici
     x.id = item.id;
     x.line = item.line;
     x.prompt_tokens = prompts[i].size();
-    x.skip = generate_greedy(generator, m.tokenizer, prompts[i], options.max_tokens);
+    x.skip = generate_greedy(*generator, m.tokenizer, prompts[i], options.max_tokens);
     x.dense = dense_run ? generate_greedy(*dense_generator, m.tokenizer, prompts[i], options.max_tokens) : x.skip;
     x.agreement = token_agreement(x.dense.tokens, x.skip.tokens);
     x.rouge_vs_dense = rouge_l(x.skip.text, x.dense.text);
@@ -323,7 +325,7 @@ CompareResult run_compare(EvalModel const& m, ConfigurablePolicies const& polici
     if (progress) progress(i + 1, items.size());
   }
   r.summary = summarize_items(r.items);
-  r.set_statistics(generator.stack().statistics());
+  r.set_statistics(generator->statistics());
   r.seconds = seconds_since(start);
   return r;
 }

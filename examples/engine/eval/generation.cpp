@@ -2,6 +2,8 @@
 
 #include <random>
 
+#include "eval/reference_arithmetic.hpp"
+
 namespace skipllm::engine::eval {
 
 std::vector<std::int32_t> chat_prompt_tokens(EvalModel const& m, std::span<ChatMessage const> messages) {
@@ -12,12 +14,43 @@ std::vector<std::int32_t> chat_prompt_tokens(EvalModel const& m, std::span<ChatM
   return ids;
 }
 
-Generation generate_greedy(Generator& generator, Tokenizer const& tokenizer, std::span<std::int32_t const> prompt,
+namespace {
+
+// The CPU engine behind the task interface.
+class CpuTaskGenerator final : public TaskGenerator {
+ public:
+  CpuTaskGenerator(LlamaModel const& model, ThreadPool& pool, TaskGeneratorSpec const& spec)
+      : generator_(model, pool, spec.policies, spec.max_context,
+                   reference_arithmetic({.record_trace = spec.record_trace, .skip_attention = spec.skip_attention})) {}
+  std::span<float const> prefill(std::span<std::int32_t const> prompt) override { return generator_.prefill(prompt); }
+  std::span<float const> decode(std::int32_t token) override { return generator_.decode(token); }
+  int position() const override { return generator_.position(); }
+  int max_context() const override { return generator_.max_context(); }
+  skipllm::SkipStatistics const& statistics() override { return generator_.stack().statistics(); }
+  skipllm::DecisionTrace& trace() override { return generator_.stack().trace(); }
+
+ private:
+  Generator generator_;
+};
+
+}  // namespace
+
+std::unique_ptr<TaskGenerator> cpu_task_generator(LlamaModel const& model, ThreadPool& pool,
+                                                  TaskGeneratorSpec const& spec) {
+  return std::make_unique<CpuTaskGenerator>(model, pool, spec);
+}
+
+std::unique_ptr<TaskGenerator> make_task_generator(EvalModel const& m, TaskGeneratorSpec const& spec) {
+  return m.generators ? m.generators(spec) : cpu_task_generator(m.model, m.pool, spec);
+}
+
+Generation generate_greedy(TaskGenerator& generator, Tokenizer const& tokenizer, std::span<std::int32_t const> prompt,
                            int max_tokens) {
   Generation g;
   g.prompt_tokens = prompt.size();
-  skipllm::SkipStatistics const& stats = generator.stack().statistics();
-  std::uint64_t const skipped0 = stats.skipped_blocks(), blocks0 = stats.ffn_blocks();
+  // Read before and after (not one reference kept): a device generator downloads them when asked.
+  skipllm::SkipStatistics const& before = generator.statistics();
+  std::uint64_t const skipped0 = before.skipped_blocks(), blocks0 = before.ffn_blocks();
   SamplingOptions const greedy;
   std::mt19937_64 rng(0);
   std::span<float const> logits = generator.prefill(prompt);
@@ -39,8 +72,9 @@ Generation generate_greedy(Generator& generator, Tokenizer const& tokenizer, std
     logits = generator.decode(token);
   }
   g.text += utf8.flush();
-  g.skipped_blocks = stats.skipped_blocks() - skipped0;
-  g.ffn_blocks = stats.ffn_blocks() - blocks0;
+  skipllm::SkipStatistics const& after = generator.statistics();
+  g.skipped_blocks = after.skipped_blocks() - skipped0;
+  g.ffn_blocks = after.ffn_blocks() - blocks0;
   return g;
 }
 

@@ -5,11 +5,13 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
 
 #include <skipllm/statistics.hpp>
+#include <skipllm/trace.hpp>
 
 #include "format/tokenizer.hpp"
 #include "model/generator.hpp"
@@ -22,15 +24,54 @@ using skipllm::policy::ConfigurablePolicies;
 
 // ---- The model and generation ----------------------------------------------------------------
 
+//! The decoding a task drives: one sequence at a time, prefill then decode, and the skip
+//! statistics and trace of everything it decoded. Tasks see only this, so the same task code
+//! runs on the CPU engine (cpu_task_generator) or on whatever EvalModel::generators makes (the
+//! CLI's --device cuda: the CUDA engine, which eval itself never includes).
+class TaskGenerator {
+ public:
+  virtual ~TaskGenerator() = default;
+  //! Starts a new sequence with `prompt` (dense); the logits after its last token.
+  virtual std::span<float const> prefill(std::span<std::int32_t const> prompt) = 0;
+  //! Appends `token` (one decode step under the policy); the next logits.
+  virtual std::span<float const> decode(std::int32_t token) = 0;
+  virtual int position() const = 0;
+  virtual int max_context() const = 0;
+  //! Every decode step so far (a device generator downloads them here: read it when needed).
+  virtual skipllm::SkipStatistics const& statistics() = 0;
+  //! The decisions and scores recorded so far (with record_trace); the caller may clear it.
+  virtual skipllm::DecisionTrace& trace() = 0;
+};
+
+//! What a task asks of a generator. Every task runs in the reference arithmetic
+//! (eval/reference_arithmetic.hpp: fp32 activations and KV cache), whatever the device.
+struct TaskGeneratorSpec {
+  skipllm::policy::ConfigurablePolicies policies;
+  int max_context = 0;
+  bool record_trace = false;
+  bool skip_attention = false;  //!< GeneratorOptions::skip_attention
+};
+
+//! Makes a task's generator; an empty function means the CPU engine (cpu_task_generator).
+using GeneratorFactory = std::function<std::unique_ptr<TaskGenerator>(TaskGeneratorSpec const&)>;
+
 //! What a task needs of the loaded model.
 struct EvalModel {
   LlamaModel const& model;
   Tokenizer const& tokenizer;
   ThreadPool& pool;
-  bool add_bos = false;         //!< prepend BOS (the GGUF's tokenizer.ggml.add_bos_token)
-  int max_context = 2048;       //!< tokens of context a task may use (prompt + generation)
-  bool skip_attention = false;  //!< the policy's runs skip whole layers (GeneratorOptions::skip_attention)
+  bool add_bos = false;              //!< prepend BOS (the GGUF's tokenizer.ggml.add_bos_token)
+  int max_context = 2048;            //!< tokens of context a task may use (prompt + generation)
+  bool skip_attention = false;       //!< the policy's runs skip whole layers (GeneratorOptions::skip_attention)
+  GeneratorFactory generators = {};  //!< where the tasks decode; empty: the CPU engine
 };
+
+//! The CPU engine's Generator in the reference arithmetic, as a TaskGenerator.
+std::unique_ptr<TaskGenerator> cpu_task_generator(LlamaModel const& model, ThreadPool& pool,
+                                                  TaskGeneratorSpec const& spec);
+
+//! The generator of `m` for `spec`: m.generators when set, else cpu_task_generator.
+std::unique_ptr<TaskGenerator> make_task_generator(EvalModel const& m, TaskGeneratorSpec const& spec);
 
 //! Progress of a task: `done` of `total` units (items, or tokens for perplexity and profile).
 using ProgressFn = std::function<void(std::size_t done, std::size_t total)>;
@@ -49,7 +90,7 @@ struct Generation {
 
 //! Greedy generation of at most `max_tokens` tokens after `prompt` (dense prefill, then one
 //! decode step per token until an end-of-generation token, max_tokens or a full context).
-Generation generate_greedy(Generator& generator, Tokenizer const& tokenizer, std::span<std::int32_t const> prompt,
+Generation generate_greedy(TaskGenerator& generator, Tokenizer const& tokenizer, std::span<std::int32_t const> prompt,
                            int max_tokens);
 
 //! Whether `p` can skip anything (a greedy rule with spans, the random-window baseline, a

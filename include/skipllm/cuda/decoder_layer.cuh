@@ -19,6 +19,7 @@
 //!   3. [IF node when capturing with kConditionalNode]      body captured once:
 //!        host.ffn_block(l, step, batch, body stream)       FFN on the compacted rows
 //!        residual_similarity kernel                        x[rows[i]] += f[i], score, observe
+//!                                                          (+ sum x^2 for the host's next norm)
 //!      Without a graph (or with kEarlyExit) the same two are enqueued directly and return at
 //!      once when no row runs (the early-exit guard).
 //! States are double-buffered across layers: layer l reads states[l % 2] and writes
@@ -46,6 +47,9 @@ class DecoderLayer {
   using host_type = Host;
   using policies_type = typename skipllm::detail::resolve_policies<P...>::type;
   using metric = typename policies_type::metric;
+  //! What the residual kernel folds: the metric, plus the row's sum of squares for a host that
+  //! takes the next-RMSNorm statistic (next_norm.cuh).
+  using residual_metric = residual_metric_t<Host, metric>;
   using step_type = typename skipllm::detail::step_of<Host>::type;
   //! The host's storage type (e.g. skipllm::bfloat16_t) and the kernels' (e.g. __nv_bfloat16).
   using value_type = std::remove_cv_t<residual_element_t<Host>>;
@@ -112,12 +116,13 @@ class DecoderLayer {
       r.row_slots = b.row_slots;
       r.states = b.states[(layer + 1) & 1];
       r.scores = b.scores + record;
+      r.sum_squares = sum_squares(step);
 
       auto body = [&](cudaStream_t s) {
         host_->ffn_block(layer, step, batch, s);
         // The residual add below would otherwise hide an ffn_block that enqueued nothing here.
         if (conditional) check_ffn_captured(layer, captured_node_count(s));
-        launch_residual_similarity<metric>(r, rows, s);
+        launch_residual_similarity<residual_metric>(r, rows, s);
       };
       if (conditional) {
         capture_if(stream, g.condition, body_stream_, body);
@@ -161,11 +166,21 @@ class DecoderLayer {
       ResidualParams<device_type> r;
       r.residual = x;
       r.ffn_output = RowView<device_type const>{b.ffn_output.data, rows, x.cols, b.ffn_output.stride};
-      launch_residual_similarity<metric>(r, rows, stream);
+      r.sum_squares = sum_squares(step);
+      launch_residual_similarity<residual_metric>(r, rows, stream);
     }
   }
 
  private:
+  // The host's next-RMSNorm statistic ([residual rows]), when it takes one.
+  double* sum_squares(step_type& step) const {
+    if constexpr (CudaHostFusesNextNorm<Host>) {
+      return host_->residual_sum_squares(step);
+    } else {
+      return nullptr;
+    }
+  }
+
   // Both views alias device memory; they differ in the element type the rows are read as.
   // device_view: the host's residual rows as the kernels' type (device_type).
   template <class V>

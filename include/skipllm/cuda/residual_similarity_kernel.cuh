@@ -4,7 +4,8 @@
 //!
 //! Row i of the FFN output belongs to residual row `rows[i]` (the gate's compacted list), for
 //! i below the live count; blocks past the count return at once. Thread 0 records the score and
-//! hands it to `skipllm::observe` on the row's SkipState. Every pointer but the two views is
+//! hands it to `skipllm::observe` on the row's SkipState; with a WithRowSquares metric it also
+//! stores the new row's sum of squares for the host's next RMSNorm (next_norm.cuh). Every pointer but the two views is
 //! optional, so the same kernel serves the decode step, dense prefill (identity rows, no state)
 //! and a bare "add and score these rows" call.
 //!
@@ -20,6 +21,7 @@
 #include "../decision.hpp"
 #include "../row_view.hpp"
 #include "block_residual_similarity.cuh"
+#include "next_norm.cuh"
 #include "row_reduction.cuh"
 #include "storage.cuh"
 
@@ -53,6 +55,9 @@ struct ResidualParams {
   int const* row_slots = nullptr;  //!< [residual rows]: the row's slot, for `states`
   SkipState* states = nullptr;     //!< observe() the score into states[row_slots[r]]; nullptr: no state
   float* scores = nullptr;         //!< [residual rows]: the score of row r; nullptr: not recorded
+  //! [residual rows]: sum of squares of row r after the add (next_norm.cuh), written only when
+  //! the metric is a WithRowSquares; nullptr: not recorded
+  double* sum_squares = nullptr;
 };
 
 template <class Metric, class T, int Threads>
@@ -63,9 +68,12 @@ SKIPLLM_KERNEL void __launch_bounds__(Threads) residual_similarity_kernel(Residu
   int const live = params.num_rows != nullptr ? *params.num_rows : static_cast<int>(params.ffn_output.rows);
   if (i >= live) return;  // the whole block: nothing for this FFN row (the early-exit path)
   int const r = params.rows != nullptr ? params.rows[i] : i;
-  float const score =
-      Block(storage).add_and_score(params.residual.row(r), params.ffn_output.row(i), params.residual.cols);
+  auto const total = Block(storage).add(params.residual.row(r), params.ffn_output.row(i), params.residual.cols);
   if (threadIdx.x == 0) {
+    float const score = Metric::finalize(total);
+    if constexpr (sums_row_squares_v<Metric>) {
+      if (params.sum_squares != nullptr) params.sum_squares[r] = total.squares;
+    }
     if (params.scores != nullptr) params.scores[r] = score;
     if (params.states != nullptr) {
       int const slot = params.row_slots[r];

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <fstream>
 #include <limits>
+#include <memory>
 #include <set>
 #include <sstream>
 #include <string>
@@ -626,6 +627,89 @@ BOOST_AUTO_TEST_CASE(dense_policy_agrees_with_itself_and_skipping_is_counted) {
   BOOST_TEST(s.skip_ratio > 0.0);
   BOOST_TEST(s.items[0].dense.tokens == dense.items[0].skip.tokens);  // the dense run is the dense policy's
   BOOST_TEST(s.items[0].skip.skipped_blocks == s.statistics.skipped_blocks());
+}
+
+// A TaskGenerator that forwards to the CPU engine's and counts the calls, as the CLI's CUDA
+// factory (cli/cuda_task_generator) stands in for it: the tasks must decode through it only.
+struct CountingGenerator final : ev::TaskGenerator {
+  CountingGenerator(std::unique_ptr<ev::TaskGenerator> inner, int& decodes)
+      : inner(std::move(inner)), decodes(decodes) {}
+  std::span<float const> prefill(std::span<std::int32_t const> prompt) override { return inner->prefill(prompt); }
+  std::span<float const> decode(std::int32_t token) override {
+    ++decodes;
+    return inner->decode(token);
+  }
+  int position() const override { return inner->position(); }
+  int max_context() const override { return inner->max_context(); }
+  skipllm::SkipStatistics const& statistics() override { return inner->statistics(); }
+  skipllm::DecisionTrace& trace() override { return inner->trace(); }
+  std::unique_ptr<ev::TaskGenerator> inner;
+  int& decodes;
+};
+
+struct CountingFactory {
+  std::vector<ev::TaskGeneratorSpec> specs;
+  int decodes = 0;
+  ev::GeneratorFactory make(Model& m) {
+    return [this, &m](ev::TaskGeneratorSpec const& spec) -> std::unique_ptr<ev::TaskGenerator> {
+      specs.push_back(spec);
+      return std::make_unique<CountingGenerator>(ev::cpu_task_generator(m.model, m.pool, spec), decodes);
+    };
+  }
+};
+
+BOOST_AUTO_TEST_CASE(tasks_decode_through_the_given_generators_with_the_same_results) {
+  Model m;
+  CountingFactory f;
+  ev::EvalModel const via{m.model, m.tokenizer, m.pool, false, 512, false, f.make(m)};
+  skipllm::policy::ConfigurablePolicies const skipping{skipllm::policy::Greedy{}, {}, {0, 0}};
+
+  std::vector<ev::FactoidItem> facts(1);
+  facts[0].question = "What is the capital of France?";
+  facts[0].answers = {"Paris"};
+  ev::FactoidOptions fo;
+  fo.max_tokens = 8;
+  ev::FactoidResult const fa = ev::run_factoid(m.eval(), skipping, facts, fo);
+  ev::FactoidResult const fb = ev::run_factoid(via, skipping, facts, fo);
+  BOOST_TEST(fa.items[0].output == fb.items[0].output);
+  BOOST_TEST(fa.statistics.skipped_blocks() == fb.statistics.skipped_blocks());
+  BOOST_TEST(fa.items[0].skipped_blocks == fb.items[0].skipped_blocks);
+  BOOST_TEST_REQUIRE(f.specs.size() == 1u);
+  BOOST_TEST(!f.specs[0].record_trace);
+  BOOST_TEST(f.specs[0].max_context > 0);
+  BOOST_TEST(f.decodes > 0);
+
+  std::string const text = "The harbour at Corran rises and falls twice a day, and the boats rest in the mud.";
+  ev::PerplexityOptions po;
+  po.window = 8;
+  ev::PerplexityResult const pa = ev::run_perplexity(m.eval(), skipping, text, po);
+  ev::PerplexityResult const pb = ev::run_perplexity(via, skipping, text, po);
+  BOOST_TEST(pa.sum_log_prob == pb.sum_log_prob);
+  BOOST_TEST(pa.statistics.tokens() == pb.statistics.tokens());
+  BOOST_TEST_REQUIRE(f.specs.size() == 2u);
+  BOOST_TEST(f.specs[1].max_context == 9);
+
+  ev::ProfileOptions pr;
+  pr.window = 8;
+  ev::ProfileResult const ra = ev::run_profile(m.eval(), text, pr);
+  ev::ProfileResult const rb = ev::run_profile(via, text, pr);
+  BOOST_TEST(ra.tokens == rb.tokens);
+  BOOST_TEST(rb.tokens > 0);
+  BOOST_TEST_REQUIRE(ra.layers.size() == rb.layers.size());
+  for (std::size_t l = 0; l < ra.layers.size(); ++l) BOOST_TEST(ra.layers[l].cosine.mean == rb.layers[l].cosine.mean);
+  BOOST_TEST_REQUIRE(f.specs.size() == 3u);
+  BOOST_TEST(f.specs[2].record_trace);  // the profile reads every step's scores from the trace
+
+  std::vector<ev::PromptItem> prompts(1);
+  prompts[0].messages.push_back({"user", "Write a poem about the sea."});
+  ev::CompareOptions co;
+  co.max_tokens = 12;
+  ev::CompareResult const ca = ev::run_compare(m.eval(), skipping, prompts, co);
+  ev::CompareResult const cb = ev::run_compare(via, skipping, prompts, co);
+  BOOST_TEST(ca.items[0].skip.tokens == cb.items[0].skip.tokens);
+  BOOST_TEST(ca.items[0].dense.tokens == cb.items[0].dense.tokens);
+  BOOST_TEST_REQUIRE(f.specs.size() == 5u);  // the policy's generator and the dense one
+  BOOST_TEST(!ev::can_skip(f.specs[4].policies));
 }
 
 BOOST_AUTO_TEST_SUITE_END()
