@@ -3,18 +3,19 @@
 
 1. identity: the patched build with a dense policy (SKIPLLM_POLICY = configs/dense.json: no
    warm-up and only the last layer cold, so every other layer of every decoded token goes through
-   skipllm's decision, custom FFN ops and residual add, and none is skipped) against the same build with SKIPLLM_POLICY unset (llama.cpp's
-   own code path) and, when given, against the unpatched build: the greedy tokens of every prompt
-   must be identical for every step, and the logits must agree within LOGITS_TOLERANCE.
+   skipllm's decision and residual node, and none is skipped) against the same build with
+   SKIPLLM_POLICY unset (llama.cpp's own code path) and, when given, against the unpatched build:
+   the greedy tokens of every prompt must be identical for every step, and the logits must agree
+   within LOGITS_TOLERANCE.
 2. decisions: the patched build with the paper's settings (configs/paper.json, what
-   `skipllm generate --paper` runs) against skipllm's reference engine on the same raw prompt: the
+   `skipllm generate --paper` runs) against skipllm's reference engine on the same prompt tokens: the
    decision traces (skipllm.stats/2, SKIPLLM_TRACE vs --trace) must agree token by token up to the
    first decode step whose inputs differ (the generated tokens part) or where a similarity score of
    either side lies within SCORE_BAND of the threshold (the two compute the scores with different
    arithmetic, see SCORE_BAND), and the agreeing prefix must hold real skip decisions.
 
-Standard library only. Exit status 0: passed, 1: failed. (tests/llama_cpp/run_tests.sh builds what this
-needs and reports 77, cannot run here, when llama.cpp's source cannot be downloaded.)
+Standard library only. Exit status 0: passed, 1: failed. (tests/llama_cpp/run_tests.sh builds what
+this needs and reports 77, cannot run here, when llama.cpp's source cannot be downloaded.)
 Usage: test_llama_cpp.py --probe PATCHED_PROBE [--plain-probe PROBE] --model GGUF --engine SKIPLLM
                          --configs DIR [--steps N] [--threads N] [--work DIR] [--only identity|decisions]
 """
@@ -44,7 +45,7 @@ IDENTITY_PROMPTS = [
 ]
 
 # Prompts for the decision test: ones whose greedy continuations agree between the engine (fp32)
-# and llama.cpp (8-bit activations) well past the 16 warm-up steps; a prompt whose texts part
+# and llama.cpp (8-bit activations) well past the 16 warm-up steps; a prompt whose tokens part
 # early compares little (the text with the paper's settings collapses soon after skipping starts,
 # and from there the two sides' small differences decide the tokens).
 DECISION_PROMPTS = [
@@ -58,10 +59,9 @@ DECISION_PROMPTS = [
 ]
 DECISION_STEPS = 48
 
-# Identity: the dense skipllm path does, per layer, the residual add x + FFN(x) in fp32 (as
-# ggml_add does) plus a similarity it only reads, and the same matrix products on the same weight
-# bytes, so for the default model (Q4_1 weights, which llama.cpp's CPU backend does not repack)
-# the logits are expected bit for bit equal. The bound is that: exactly 0.
+# Identity: with nothing skipped, every FFN node is llama.cpp's own and computed, and skipllm's
+# residual node does the fp32 additions ggml_add does, plus a similarity it only reads; no
+# arithmetic differs, so the logits are expected bit for bit equal. The bound is that: exactly 0.
 LOGITS_TOLERANCE = 0.0
 
 # Decisions: the engine computes in fp32 with dequantized weights; llama.cpp rounds the
