@@ -97,7 +97,9 @@ struct Client::Impl {
     }
   }
 
+  // A context that never ran a ubatch (llama.cpp's tools make throwaway ones) reports nothing.
   void report() {
+    if (session.statistics().tokens() == 0 && session.statistics().prefill_tokens() == 0) return;
     std::string const policy = skipllm::describe(policies);
     if (env("SKIPLLM_QUIET") == nullptr) {
       std::cerr << "\nskipllm: FFN skipping in llama.cpp (" << policy_path << ")\n";
