@@ -145,7 +145,13 @@ configure() {
     -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_EXAMPLES=OFF)
   # (LLAMA_CURL, still named in some guides, is deprecated and ignored by this llama.cpp: it has
   # no download code to switch off; LLAMA_OPENSSL=OFF keeps it from looking for OpenSSL.)
-  [ "$variant" = skipllm ] && args+=("-DLLAMA_SKIPLLM_DIR=$root")
+  # skipllm is reached through a link in the cache that always names this checkout, so that a
+  # build made from another clone only recompiles the glue and the few llama.cpp files that
+  # include it (a changed LLAMA_SKIPLLM_DIR would reconfigure and rebuild everything).
+  if [ "$variant" = skipllm ]; then
+    ln -sfn "$root" "$cache/skipllm-source"
+    args+=("-DLLAMA_SKIPLLM_DIR=$cache/skipllm-source")
+  fi
   if command -v ninja >/dev/null; then args+=(-G Ninja); fi
   if [ ! -f "$build/CMakeCache.txt" ] || [ "$(cat "$build/.skipllm-args" 2>/dev/null)" != "${args[*]}" ]; then
     say "configuring $build"
@@ -265,8 +271,8 @@ cmd_generate() {
   [ -f "$policy" ] || die "policy config $policy not found"
   mkdir -p "$cache"
   build_variant skipllm 0
-  # --fit off: fitting the parameters to the device memory builds a throwaway context first,
-  # whose (empty) skip statistics would be printed too; on the CPU there is nothing to fit.
+  # --fit off: fitting the parameters to the device memory builds a throwaway context first;
+  # on the CPU there is nothing to fit.
   local args=(-m "$model" -p "$prompt" -n "$tokens" --temp 0 -t "${SKIPLLM_THREADS:-$(nproc)}" --no-warmup
     --no-display-prompt -lv 1 --fit off)
   # An instruct model answers a chat turn: one turn with the model's chat template, then exit.
