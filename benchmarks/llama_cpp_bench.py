@@ -2,8 +2,8 @@
 """Decode speed of llama.cpp patched with skipllm (examples/llama_cpp), measured by llama.cpp's own
 llama-bench: the unpatched build against the patched one, dense and with forced FFN skipping.
 
-Variants, run in interleaved rounds (every variant once per round, in this order, each a fresh
-llama-bench process with the same thread count, `-p 0 -n N -o json`):
+Variants, run in interleaved rounds (every variant once per round, this order rotated by one each
+round, each a fresh llama-bench process with the same thread count, `-p 0 -n N -o json`):
   plain          the unpatched build (llama.cpp's defaults, weight repacking on)
   plain-norepack the unpatched build with `--repack 0`: no CPU repacking of weights (llama.cpp
                  repacks Q4_0 into an interleaved layout at load). The patched build keeps
@@ -166,7 +166,9 @@ def bench_model(a, name: str, model: Path, tokens: int, reps: int, tmp: Path) ->
     # One discarded run first: the model's pages into the page cache, the CPU out of idle.
     llama_bench(a, a.plain, model, min(tokens, 8), 1, [], {})
     for r in range(a.rounds):
-        for label, exe, extra, config in variants:
+        # Each round starts one variant later: a run after another that left the memory in a
+        # worse state (page cache, huge pages) is a different variant every round.
+        for label, exe, extra, config in variants[r % len(variants):] + variants[:r % len(variants)]:
             env = {"SKIPLLM_POLICY": str(config)} if config else {}
             res = llama_bench(a, exe, model, tokens, reps, extra, env)
             tps[label].append(res["avg_ts"])
@@ -203,7 +205,7 @@ def report(a, results: list[dict], started: str, load: tuple, argv: list) -> str
         f"OpenMP wait policy {a.omp_wait}" + (" (OMP_WAIT_POLICY=PASSIVE)" if a.omp_wait == "passive" else ""),
         f"- command: `python3 benchmarks/llama_cpp_bench.py {' '.join(argv)}` (via `examples/llama_cpp/run.sh bench`)",
         f"- each run: `llama-bench -m MODEL -p 0 -n N -t {a.threads} -r R -o json` (N, R below), a fresh process; "
-        f"{a.rounds} interleaved rounds of every variant; tok/s = llama-bench's avg_ts of the run",
+        f"{a.rounds} interleaved rounds of every variant, the order rotated by one each round; tok/s = llama-bench's avg_ts of the run",
         "",
         "Medians over the rounds; ratios are medians of the per-round ratios; spread = (max - min) / median.",
         "Byte-ideal: dense bytes per token / (dense bytes - the skipped layers' FFN bytes).",
@@ -289,9 +291,9 @@ def main(argv=None) -> int:
             if name == "smollm2-135m":
                 results.append(bench_model(a, name, a.model, 32 if a.quick else 64, 1 if a.quick else 2, Path(tmp)))
             else:
-                # About 1.2 tok/s on 2 cores here: 16 timed tokens are 13 s a run.
+                # About 2 tok/s on 2 idle cores here: 32 timed tokens are about 16 s a run.
                 model = ensure_synthetic(a.models_dir, a.python)
-                results.append(bench_model(a, name, model, 4 if a.quick else 16, 1, Path(tmp)))
+                results.append(bench_model(a, name, model, 4 if a.quick else 32, 1, Path(tmp)))
     load_end = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     text = report(a, results, started, (load_start, load_end), argv)
     print(text)
