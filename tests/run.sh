@@ -6,7 +6,7 @@
 #   SKIPLLM_JOBS       parallel jobs (default: number of cores)
 #   SKIPLLM_MODEL      use this GGUF instead of the cached default model
 #   SKIPLLM_QUICK=1    the main build's tests only (no sanitizer build, no fuzzing)
-#   SKIPLLM_FUZZ_SECONDS  seconds each fuzz target runs (default: 10)
+#   SKIPLLM_FUZZ_SECONDS  seconds each fuzz target runs (default: 6)
 #   SKIPLLM_LLAMA_CPP  0: leave out the llama.cpp integration's tests; 1: run them even with
 #                      SKIPLLM_QUICK=1 (default: with the full suite)
 # After the main suite: the llama.cpp integration's tests (tests/llama_cpp), the CPU suite again
@@ -43,7 +43,7 @@ fi
 [ "${SKIPLLM_QUICK:-0}" = 1 ] && exit 0
 SKIPLLM_MODEL=${SKIPLLM_MODEL:-$model} "$root/tests/sanitize/run_sanitized.sh" "$build-sanitize"
 status=0
-SKIPLLM_FUZZ_BUILD_DIR="$build-fuzz" "$root/tests/fuzz/run_fuzzers.sh" "${SKIPLLM_FUZZ_SECONDS:-10}" || status=$?
+SKIPLLM_FUZZ_BUILD_DIR="$build-fuzz" "$root/tests/fuzz/run_fuzzers.sh" "${SKIPLLM_FUZZ_SECONDS:-6}" || status=$?
 if [ "$status" -eq 77 ] && [ "${CI:-}" != true ]; then
   echo "skipllm: fuzzing skipped (see above); the rest of the suite passed" >&2
   status=0
