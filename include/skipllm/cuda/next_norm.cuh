@@ -28,6 +28,7 @@
 
 #include "../concepts.hpp"
 #include "../config.hpp"
+#include "../detail/math.hpp"
 #include "host.cuh"
 
 namespace skipllm::cuda {
@@ -45,23 +46,16 @@ struct WithRowSquares {
   };
 
   SKIPLLM_HOST_DEVICE static Accumulator accumulate(Accumulator a, float before, float after) noexcept {
-    return {Metric::accumulate(a.metric, before, after), add(a.squares, square(after))};
+    return {Metric::accumulate(a.metric, before, after), skipllm::detail::add_rn(a.squares, square(after))};
   }
   SKIPLLM_HOST_DEVICE static Accumulator combine(Accumulator a, Accumulator b) noexcept {
-    return {Metric::combine(a.metric, b.metric), add(a.squares, b.squares)};
+    return {Metric::combine(a.metric, b.metric), skipllm::detail::add_rn(a.squares, b.squares)};
   }
   SKIPLLM_HOST_DEVICE static float finalize(Accumulator a) noexcept { return Metric::finalize(a.metric); }
 
  private:
   // A float's square is exact in double; the sum rounds each step to nearest (no contraction).
   SKIPLLM_HOST_DEVICE static double square(float v) noexcept { return static_cast<double>(v) * v; }
-  SKIPLLM_HOST_DEVICE static double add(double a, double b) noexcept {
-#ifdef __CUDA_ARCH__
-    return __dadd_rn(a, b);
-#else
-    return a + b;
-#endif
-  }
 };
 
 //! True for WithRowSquares<M>: the residual kernel then stores the row's sum of squares.

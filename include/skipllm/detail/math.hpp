@@ -55,4 +55,12 @@ SKIPLLM_HOST_DEVICE inline float add_rn(float a, float b) noexcept {
 #endif
 }
 
+SKIPLLM_HOST_DEVICE inline double add_rn(double a, double b) noexcept {
+#if SKIPLLM_IS_DEVICE_CODE
+  return __dadd_rn(a, b);
+#else
+  return a + b;
+#endif
+}
+
 }  // namespace skipllm::detail
