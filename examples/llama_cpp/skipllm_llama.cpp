@@ -10,8 +10,9 @@
 //   residual(l): x = h + f, score, decide layer l+1, set the flags of FFN(l+1)'s nodes
 //     -> attention(l+1) -> FFN norm -> FFN(l+1) (computed only if some row runs it) -> residual(l+1)
 //
-// residual(l) is one custom op that replaces llama.cpp's residual add in decode graphs, cold
-// layers included, since a cold layer's score feeds the decision of the layer after it. The
+// residual(l) is one custom op that replaces llama.cpp's residual add after every FFN but the
+// last, in every graph of the context (prefill too, where it only adds), cold layers included,
+// since a cold layer's score feeds the decision of the layer after it. The
 // add and the score are one pass (skipllm::cpu::residual_add_similarity); the add gives the
 // bits ggml's add gives. A SkipSession keeps the per-sequence state, statistics and trace, as in
 // skipllm's own engine. A step with several sequences runs an FFN when any of its rows does
