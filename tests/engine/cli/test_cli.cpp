@@ -739,6 +739,9 @@ BOOST_AUTO_TEST_CASE(generate_streams_the_answer_and_writes_the_summary, *utf::p
   int const generated = s.get<int>("tokens.generated");
   BOOST_TEST(generated >= 1);
   BOOST_TEST(generated <= 24);
+  // The token ids themselves, one per counted token (what another engine is fed).
+  BOOST_TEST(s.get_child("token_ids.prompt").size() == s.get<std::size_t>("tokens.prompt"));
+  BOOST_TEST(s.get_child("token_ids.generated").size() == static_cast<std::size_t>(generated));
   BOOST_TEST(s.get<double>("tokens_per_s.prefill") > 0);
   BOOST_TEST(s.get<double>("timings_s.decode") > 0);
   BOOST_TEST(s.get<double>("policy.threshold") == 0.95);
