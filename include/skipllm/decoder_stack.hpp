@@ -19,7 +19,6 @@
 #include <span>
 #include <stdexcept>
 #include <string>
-#include <vector>
 
 #include "decoder_layer.hpp"
 #include "skip_session.hpp"
